@@ -1,0 +1,9 @@
+//! Reusable pieces: the signed-in frame, the password field island, notices.
+
+mod frame;
+mod notice;
+mod password_field;
+
+pub use frame::AppFrame;
+pub use notice::{ErrorNotice, InfoNotice};
+pub use password_field::PasswordField;

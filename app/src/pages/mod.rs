@@ -1,0 +1,16 @@
+//! One folder per flow. Pages render on the server; interactive parts are islands in `components`.
+
+pub mod activity;
+pub mod home;
+pub mod not_found;
+pub mod security_info;
+pub mod signin;
+
+/// Sets the HTTP status of the page being rendered (no-op in the browser).
+#[cfg(feature = "ssr")]
+pub(crate) fn set_status(code: u16) {
+    crate::ssr::set_status(code);
+}
+
+#[cfg(not(feature = "ssr"))]
+pub(crate) fn set_status(_code: u16) {}

@@ -1,0 +1,64 @@
+//! `/signin`: username + password. A plain form post (works before any wasm loads); the server
+//! answers with a redirect either way, carrying one generic error code on failure.
+
+use crate::api::{ErrorCode, SignIn};
+use crate::components::{ErrorNotice, InfoNotice, PasswordField};
+use crate::{routes, text};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_query_map;
+
+#[component]
+pub fn SigninPage() -> impl IntoView {
+    let t = text::en();
+    let query = use_query_map();
+    let error = query.with_untracked(|q| q.get(routes::ERROR_PARAM).and_then(|c| ErrorCode::from_code(&c)));
+    let notice = query.with_untracked(|q| match q.get("notice").as_deref() {
+        Some("signed_out") => Some(t.signed_out_notice),
+        Some("expired") => Some(t.session_expired_notice),
+        _ => None,
+    });
+    let action = ServerAction::<SignIn>::new();
+    view! {
+        <Title text=format!("{} · {}", t.signin_title, t.product)/>
+        <main id="main" class="auth-page">
+            <section class="card" aria-labelledby="signin-title">
+                <p class="brand">
+                    <span class="brand-mark" aria-hidden="true"></span>
+                    {t.product}
+                </p>
+                <h1 id="signin-title">{t.signin_title}</h1>
+                <p class="muted">{t.signin_intro}</p>
+                {error.map(|code| view! { <ErrorNotice code testid=routes::testid::SIGNIN_ERROR/> })}
+                {notice.map(|message| view! { <InfoNotice message/> })}
+                <div data-testid=routes::testid::SIGNIN_FORM>
+                    <ActionForm action>
+                        <div class="field">
+                            <label for="username">{t.username_label}</label>
+                            <input
+                                id="username"
+                                name="username"
+                                type="text"
+                                autocomplete="username"
+                                autocapitalize="off"
+                                spellcheck="false"
+                                required=true
+                                maxlength="256"
+                            />
+                        </div>
+                        <PasswordField
+                            id="password".to_string()
+                            name="password".to_string()
+                            label=t.password_label.to_string()
+                            autocomplete="current-password".to_string()
+                            show_label=t.show_password.to_string()
+                            hide_label=t.hide_password.to_string()
+                        />
+                        <button type="submit" class="button primary wide">{t.signin_button}</button>
+                    </ActionForm>
+                </div>
+                <p class="muted small">{t.tagline}</p>
+            </section>
+        </main>
+    }
+}

@@ -1,0 +1,130 @@
+//! The ONE server-only module of the UI: the port through which server functions reach the
+//! backend. `app` defines it; the `converge` server implements [`Backend`], provides it as
+//! context, and puts a [`RequestCtx`] into every request's extensions before Leptos sees it.
+
+use crate::api::{ActivityItem, ApiError, ErrorCode, SecurityInfo, SessionView};
+use crate::routes;
+use leptos::prelude::*;
+use std::sync::Arc;
+
+/// Who is calling, established by the server before any page or server function runs.
+#[derive(Clone, Debug, Default)]
+pub struct RequestCtx {
+    pub client_ip: String,
+    pub user_agent: String,
+    /// The raw session cookie value, if any (so sign-in can rotate it and sign-out can end it).
+    pub session_token: Option<String>,
+    /// The valid session behind that cookie, if any.
+    pub session: Option<SignedIn>,
+    /// CSP nonce for this response's inline hydration script.
+    pub nonce: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub user_id: String,
+    pub view: SessionView,
+}
+
+impl RequestCtx {
+    /// Every server function that acts for a user starts here.
+    pub fn signed_in(&self) -> Result<&SignedIn, ApiError> {
+        self.session.as_ref().ok_or(ApiError::Failed(ErrorCode::NotSignedIn))
+    }
+}
+
+pub enum SigninRequest {
+    Password { username: String, password: String },
+    SignOut,
+}
+
+/// Outcome of a sign-in flow step; cookies are complete `Set-Cookie` header values.
+#[derive(Debug)]
+pub enum SigninStatus {
+    SignedIn { set_cookie: String },
+    /// Wrong credentials, unknown user, disabled, locked or throttled: one answer for all.
+    Rejected,
+    SignedOut { set_cookie: String },
+    Failed(ErrorCode),
+}
+
+pub enum AccountRequest {
+    SecurityInfo,
+    Activity { limit: u32 },
+}
+
+pub enum AccountStatus {
+    SecurityInfo(SecurityInfo),
+    Activity(Vec<ActivityItem>),
+}
+
+/// The backend as the UI sees it: one method per flow, a request enum in, a status out.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + 'static {
+    async fn signin(&self, ctx: &RequestCtx, req: SigninRequest) -> SigninStatus;
+    async fn account(&self, ctx: &RequestCtx, req: AccountRequest)
+        -> Result<AccountStatus, ApiError>;
+}
+
+/// The backend provided by the server as context.
+pub fn backend() -> Result<Arc<dyn Backend>, ApiError> {
+    use_context::<Arc<dyn Backend>>().ok_or(ApiError::Failed(ErrorCode::Internal))
+}
+
+/// The caller of the current request.
+pub fn request_ctx() -> Result<RequestCtx, ApiError> {
+    use_context::<http::request::Parts>()
+        .and_then(|parts| parts.extensions.get::<RequestCtx>().cloned())
+        .ok_or(ApiError::Failed(ErrorCode::Internal))
+}
+
+/// Provides this request's CSP nonce so `HydrationScripts` marks its inline script with it.
+pub fn provide_request_nonce() {
+    if let Ok(ctx) = request_ctx() {
+        provide_context(leptos::nonce::Nonce::from_value(ctx.nonce));
+    }
+}
+
+/// Applies a sign-in / sign-out outcome to the HTTP response: cookie and redirect.
+pub fn finish_signin(status: SigninStatus) {
+    let set_cookie = |value: &str| {
+        if let (Some(opts), Ok(v)) = (
+            use_context::<leptos_axum::ResponseOptions>(),
+            http::HeaderValue::from_str(value),
+        ) {
+            opts.append_header(http::header::SET_COOKIE, v);
+        }
+    };
+    match status {
+        SigninStatus::SignedIn { set_cookie: c } => {
+            set_cookie(&c);
+            leptos_axum::redirect(routes::SECURITY_INFO);
+        }
+        SigninStatus::SignedOut { set_cookie: c } => {
+            set_cookie(&c);
+            leptos_axum::redirect(&format!("{}?notice=signed_out", routes::SIGNIN));
+        }
+        SigninStatus::Rejected => leptos_axum::redirect(&format!(
+            "{}?{}={}",
+            routes::SIGNIN,
+            routes::ERROR_PARAM,
+            ErrorCode::SigninFailed.code()
+        )),
+        SigninStatus::Failed(code) => leptos_axum::redirect(&format!(
+            "{}?{}={}",
+            routes::SIGNIN,
+            routes::ERROR_PARAM,
+            code.code()
+        )),
+    }
+}
+
+/// Sets the HTTP status of the page being rendered (404 page, error pages).
+pub fn set_status(code: u16) {
+    if let (Some(opts), Ok(status)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        http::StatusCode::from_u16(code),
+    ) {
+        opts.set_status(status);
+    }
+}

@@ -1,0 +1,170 @@
+//! Every user-facing string of the UI, in one place. A language is one `Texts` value; adding Dutch
+//! means adding `NL` and a way to pick it — the compiler then insists every string is translated.
+
+/// All strings one language needs. Fields are grouped by page.
+#[derive(Debug)]
+pub struct Texts {
+    pub product: &'static str,
+    pub tagline: &'static str,
+    pub skip_to_content: &'static str,
+    pub nav_label: &'static str,
+    pub nav_security_info: &'static str,
+    pub nav_activity: &'static str,
+    pub signed_in_as: &'static str,
+    pub sign_out: &'static str,
+
+    // sign-in
+    pub signin_title: &'static str,
+    pub signin_intro: &'static str,
+    pub username_label: &'static str,
+    pub password_label: &'static str,
+    pub show_password: &'static str,
+    pub hide_password: &'static str,
+    pub signin_button: &'static str,
+    pub signin_failed: &'static str,
+    pub signed_out_notice: &'static str,
+    pub session_expired_notice: &'static str,
+    pub request_blocked: &'static str,
+    pub unavailable: &'static str,
+    pub internal_error: &'static str,
+    pub error_code_prefix: &'static str,
+
+    // security info
+    pub security_info_title: &'static str,
+    pub security_info_intro: &'static str,
+    pub methods_heading: &'static str,
+    pub no_methods: &'static str,
+    pub contact_heading: &'static str,
+    pub contact_intro: &'static str,
+    pub email_label: &'static str,
+    pub mobile_label: &'static str,
+    pub alternate_label: &'static str,
+    pub office_label: &'static str,
+    pub not_set: &'static str,
+    pub from_directory: &'static str,
+
+    // activity
+    pub activity_title: &'static str,
+    pub activity_intro: &'static str,
+    pub activity_empty: &'static str,
+    pub col_time: &'static str,
+    pub col_event: &'static str,
+    pub col_result: &'static str,
+    pub col_address: &'static str,
+    pub col_device: &'static str,
+    pub result_success: &'static str,
+    pub result_failure: &'static str,
+    pub event_signin: &'static str,
+    pub event_signout: &'static str,
+    pub event_session_expired: &'static str,
+    pub event_account_locked: &'static str,
+    pub event_password_set: &'static str,
+    pub event_user_created: &'static str,
+    pub event_user_updated: &'static str,
+    pub event_other: &'static str,
+
+    // errors
+    pub not_found_title: &'static str,
+    pub not_found_body: &'static str,
+    pub back_home: &'static str,
+}
+
+pub const EN: Texts = Texts {
+    product: "Converge",
+    tagline: "Security info and password self-service",
+    skip_to_content: "Skip to main content",
+    nav_label: "Main",
+    nav_security_info: "Security info",
+    nav_activity: "My activity",
+    signed_in_as: "Signed in as",
+    sign_out: "Sign out",
+
+    signin_title: "Sign in",
+    signin_intro: "Use your organisation account.",
+    username_label: "Username",
+    password_label: "Password",
+    show_password: "Show password",
+    hide_password: "Hide password",
+    signin_button: "Sign in",
+    signin_failed: "That username and password did not work. Check them and try again. \
+        After several failed attempts you will have to wait a little before trying again.",
+    signed_out_notice: "You have signed out.",
+    session_expired_notice: "Your session has ended. Please sign in again.",
+    request_blocked: "This request was blocked because it did not come from this site. \
+        Reload the page and try again.",
+    unavailable: "Converge cannot reach a service it needs right now. Please try again in a few minutes.",
+    internal_error: "Something went wrong on our side. Please try again; if it keeps happening, \
+        contact your helpdesk.",
+    error_code_prefix: "Error code",
+
+    security_info_title: "Security info",
+    security_info_intro: "These are the methods you use to sign in and to reset your password. \
+        Keep them up to date.",
+    methods_heading: "Sign-in and reset methods",
+    no_methods: "You have not registered any methods yet.",
+    contact_heading: "Contact details on file",
+    contact_intro: "These come from your organisation's directory.",
+    email_label: "Email",
+    mobile_label: "Mobile phone",
+    alternate_label: "Alternate mobile phone",
+    office_label: "Office phone",
+    not_set: "Not set",
+    from_directory: "from the directory",
+
+    activity_title: "My activity",
+    activity_intro: "Recent sign-ins and changes to your account. If you see something you did not do, \
+        contact your helpdesk.",
+    activity_empty: "No activity yet.",
+    col_time: "Time (UTC)",
+    col_event: "Event",
+    col_result: "Result",
+    col_address: "Address",
+    col_device: "Browser",
+    result_success: "Succeeded",
+    result_failure: "Failed",
+    event_signin: "Sign-in",
+    event_signout: "Sign-out",
+    event_session_expired: "Session ended",
+    event_account_locked: "Account locked",
+    event_password_set: "Password set",
+    event_user_created: "Account created",
+    event_user_updated: "Account updated",
+    event_other: "Other",
+
+    not_found_title: "Page not found",
+    not_found_body: "The page you asked for does not exist.",
+    back_home: "Go to the start page",
+};
+
+/// The strings for the current request's language (English until a second language exists).
+pub fn en() -> &'static Texts {
+    &EN
+}
+
+impl Texts {
+    /// The message shown for a stable error code (see `api::ErrorCode`).
+    pub fn for_error(&self, code: crate::api::ErrorCode) -> &'static str {
+        use crate::api::ErrorCode::*;
+        match code {
+            SigninFailed => self.signin_failed,
+            NotSignedIn => self.session_expired_notice,
+            RequestBlocked => self.request_blocked,
+            Unavailable => self.unavailable,
+            Internal => self.internal_error,
+        }
+    }
+
+    /// A label for an audit event name as stored by the server.
+    pub fn for_event(&self, event: &str) -> &'static str {
+        match event {
+            "signin" => self.event_signin,
+            "signout" => self.event_signout,
+            "session_expired" => self.event_session_expired,
+            "account_locked" => self.event_account_locked,
+            "password_set" => self.event_password_set,
+            "user_created" => self.event_user_created,
+            "user_updated" => self.event_user_updated,
+            _ => self.event_other,
+        }
+    }
+}

@@ -1,0 +1,21 @@
+// Mirrors app/src/routes.rs (paths and data-testid values).
+export const paths = {
+  signin: "/signin",
+  securityInfo: "/security-info",
+  activity: "/activity",
+};
+export const testid = {
+  signinForm: "signin-form",
+  signinError: "signin-error",
+  signout: "signout",
+  userName: "user-name",
+  passwordToggle: "password-toggle",
+  methodList: "method-list",
+  activityTable: "activity-table",
+  notice: "notice",
+};
+// examples/demo-users.csv
+export const demo = {
+  alice: { username: "alice", password: "correct-horse-alice", name: "Alice Andersen" },
+  dave: { username: "dave", password: "disabled-dave-pass" },
+};

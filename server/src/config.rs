@@ -1,0 +1,436 @@
+//! Layered settings: built-in defaults → a TOML file (`config/converge.toml` or `--config`) →
+//! `CONVERGE__SECTION__KEY` environment variables. Unknown keys are rejected by name; values are
+//! validated into a [`Configuration`] that the rest of the server uses.
+
+use crate::domain::policy::{Argon2Policy, Policy, SessionPolicy, SigninPolicy};
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_CONFIG_FILE: &str = "config/converge.toml";
+pub const ENV_PREFIX: &str = "CONVERGE__";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// The only source of every link Converge sends and of the WebAuthn RP id / origin.
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub security: SecuritySettings,
+    pub session: SessionSettings,
+    pub argon2: Argon2Settings,
+    pub signin: SigninSettings,
+    pub organisation: OrganisationSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    pub bind: String,
+    /// Where cargo-leptos put the compiled site (pkg/, CSS, public files).
+    pub site_root: PathBuf,
+    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy). Never used
+    /// for links.
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://PATH` (default, embedded) or `postgres://…` (several instances).
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecuritySettings {
+    /// 32-byte instance key (hex); generated with mode 0600 on first start when missing.
+    /// Empty means `<data_dir>/secret.key`.
+    pub secret_key_file: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionSettings {
+    pub idle_timeout_minutes: u32,
+    pub absolute_timeout_hours: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Argon2Settings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SigninSettings {
+    /// Failures per account before delays start.
+    pub free_attempts: u32,
+    pub base_delay_seconds: u32,
+    pub max_delay_seconds: u32,
+    /// Consecutive failures after which the account is locked for sign-in.
+    pub lockout_threshold: u32,
+    /// Failures per client address (within the window) before delays start.
+    pub client_free_attempts: u32,
+    pub client_window_minutes: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrganisationSettings {
+    pub name: String,
+    /// Country calling code used for phone numbers written without one (e.g. "31"); empty means
+    /// numbers must be given in international form.
+    pub default_country_code: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    pub filter: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            public_url: "http://localhost:3000".into(),
+            data_dir: PathBuf::from("./data"),
+            server: ServerSettings::default(),
+            database: DatabaseSettings::default(),
+            security: SecuritySettings::default(),
+            session: SessionSettings::default(),
+            argon2: Argon2Settings::default(),
+            signin: SigninSettings::default(),
+            organisation: OrganisationSettings::default(),
+            log: LogSettings::default(),
+        }
+    }
+}
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            bind: "127.0.0.1:3000".into(),
+            site_root: PathBuf::from("target/site"),
+            trust_forwarded_for: false,
+        }
+    }
+}
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings { url: "sqlite://./data/converge.db".into(), max_connections: 8 }
+    }
+}
+impl Default for SecuritySettings {
+    fn default() -> Self {
+        SecuritySettings { secret_key_file: String::new() }
+    }
+}
+impl Default for SessionSettings {
+    fn default() -> Self {
+        SessionSettings { idle_timeout_minutes: 30, absolute_timeout_hours: 12 }
+    }
+}
+impl Default for Argon2Settings {
+    fn default() -> Self {
+        // OWASP: argon2id, m=19 MiB, t=2, p=1
+        Argon2Settings { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+    }
+}
+impl Default for SigninSettings {
+    fn default() -> Self {
+        SigninSettings {
+            free_attempts: 5,
+            base_delay_seconds: 1,
+            max_delay_seconds: 900,
+            lockout_threshold: 100,
+            client_free_attempts: 30,
+            client_window_minutes: 15,
+        }
+    }
+}
+impl Default for OrganisationSettings {
+    fn default() -> Self {
+        OrganisationSettings { name: "Converge".into(), default_country_code: String::new() }
+    }
+}
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { filter: "info,sqlx=warn,tower_http=info".into(), format: "text".into() }
+    }
+}
+
+/// Why the configuration could not be used. Messages name the file, key and value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("configuration key `{key}`: {message}")]
+    Key { key: String, message: String },
+    #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+    Invalid(Vec<String>),
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or `config/converge.toml` if it exists), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+        let mut table = toml::Table::new();
+        let path = match file {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
+        };
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
+            table = text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        }
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let keys: Vec<String> = rest.split("__").map(|k| k.to_ascii_lowercase()).collect();
+            set_path(&mut table, &keys, parse_env_value(value))
+                .map_err(|message| ConfigError::Key { key: name.clone(), message })?;
+        }
+        let de = toml::Value::Table(table);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Key { key, message: e.into_inner().to_string() }
+        })
+    }
+}
+
+fn parse_env_value(value: &str) -> toml::Value {
+    // numbers and booleans are typed; everything else is a string
+    if let Ok(b) = value.parse::<bool>() {
+        return toml::Value::Boolean(b);
+    }
+    if let Ok(i) = value.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    toml::Value::String(value.to_string())
+}
+
+fn set_path(table: &mut toml::Table, keys: &[String], value: toml::Value) -> Result<(), String> {
+    match keys {
+        [] => Err("empty key".into()),
+        [last] => {
+            table.insert(last.clone(), value);
+            Ok(())
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            match entry {
+                toml::Value::Table(t) => set_path(t, rest, value),
+                _ => Err(format!("`{first}` is not a section")),
+            }
+        }
+    }
+}
+
+/// A secret that never prints.
+#[derive(Clone)]
+pub struct SecretKey([u8; 32]);
+
+impl SecretKey {
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(***)")
+    }
+}
+
+/// Validated configuration used by the running server.
+#[derive(Debug, Clone)]
+pub struct Configuration {
+    pub public_url: url::Url,
+    /// `scheme://host[:port]` of `public_url`, compared with the `Origin` header.
+    pub public_origin: String,
+    pub https: bool,
+    pub data_dir: PathBuf,
+    pub bind: SocketAddr,
+    pub site_root: PathBuf,
+    pub trust_forwarded_for: bool,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub secret_key_file: PathBuf,
+    pub organisation_name: String,
+    pub default_country_code: Option<String>,
+    pub policy: Policy,
+    pub log_filter: String,
+    pub log_json: bool,
+}
+
+impl Configuration {
+    /// The session cookie name: `__Host-` prefixed whenever the portal is served over https.
+    pub fn session_cookie_name(&self) -> &'static str {
+        if self.https {
+            "__Host-converge_session"
+        } else {
+            "converge_session"
+        }
+    }
+}
+
+impl Settings {
+    pub fn validate(self) -> Result<Configuration, ConfigError> {
+        let mut problems = Vec::new();
+        let public_url = match url::Url::parse(&self.public_url) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
+                if u.path() != "/" || u.query().is_some() {
+                    problems.push(format!(
+                        "public_url `{}`: must be an origin without a path or query (e.g. https://mfa.example.org)",
+                        self.public_url
+                    ));
+                }
+                Some(u)
+            }
+            _ => {
+                problems.push(format!(
+                    "public_url `{}`: must be an http(s) URL such as https://mfa.example.org",
+                    self.public_url
+                ));
+                None
+            }
+        };
+        let bind = self.server.bind.parse::<SocketAddr>().map_err(|e| {
+            problems.push(format!("server.bind `{}`: {e} (expected e.g. 127.0.0.1:3000)", self.server.bind))
+        });
+        let db = self.database.url.trim().to_string();
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            problems.push(format!("database.url `{db}`: must start with sqlite: or postgres://"));
+        }
+        if self.database.max_connections == 0 {
+            problems.push("database.max_connections: must be at least 1".into());
+        }
+        let s = &self.session;
+        if s.idle_timeout_minutes == 0 || s.absolute_timeout_hours == 0 {
+            problems.push("session: timeouts must be greater than 0".into());
+        }
+        if u64::from(s.idle_timeout_minutes) > u64::from(s.absolute_timeout_hours) * 60 {
+            problems.push("session.idle_timeout_minutes: must not exceed the absolute timeout".into());
+        }
+        let a = &self.argon2;
+        if a.memory_kib < 8 * a.parallelism.max(1) || a.iterations == 0 || a.parallelism == 0 {
+            problems.push("argon2: memory_kib ≥ 8×parallelism, iterations ≥ 1, parallelism ≥ 1".into());
+        }
+        let si = &self.signin;
+        if si.lockout_threshold == 0 {
+            problems.push("signin.lockout_threshold: must be at least 1".into());
+        }
+        if si.max_delay_seconds < si.base_delay_seconds {
+            problems.push("signin.max_delay_seconds: must be ≥ base_delay_seconds".into());
+        }
+        let cc = self.organisation.default_country_code.trim().trim_start_matches('+').to_string();
+        if !cc.is_empty() && !(cc.len() <= 3 && cc.chars().all(|c| c.is_ascii_digit())) {
+            problems.push(format!("organisation.default_country_code `{cc}`: 1–3 digits, e.g. 31"));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            problems.push(format!("log.format `{}`: must be `text` or `json`", self.log.format));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            problems.push(format!("log.filter `{}`: {e}", self.log.filter));
+        }
+        let (Some(public_url), Ok(bind), true) = (public_url, bind, problems.is_empty()) else {
+            return Err(ConfigError::Invalid(problems));
+        };
+        let https = public_url.scheme() == "https";
+        let public_origin = public_url.origin().ascii_serialization();
+        let secret_key_file = if self.security.secret_key_file.is_empty() {
+            self.data_dir.join("secret.key")
+        } else {
+            PathBuf::from(&self.security.secret_key_file)
+        };
+        Ok(Configuration {
+            public_url,
+            public_origin,
+            https,
+            data_dir: self.data_dir,
+            bind,
+            site_root: self.server.site_root,
+            trust_forwarded_for: self.server.trust_forwarded_for,
+            database_url: db,
+            database_max_connections: self.database.max_connections,
+            secret_key_file,
+            organisation_name: self.organisation.name,
+            default_country_code: Some(cc).filter(|c| !c.is_empty()),
+            policy: Policy {
+                session: SessionPolicy {
+                    idle_timeout_seconds: i64::from(s.idle_timeout_minutes) * 60,
+                    absolute_timeout_seconds: i64::from(s.absolute_timeout_hours) * 3600,
+                },
+                argon2: Argon2Policy {
+                    memory_kib: a.memory_kib,
+                    iterations: a.iterations,
+                    parallelism: a.parallelism,
+                },
+                signin: SigninPolicy {
+                    free_attempts: si.free_attempts,
+                    base_delay_seconds: i64::from(si.base_delay_seconds),
+                    max_delay_seconds: i64::from(si.max_delay_seconds),
+                    lockout_threshold: si.lockout_threshold,
+                    client_free_attempts: si.client_free_attempts,
+                    client_window_seconds: i64::from(si.client_window_minutes) * 60,
+                },
+            },
+            log_filter: self.log.filter,
+            log_json: self.log.format == "json",
+        })
+    }
+}
+
+/// Reads the instance key, creating it (mode 0600) when it does not exist yet.
+pub fn load_or_create_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
+    use anyhow::Context;
+    use rand::RngCore;
+    if path.exists() {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading secret key {}", path.display()))?;
+        let bytes = hex::decode(text.trim())
+            .with_context(|| format!("secret key {} is not hex", path.display()))?;
+        let key: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("secret key {} must be 32 bytes (64 hex digits)", path.display()))?;
+        return Ok(SecretKey(key));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut key = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut key);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating secret key {}", path.display()))?;
+    std::io::Write::write_all(&mut file, format!("{}\n", hex::encode(key)).as_bytes())?;
+    tracing::info!(path = %path.display(), "generated a new instance secret key");
+    Ok(SecretKey(key))
+}

@@ -1,0 +1,42 @@
+//! The local directory: users and argon2id hashes in Converge's own database.
+
+use super::{Authentication, Directory};
+use crate::domain::error::DomainError;
+use crate::domain::password::{Password, PasswordHasher};
+use crate::domain::users::{User, Username};
+use crate::store::Store;
+use std::sync::Arc;
+
+pub struct LocalDirectory {
+    store: Store,
+    hasher: Arc<PasswordHasher>,
+}
+
+impl LocalDirectory {
+    pub fn new(store: Store, hasher: Arc<PasswordHasher>) -> Self {
+        LocalDirectory { store, hasher }
+    }
+}
+
+#[async_trait::async_trait]
+impl Directory for LocalDirectory {
+    fn name(&self) -> &str {
+        "local"
+    }
+
+    async fn authenticate(&self, username: &Username, password: &Password) -> Result<Authentication, DomainError> {
+        let user = self.store.find_user_by_username(username.as_str()).await?;
+        let hash = match &user {
+            Some(u) => self.store.password_hash(&u.id).await?,
+            None => None,
+        };
+        let verified = self.hasher.verify(password, hash.as_deref()).await;
+        Ok(Authentication { user, verified })
+    }
+
+    async fn set_password(&self, user: &User, password: &Password, now: i64) -> Result<(), DomainError> {
+        let phc = self.hasher.hash(password).await.map_err(|e| DomainError::Hashing(e.to_string()))?;
+        self.store.set_password_hash(&user.id, &phc, now).await?;
+        Ok(())
+    }
+}

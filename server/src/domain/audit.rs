@@ -1,0 +1,40 @@
+//! Audit events: append-only, everything security-relevant. `event` names are stable strings
+//! (the UI labels them; exports and filters use them).
+
+/// Names of audit events.
+pub mod event {
+    pub const SIGNIN: &str = "signin";
+    pub const SIGNOUT: &str = "signout";
+    pub const SESSION_EXPIRED: &str = "session_expired";
+    pub const ACCOUNT_LOCKED: &str = "account_locked";
+    pub const ACCOUNT_UNLOCKED: &str = "account_unlocked";
+    pub const PASSWORD_SET: &str = "password_set";
+    pub const USER_CREATED: &str = "user_created";
+    pub const USER_UPDATED: &str = "user_updated";
+    pub const USER_DISABLED: &str = "user_disabled";
+    pub const USER_ENABLED: &str = "user_enabled";
+    pub const ROLE_SET: &str = "role_set";
+}
+
+/// One line of the audit log. `reason` is internal (never shown to the person signing in).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub event: String,
+    pub success: bool,
+    /// The user the event is about.
+    pub user_id: Option<String>,
+    /// Who did it, when not the user themselves (helpdesk, admin, `cli`).
+    pub actor: Option<String>,
+    /// The username as submitted (also for unknown users).
+    pub username: Option<String>,
+    pub reason: Option<String>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl AuditEntry {
+    pub fn new(event: &str, success: bool, at: i64) -> Self {
+        AuditEntry { at, event: event.to_string(), success, ..Default::default() }
+    }
+}

@@ -1,0 +1,18 @@
+//! Errors of the domain, with stable codes per area.
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    /// The database could not be reached or refused the operation (SYS-503 for users).
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    /// Hashing failed or was misconfigured (SYS-500).
+    #[error("password hashing: {0}")]
+    Hashing(String),
+    /// The directory could not be reached (DIR-503).
+    #[error("directory: {0}")]
+    Directory(String),
+    #[error("{0}")]
+    Invalid(String),
+}

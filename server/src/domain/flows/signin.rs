@@ -1,0 +1,161 @@
+//! Sign-in with username and password.
+//!
+//! ```text
+//!  submit ──► throttled? ──yes──► Rejected(Throttled)          (no hashing, same answer)
+//!               │ no
+//!               ▼
+//!         directory.authenticate  (always exactly one argon2 verification, fallback hash
+//!               │                  for unknown users)
+//!               ▼
+//!  unknown / wrong / disabled / locked ──► count failure (account + client), maybe lock,
+//!               │                          audit with internal reason ──► Rejected(reason)
+//!               ▼ ok
+//!  clear account counter, end the previous session (rotation), create session, audit ──► SignedIn
+//! ```
+//! Every rejection looks the same to the client: same status, same page, similar time.
+
+use super::session::{self, Client};
+use crate::directory::Directory;
+use crate::domain::audit::{event, AuditEntry};
+use crate::domain::error::DomainError;
+use crate::domain::password::Password;
+use crate::domain::policy::{SessionPolicy, SigninPolicy};
+use crate::domain::users::{User, Username};
+use crate::store::Store;
+
+pub const SCOPE_ACCOUNT: &str = "signin_account";
+pub const SCOPE_CLIENT: &str = "signin_client";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    Malformed,
+    ThrottledAccount,
+    ThrottledClient,
+    UnknownUser,
+    WrongPassword,
+    Disabled,
+    Locked,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Malformed => "malformed_input",
+            RejectReason::ThrottledAccount => "throttled_account",
+            RejectReason::ThrottledClient => "throttled_client",
+            RejectReason::UnknownUser => "unknown_user",
+            RejectReason::WrongPassword => "wrong_password",
+            RejectReason::Disabled => "disabled",
+            RejectReason::Locked => "locked",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum SigninOutcome {
+    SignedIn { user: User, token: String },
+    Rejected(RejectReason),
+}
+
+pub struct SigninInput {
+    pub username: String,
+    pub password: String,
+    pub client: Client,
+    /// The session cookie the browser already had; it is ended (session id rotation).
+    pub previous_token: Option<String>,
+}
+
+pub struct SigninDeps<'a> {
+    pub store: &'a Store,
+    pub directory: &'a dyn Directory,
+    pub signin: &'a SigninPolicy,
+    pub session: &'a SessionPolicy,
+}
+
+pub async fn sign_in(deps: &SigninDeps<'_>, input: SigninInput, now: i64) -> Result<SigninOutcome, DomainError> {
+    let SigninDeps { store, directory, signin: policy, session: session_policy } = deps;
+    let submitted = input.username.trim().to_lowercase();
+    let mut audit = AuditEntry::new(event::SIGNIN, false, now);
+    audit.username = Some(submitted.chars().take(256).collect());
+    audit.client_ip = Some(input.client.ip.clone());
+    audit.user_agent = Some(input.client.user_agent.clone());
+
+    let (Ok(username), Ok(password)) = (Username::parse(&submitted), Password::parse(input.password)) else {
+        audit.reason = Some(RejectReason::Malformed.as_str().into());
+        store.append_audit(&audit).await?;
+        return Ok(SigninOutcome::Rejected(RejectReason::Malformed));
+    };
+
+    // 1. throttles: per account name (known or not) and per client address
+    let account = store.throttle(SCOPE_ACCOUNT, username.as_str()).await?;
+    let client = store.throttle(SCOPE_CLIENT, &input.client.ip).await?;
+    let throttled = if account.as_ref().is_some_and(|t| t.blocked_until > now) {
+        Some(RejectReason::ThrottledAccount)
+    } else if client.as_ref().is_some_and(|t| t.blocked_until > now) {
+        Some(RejectReason::ThrottledClient)
+    } else {
+        None
+    };
+    if let Some(reason) = throttled {
+        audit.reason = Some(reason.as_str().into());
+        store.append_audit(&audit).await?;
+        return Ok(SigninOutcome::Rejected(reason));
+    }
+
+    // 2. the directory: exactly one password verification whatever the user's state
+    let auth = directory.authenticate(&username, &password).await?;
+    audit.user_id = auth.user.as_ref().map(|u| u.id.clone());
+    let verdict = match &auth.user {
+        None => Err(RejectReason::UnknownUser),
+        Some(_) if !auth.verified => Err(RejectReason::WrongPassword),
+        Some(u) if !u.enabled => Err(RejectReason::Disabled),
+        Some(u) if u.locked_at.is_some() => Err(RejectReason::Locked),
+        Some(_) => Ok(()),
+    };
+
+    match (verdict, auth.user) {
+        (Ok(()), Some(user)) => {
+            store.clear_throttle(SCOPE_ACCOUNT, username.as_str()).await?;
+            if let Some(previous) = input.previous_token.as_deref() {
+                store.delete_session(&session::hash_token(previous)).await?;
+            }
+            let token = session::create(store, &user, &input.client, session_policy, now).await?;
+            audit.success = true;
+            store.append_audit(&audit).await?;
+            Ok(SigninOutcome::SignedIn { user, token })
+        }
+        (verdict, user) => {
+            let reason = verdict.err().unwrap_or(RejectReason::UnknownUser);
+            // 3. count the failure; wrong passwords for locked/disabled accounts count too
+            let failures = store.record_failure(SCOPE_ACCOUNT, username.as_str(), now, i64::MIN).await?;
+            let failures = u32::try_from(failures).unwrap_or(u32::MAX);
+            let delay = policy.delay_after(failures, policy.free_attempts);
+            if delay > 0 {
+                store.block_until(SCOPE_ACCOUNT, username.as_str(), now + delay).await?;
+            }
+            let window_start = now - policy.client_window_seconds;
+            let client_failures = store.record_failure(SCOPE_CLIENT, &input.client.ip, now, window_start).await?;
+            let client_delay =
+                policy.delay_after(u32::try_from(client_failures).unwrap_or(u32::MAX), policy.client_free_attempts);
+            if client_delay > 0 {
+                store.block_until(SCOPE_CLIENT, &input.client.ip, now + client_delay).await?;
+            }
+            audit.reason = Some(reason.as_str().into());
+            store.append_audit(&audit).await?;
+            if let Some(user) = user {
+                if failures >= policy.lockout_threshold && user.locked_at.is_none() {
+                    store.set_locked(&user.id, Some(now), now).await?;
+                    store.delete_user_sessions(&user.id).await?;
+                    let mut locked = AuditEntry::new(event::ACCOUNT_LOCKED, true, now);
+                    locked.user_id = Some(user.id.clone());
+                    locked.username = Some(user.username.clone());
+                    locked.reason = Some(format!("{failures} consecutive failed sign-ins"));
+                    locked.client_ip = Some(input.client.ip.clone());
+                    store.append_audit(&locked).await?;
+                    tracing::warn!(user = %user.username, failures, "account locked for sign-in");
+                }
+            }
+            Ok(SigninOutcome::Rejected(reason))
+        }
+    }
+}

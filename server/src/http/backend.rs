@@ -1,0 +1,132 @@
+//! The server's implementation of the UI's port (`converge_app::ssr::Backend`): maps UI
+//! requests to domain flows and domain outcomes to UI statuses. Error details are logged here and
+//! never reach the browser.
+
+use super::caller::{clear_cookie, session_cookie_value};
+use super::metrics::SigninResult;
+use super::AppState;
+use crate::domain::error::DomainError;
+use crate::domain::flows::session::{self, Client};
+use crate::domain::flows::signin::{self, SigninDeps, SigninInput, SigninOutcome};
+use converge_app::api::{ActivityItem, ApiError, ErrorCode, SecurityInfo};
+use converge_app::ssr::{AccountRequest, AccountStatus, Backend, RequestCtx, SigninRequest, SigninStatus};
+
+pub struct PortalBackend {
+    state: AppState,
+}
+
+impl PortalBackend {
+    pub fn new(state: AppState) -> Self {
+        PortalBackend { state }
+    }
+}
+
+fn client(ctx: &RequestCtx) -> Client {
+    Client { ip: ctx.client_ip.clone(), user_agent: ctx.user_agent.clone() }
+}
+
+fn unavailable(e: DomainError) -> ApiError {
+    tracing::error!(error = %e, "backend failure");
+    match e {
+        DomainError::Store(_) | DomainError::Directory(_) => ErrorCode::Unavailable.into(),
+        _ => ErrorCode::Internal.into(),
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for PortalBackend {
+    async fn signin(&self, ctx: &RequestCtx, req: SigninRequest) -> SigninStatus {
+        let s = &self.state;
+        let now = s.clock.now();
+        match req {
+            SigninRequest::Password { username, password } => {
+                let deps = SigninDeps {
+                    store: &s.store,
+                    directory: s.directory.as_ref(),
+                    signin: &s.config.policy.signin,
+                    session: &s.config.policy.session,
+                };
+                let input = SigninInput {
+                    username,
+                    password,
+                    client: client(ctx),
+                    previous_token: ctx.session_token.clone(),
+                };
+                match signin::sign_in(&deps, input, now).await {
+                    Ok(SigninOutcome::SignedIn { user, token }) => {
+                        s.metrics.signin(SigninResult::Success);
+                        tracing::info!(user = %user.username, "signed in");
+                        SigninStatus::SignedIn { set_cookie: session_cookie_value(&s.config, &token) }
+                    }
+                    Ok(SigninOutcome::Rejected(reason)) => {
+                        s.metrics.signin(SigninResult::Rejected);
+                        tracing::info!(reason = reason.as_str(), "sign-in rejected");
+                        SigninStatus::Rejected
+                    }
+                    Err(e) => {
+                        s.metrics.signin(SigninResult::Error);
+                        SigninStatus::Failed(unavailable(e).code())
+                    }
+                }
+            }
+            SigninRequest::SignOut => {
+                if let Some(token) = &ctx.session_token {
+                    if let Err(e) = session::end(&s.store, token, &client(ctx), now).await {
+                        return SigninStatus::Failed(unavailable(e).code());
+                    }
+                }
+                SigninStatus::SignedOut { set_cookie: clear_cookie(&s.config) }
+            }
+        }
+    }
+
+    async fn account(&self, ctx: &RequestCtx, req: AccountRequest) -> Result<AccountStatus, ApiError> {
+        let me = ctx.signed_in()?;
+        let s = &self.state;
+        match req {
+            AccountRequest::SecurityInfo => {
+                let user = s
+                    .store
+                    .find_user(&me.user_id)
+                    .await
+                    .map_err(|e| unavailable(e.into()))?
+                    .ok_or(ApiError::Failed(ErrorCode::NotSignedIn))?;
+                Ok(AccountStatus::SecurityInfo(SecurityInfo {
+                    email: user.email,
+                    mobile_phone: user.mobile_phone,
+                    alternate_phone: user.alternate_phone,
+                    office_phone: user.office_phone,
+                    source: user.source,
+                }))
+            }
+            AccountRequest::Activity { limit } => {
+                let entries = s
+                    .store
+                    .audit_for_user(&me.user_id, limit.min(500))
+                    .await
+                    .map_err(|e| unavailable(e.into()))?;
+                Ok(AccountStatus::Activity(
+                    entries
+                        .into_iter()
+                        .map(|e| ActivityItem {
+                            at: format_time(e.at),
+                            event: e.event,
+                            success: e.success,
+                            client_ip: e.client_ip.unwrap_or_default(),
+                            user_agent: e.user_agent.unwrap_or_default(),
+                        })
+                        .collect(),
+                ))
+            }
+        }
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn format_time(unix: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| unix.to_string())
+}

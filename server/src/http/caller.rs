@@ -1,0 +1,126 @@
+//! Establishes who is calling before any page or server function runs: client address, user
+//! agent, the session behind the cookie. Puts it into the request as `converge_app::ssr::RequestCtx`
+//! and keeps anonymous visitors out of signed-in pages.
+
+use super::security::CspNonce;
+use super::AppState;
+use crate::config::Configuration;
+use crate::domain::flows::session;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use converge_app::api::SessionView;
+use converge_app::routes;
+use converge_app::ssr::{RequestCtx, SignedIn};
+use std::net::SocketAddr;
+
+pub async fn establish(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let skip_session = path.starts_with("/pkg/")
+        || matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics" | "/favicon.svg" | "/favicon.ico");
+    let config = &state.config;
+    let token = if skip_session { None } else { session_cookie(&req, config.session_cookie_name()) };
+    let mut ctx = RequestCtx {
+        client_ip: client_ip(&req, config.trust_forwarded_for),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(256).collect())
+            .unwrap_or_default(),
+        session_token: token.clone(),
+        session: None,
+        nonce: req.extensions().get::<CspNonce>().map(|n| n.0.clone()).unwrap_or_default(),
+    };
+    if let Some(token) = &token {
+        match session::resolve(&state.store, token, &config.policy.session, state.clock.now()).await {
+            Ok(Some(user)) => {
+                ctx.session = Some(SignedIn {
+                    user_id: user.id.clone(),
+                    view: SessionView {
+                        username: user.username,
+                        display_name: user.display_name,
+                        role: user.role.as_str().to_string(),
+                    },
+                })
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "session lookup failed (SYS-503)"),
+        }
+    }
+
+    // gatekeeping for page loads
+    if matches!(*req.method(), Method::GET | Method::HEAD) {
+        let signed_in = ctx.session.is_some();
+        let protected = path == routes::HOME || routes::PROTECTED.contains(&path.as_str());
+        if protected && !signed_in {
+            let (to, clear) = if token.is_some() {
+                (format!("{}?notice=expired", routes::SIGNIN), true)
+            } else {
+                (routes::SIGNIN.to_string(), false)
+            };
+            let mut res = Redirect::to(&to).into_response();
+            if clear {
+                if let Ok(v) = HeaderValue::from_str(&clear_cookie(config)) {
+                    res.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            return res;
+        }
+        if path == routes::SIGNIN && signed_in {
+            return Redirect::to(routes::SECURITY_INFO).into_response();
+        }
+    }
+    req.extensions_mut().insert(ctx);
+    next.run(req).await
+}
+
+fn session_cookie(req: &Request, name: &str) -> Option<String> {
+    req.headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn client_ip(req: &Request, trust_forwarded_for: bool) -> String {
+    if trust_forwarded_for {
+        // the proxy appends the address it saw last
+        if let Some(last) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(str::trim)
+            .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
+        {
+            return last.to_string();
+        }
+    }
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+pub(crate) fn session_cookie_value(config: &Configuration, token: &str) -> String {
+    format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
+        config.session_cookie_name(),
+        config.policy.session.absolute_timeout_seconds,
+        if config.https { "; Secure" } else { "" }
+    )
+}
+
+pub(crate) fn clear_cookie(config: &Configuration) -> String {
+    format!(
+        "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        config.session_cookie_name(),
+        if config.https { "; Secure" } else { "" }
+    )
+}

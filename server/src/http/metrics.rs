@@ -1,0 +1,92 @@
+//! Prometheus metrics in text format: request counts by status class, a latency histogram and
+//! sign-in results. Plain atomics; nothing on the request path allocates.
+
+use super::AppState;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+#[derive(Debug, Clone, Copy)]
+pub enum SigninResult {
+    Success,
+    Rejected,
+    Error,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    by_class: [AtomicU64; 5],
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+    signin: [AtomicU64; 3],
+}
+
+impl Metrics {
+    pub fn observe(&self, status: u16, seconds: f64) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].fetch_add(1, Relaxed);
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                self.buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add((seconds * 1e6) as u64, Relaxed);
+    }
+
+    pub fn signin(&self, result: SigninResult) {
+        self.signin[result as usize].fetch_add(1, Relaxed);
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(2048);
+        out.push_str("# HELP converge_http_requests_total HTTP requests by status class.\n");
+        out.push_str("# TYPE converge_http_requests_total counter\n");
+        for (i, c) in self.by_class.iter().enumerate() {
+            let _ = writeln!(out, "converge_http_requests_total{{status=\"{}xx\"}} {}", i + 1, c.load(Relaxed));
+        }
+        out.push_str("# HELP converge_http_request_duration_seconds Time to produce the response head.\n");
+        out.push_str("# TYPE converge_http_request_duration_seconds histogram\n");
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "converge_http_request_duration_seconds_bucket{{le=\"{le}\"}} {}",
+                self.buckets[i].load(Relaxed)
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "converge_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "converge_http_request_duration_seconds_sum {}",
+            self.sum_micros.load(Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "converge_http_request_duration_seconds_count {count}");
+        out.push_str("# HELP converge_signin_total Sign-in attempts by result.\n");
+        out.push_str("# TYPE converge_signin_total counter\n");
+        for (i, name) in ["success", "rejected", "error"].iter().enumerate() {
+            let _ = writeln!(out, "converge_signin_total{{result=\"{name}\"}} {}", self.signin[i].load(Relaxed));
+        }
+        out
+    }
+}
+
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let res = next.run(req).await;
+    state.metrics.observe(res.status().as_u16(), start.elapsed().as_secs_f64());
+    res
+}
+
+pub async fn render(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}

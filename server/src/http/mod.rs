@@ -1,0 +1,72 @@
+//! HTTP glue: the axum router around the Leptos app, middleware (request id, logging, metrics,
+//! security headers, CSRF, the caller context and page gatekeeping), health and metrics.
+
+mod backend;
+mod caller;
+mod health;
+pub mod metrics;
+mod security;
+
+use crate::clock::Clock;
+use crate::config::Configuration;
+use crate::directory::Directory;
+use crate::domain::password::PasswordHasher;
+use crate::store::Store;
+use axum::routing::get;
+use axum::Router;
+use converge_app::{shell, App};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use std::sync::Arc;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+/// Everything a request handler may need.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Configuration>,
+    pub store: Store,
+    pub directory: Arc<dyn Directory>,
+    pub hasher: Arc<PasswordHasher>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<metrics::Metrics>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let leptos_options = LeptosOptions::builder()
+        .output_name("converge")
+        .site_root(state.config.site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(state.config.bind)
+        .env(leptos::config::Env::PROD)
+        .build();
+    let routes = generate_route_list(App);
+    let backend: Arc<dyn converge_app::ssr::Backend> = Arc::new(backend::PortalBackend::new(state.clone()));
+    let context = move || provide_context(backend.clone());
+
+    let ops = Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::render))
+        .with_state(state.clone());
+
+    let app = Router::new()
+        .leptos_routes_with_context(&leptos_options, routes, context.clone(), {
+            let options = leptos_options.clone();
+            move || shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<LeptosOptions, _>(context, shell))
+        .with_state(leptos_options);
+
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    app.merge(ops)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), caller::establish))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), security::guard))
+        .layer(axum::middleware::from_fn_with_state(state, metrics::track))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+        }))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}

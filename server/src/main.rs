@@ -1,0 +1,263 @@
+//! `converge`: the portal server and its administration commands. Thin: parse, build, run.
+#![deny(clippy::unwrap_used)]
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use converge::clock::{Clock, SystemClock};
+use converge::config::Settings;
+use converge::directory::import::{import_users, ImportOptions};
+use converge::domain::audit::{event, AuditEntry};
+use converge::domain::password::Password;
+use converge::domain::users::{DisplayName, EmailAddress, Role, UserProfile, Username};
+use converge::startup::{build_state, Application};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "converge", version, about = "Converge: self-hosted MFA registration and password self-service portal")]
+struct Cli {
+    /// Configuration file (default: config/converge.toml when present). Environment variables
+    /// CONVERGE__SECTION__KEY override it.
+    #[arg(long, global = true, env = "CONVERGE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the portal (migrates the database first).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Import or update users from a CSV file (see README for the columns).
+    Import {
+        csv: PathBuf,
+        /// Import the valid lines even when others are invalid.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// Manage local users.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Validate the configuration and the database connection, then print a summary.
+    CheckConfig,
+    /// Measure raw argon2 verifications per second on all cores (used by scripts/bench).
+    #[command(hide = true)]
+    BenchArgon2 {
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create a local user. The password is read from standard input (prompted on a terminal).
+    Add {
+        username: String,
+        #[arg(long)]
+        display_name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long, default_value = "user")]
+        role: String,
+        /// Create the user without a password.
+        #[arg(long)]
+        no_password: bool,
+    },
+    /// Disable a user (they can no longer sign in; their sessions end).
+    Disable { username: String },
+    /// Enable a disabled user.
+    Enable { username: String },
+    /// Set a user's password (read from standard input).
+    SetPassword { username: String },
+    /// Set a user's role: user, helpdesk or admin.
+    SetRole { username: String, role: String },
+    /// Unlock a user locked by too many failed sign-ins.
+    Unlock { username: String },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let config = Settings::load(cli.config.as_deref())?.validate()?;
+    converge::telemetry::init(&config.log_filter, config.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(cli.command, config))
+}
+
+async fn run(command: Command, config: converge::config::Configuration) -> anyhow::Result<()> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match command {
+        Command::Serve => {
+            let public = config.public_url.to_string();
+            let app = Application::build(config, clock).await?;
+            tracing::info!(port = app.port(), public_url = %public, "Converge is listening");
+            app.run_until_stopped().await?;
+        }
+        Command::Migrate => {
+            build_state(config, clock).await?;
+            println!("database is up to date");
+        }
+        Command::CheckConfig => {
+            let summary = format!(
+                "public_url: {}\nbind: {}\ndatabase: {}\ndata_dir: {}\nsession: idle {} min, absolute {} h\nargon2id: m={} KiB, t={}, p={}",
+                config.public_url,
+                config.bind,
+                converge::startup::redact_url(&config.database_url),
+                config.data_dir.display(),
+                config.policy.session.idle_timeout_seconds / 60,
+                config.policy.session.absolute_timeout_seconds / 3600,
+                config.policy.argon2.memory_kib,
+                config.policy.argon2.iterations,
+                config.policy.argon2.parallelism,
+            );
+            let state = build_state(config, clock).await?;
+            state.store.ping().await?;
+            println!("{summary}\nusers: {}\nconfiguration OK", state.store.count_users().await?);
+        }
+        Command::Import { csv, skip_invalid } => {
+            let cc = config.default_country_code.clone();
+            let state = build_state(config, clock.clone()).await?;
+            let file = std::fs::File::open(&csv).with_context(|| format!("opening {}", csv.display()))?;
+            let progress: Box<dyn Fn(u64, u64) + Send + Sync> =
+                Box::new(|done, total| eprintln!("  wrote {done}/{total} users"));
+            let options = ImportOptions { skip_invalid, default_country_code: cc, progress: Some(progress) };
+            let report =
+                import_users(&state.store, &state.hasher, std::io::BufReader::new(file), &options, "cli", clock.now())
+                    .await?;
+            for e in &report.errors {
+                eprintln!("{}:{}: {}", csv.display(), e.line, e.reason);
+            }
+            if report.aborted {
+                bail!(
+                    "{} invalid line(s); nothing was imported (fix them, or use --skip-invalid)",
+                    report.errors.len()
+                );
+            }
+            println!(
+                "imported {}: {} created, {} updated, {} unchanged, {} skipped",
+                csv.display(),
+                report.created,
+                report.updated,
+                report.unchanged,
+                report.skipped
+            );
+        }
+        Command::User { action } => user_command(action, config, clock).await?,
+        Command::BenchArgon2 { seconds } => {
+            let hasher = converge::domain::password::PasswordHasher::new(&config.policy.argon2)?;
+            let rate = tokio::task::spawn_blocking(move || hasher.bench_raw(seconds)).await?;
+            println!("{rate:.1}");
+        }
+    }
+    Ok(())
+}
+
+async fn user_command(
+    action: UserAction,
+    config: converge::config::Configuration,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()> {
+    let state = build_state(config, clock.clone()).await?;
+    let store = &state.store;
+    let now = clock.now();
+    let find = |name: String| async move {
+        let username = Username::parse(&name).map_err(anyhow::Error::msg)?;
+        store
+            .find_user_by_username(username.as_str())
+            .await?
+            .with_context(|| format!("no user `{username}`"))
+    };
+    let audit = |ev: &str, user_id: &str, username: &str| {
+        let mut e = AuditEntry::new(ev, true, now);
+        e.user_id = Some(user_id.to_string());
+        e.username = Some(username.to_string());
+        e.actor = Some("cli".into());
+        e
+    };
+    match action {
+        UserAction::Add { username, display_name, email, role, no_password } => {
+            let username = Username::parse(&username).map_err(anyhow::Error::msg)?;
+            if store.find_user_by_username(username.as_str()).await?.is_some() {
+                bail!("user `{username}` already exists");
+            }
+            let profile = UserProfile {
+                display_name: DisplayName::parse(display_name.as_deref().unwrap_or(username.as_str()))
+                    .map_err(anyhow::Error::msg)?,
+                email: email.as_deref().map(EmailAddress::parse).transpose().map_err(anyhow::Error::msg)?,
+                mobile_phone: None,
+                alternate_phone: None,
+                office_phone: None,
+                groups: vec![],
+                enabled: true,
+                role: Role::parse(&role).map_err(anyhow::Error::msg)?,
+                username,
+            };
+            let hash = if no_password {
+                None
+            } else {
+                Some(state.hasher.hash(&read_password()?).await?)
+            };
+            let (id, _) = store.upsert_user(&profile, hash.as_deref(), "local", now).await?;
+            store.append_audit(&audit(event::USER_CREATED, &id, profile.username.as_str())).await?;
+            println!("created user {}", profile.username);
+        }
+        UserAction::Disable { username } => {
+            let user = find(username).await?;
+            store.set_enabled(&user.id, false, now).await?;
+            let ended = store.delete_user_sessions(&user.id).await?;
+            store.append_audit(&audit(event::USER_DISABLED, &user.id, &user.username)).await?;
+            println!("disabled {} ({ended} session(s) ended)", user.username);
+        }
+        UserAction::Enable { username } => {
+            let user = find(username).await?;
+            store.set_enabled(&user.id, true, now).await?;
+            store.append_audit(&audit(event::USER_ENABLED, &user.id, &user.username)).await?;
+            println!("enabled {}", user.username);
+        }
+        UserAction::SetPassword { username } => {
+            let user = find(username).await?;
+            let password = read_password()?;
+            state.directory.set_password(&user, &password, now).await?;
+            store.append_audit(&audit(event::PASSWORD_SET, &user.id, &user.username)).await?;
+            println!("password set for {}", user.username);
+        }
+        UserAction::SetRole { username, role } => {
+            let user = find(username).await?;
+            let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
+            store.set_role(&user.id, role, now).await?;
+            let mut e = audit(event::ROLE_SET, &user.id, &user.username);
+            e.reason = Some(role.as_str().into());
+            store.append_audit(&e).await?;
+            println!("{} is now {}", user.username, role.as_str());
+        }
+        UserAction::Unlock { username } => {
+            let user = find(username).await?;
+            store.set_locked(&user.id, None, now).await?;
+            store.clear_throttle(converge::domain::flows::signin::SCOPE_ACCOUNT, &user.username).await?;
+            store.append_audit(&audit(event::ACCOUNT_UNLOCKED, &user.id, &user.username)).await?;
+            println!("unlocked {}", user.username);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a password: prompted twice on a terminal, one line from a pipe otherwise.
+fn read_password() -> anyhow::Result<Password> {
+    let text = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password("New password: ")?;
+        let second = rpassword::prompt_password("Repeat it: ")?;
+        if first != second {
+            bail!("the passwords do not match");
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    Password::parse(text).map_err(|e| anyhow::anyhow!("password refused: {e}"))
+}

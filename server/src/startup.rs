@@ -1,0 +1,119 @@
+//! Building and running the server: `Application::build(config, clock)` connects the database,
+//! migrates, binds the listener (port 0 allowed) and is ready to `run_until_stopped`.
+
+use crate::clock::Clock;
+use crate::config::{load_or_create_secret_key, Configuration};
+use crate::directory::LocalDirectory;
+use crate::domain::password::PasswordHasher;
+use crate::http::{self, AppState};
+use crate::store::Store;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+}
+
+/// The services the server is made of, without HTTP (also used by the CLI).
+pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    load_or_create_secret_key(&config.secret_key_file)?;
+    let store = Store::connect(&config.database_url, config.database_max_connections)
+        .await
+        .with_context(|| format!("connecting to the database ({})", redact_url(&config.database_url)))?;
+    store.migrate().await.context("migrating the database")?;
+    let hasher = Arc::new(PasswordHasher::new(&config.policy.argon2).context("argon2 parameters")?);
+    let directory = Arc::new(LocalDirectory::new(store.clone(), hasher.clone()));
+    Ok(AppState {
+        config: Arc::new(config),
+        store,
+        directory,
+        hasher,
+        clock,
+        metrics: Arc::default(),
+    })
+}
+
+impl Application {
+    pub async fn build(config: Configuration, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
+        let bind = config.bind;
+        let state = build_state(config, clock).await?;
+        let listener = TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+        let router = http::router(state.clone());
+        Ok(Application { listener, router, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let store = self.state.store.clone();
+        let sweeper = tokio::spawn(sweep_sessions(self.state.clone()));
+        let result = axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+        sweeper.abort();
+        store.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Deletes expired sessions every few minutes.
+async fn sweep_sessions(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+    loop {
+        tick.tick().await;
+        let idle = state.config.policy.session.idle_timeout_seconds;
+        match state.store.delete_stale_sessions(state.clock.now(), idle).await {
+            Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received, finishing in-flight requests");
+}
+
+/// Hides a password in a database URL for messages.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}

@@ -1,0 +1,238 @@
+//! Users, their groups and password hashes.
+
+use super::{from_bool, to_bool, Store, StoreError};
+use crate::domain::users::{Role, User, UserProfile};
+use sqlx::{AnyConnection, Row};
+
+const USER_COLUMNS: &str = "id, username, display_name, email, mobile_phone, alternate_phone, office_phone, \
+     enabled, role, source, locked_at, created_at, updated_at";
+
+/// Whether an upsert created a user or changed an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+impl Store {
+    pub async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
+            .bind(username)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(user_from_row(&r, groups(&mut conn, &r.try_get::<String, _>("id")?).await?)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn find_user(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+        match row {
+            Some(r) => Ok(Some(user_from_row(&r, groups(&mut conn, id).await?)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The stored argon2id PHC string, if the user has a local password.
+    pub async fn password_hash(&self, user_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<String>, _>("password_hash")?,
+            None => None,
+        })
+    }
+
+    pub async fn set_password_hash(&self, user_id: &str, phc: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
+            .bind(phc)
+            .bind(now)
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_enabled(&self, user_id: &str, enabled: bool, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET enabled = $1, updated_at = $2 WHERE id = $3")
+            .bind(from_bool(enabled))
+            .bind(now)
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_role(&self, user_id: &str, role: Role, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET role = $1, updated_at = $2 WHERE id = $3")
+            .bind(role.as_str())
+            .bind(now)
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Locks (Some(time)) or unlocks (None) sign-in for a user.
+    pub async fn set_locked(&self, user_id: &str, locked_at: Option<i64>, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET locked_at = $1, updated_at = $2 WHERE id = $3")
+            .bind(locked_at)
+            .bind(now)
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn count_users(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(self.pool()).await?;
+        Ok(row.try_get("n")?)
+    }
+
+    /// Creates or updates one user (and, when `password_hash` is given, their password).
+    pub async fn upsert_user(
+        &self,
+        profile: &UserProfile,
+        password_hash: Option<&str>,
+        source: &str,
+        now: i64,
+    ) -> Result<(String, Upserted), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let out = upsert_user_in(&mut tx, profile, password_hash, source, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Begins a transaction for bulk work such as an import.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(self.pool().begin().await?)
+    }
+}
+
+/// Upsert inside a caller's transaction. Returns the user id and what happened.
+pub async fn upsert_user_in(
+    conn: &mut AnyConnection,
+    p: &UserProfile,
+    password_hash: Option<&str>,
+    source: &str,
+    now: i64,
+) -> Result<(String, Upserted), StoreError> {
+    let existing = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
+        .bind(p.username.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+    let email = p.email.as_ref().map(|e| e.as_str().to_string());
+    let mobile = p.mobile_phone.as_ref().map(|x| x.as_str().to_string());
+    let alternate = p.alternate_phone.as_ref().map(|x| x.as_str().to_string());
+    let office = p.office_phone.as_ref().map(|x| x.as_str().to_string());
+    let mut wanted_groups = p.groups.clone();
+    wanted_groups.sort();
+    wanted_groups.dedup();
+    let (id, outcome) = match existing {
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            sqlx::query(
+                "INSERT INTO users (id, username, display_name, email, mobile_phone, alternate_phone, office_phone, \
+                 enabled, role, source, password_hash, locked_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, NULL, $12, $12)",
+            )
+            .bind(&id)
+            .bind(p.username.as_str())
+            .bind(p.display_name.as_str())
+            .bind(&email)
+            .bind(&mobile)
+            .bind(&alternate)
+            .bind(&office)
+            .bind(from_bool(p.enabled))
+            .bind(p.role.as_str())
+            .bind(source)
+            .bind(password_hash)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+            (id, Upserted::Created)
+        }
+        Some(row) => {
+            let id: String = row.try_get("id")?;
+            let current = user_from_row(&row, groups(conn, &id).await?)?;
+            let same = current.display_name == p.display_name.as_str()
+                && current.email == email
+                && current.mobile_phone == mobile
+                && current.alternate_phone == alternate
+                && current.office_phone == office
+                && current.enabled == p.enabled
+                && current.role == p.role
+                && current.groups == wanted_groups
+                && password_hash.is_none();
+            if same {
+                return Ok((id, Upserted::Unchanged));
+            }
+            sqlx::query(
+                "UPDATE users SET display_name = $1, email = $2, mobile_phone = $3, alternate_phone = $4, \
+                 office_phone = $5, enabled = $6, role = $7, updated_at = $8, \
+                 password_hash = COALESCE($9, password_hash) WHERE id = $10",
+            )
+            .bind(p.display_name.as_str())
+            .bind(&email)
+            .bind(&mobile)
+            .bind(&alternate)
+            .bind(&office)
+            .bind(from_bool(p.enabled))
+            .bind(p.role.as_str())
+            .bind(now)
+            .bind(password_hash)
+            .bind(&id)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("DELETE FROM user_groups WHERE user_id = $1").bind(&id).execute(&mut *conn).await?;
+            (id, Upserted::Updated)
+        }
+    };
+    if outcome != Upserted::Unchanged {
+        for g in &wanted_groups {
+            sqlx::query("INSERT INTO user_groups (user_id, group_name) VALUES ($1, $2)")
+                .bind(&id)
+                .bind(g)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok((id, outcome))
+}
+
+async fn groups(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String>, StoreError> {
+    let rows = sqlx::query("SELECT group_name FROM user_groups WHERE user_id = $1 ORDER BY group_name")
+        .bind(user_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(|r| Ok(r.try_get::<String, _>("group_name")?)).collect()
+}
+
+fn user_from_row(r: &sqlx::any::AnyRow, groups: Vec<String>) -> Result<User, StoreError> {
+    let role: String = r.try_get("role")?;
+    Ok(User {
+        id: r.try_get("id")?,
+        username: r.try_get("username")?,
+        display_name: r.try_get("display_name")?,
+        email: r.try_get("email")?,
+        mobile_phone: r.try_get("mobile_phone")?,
+        alternate_phone: r.try_get("alternate_phone")?,
+        office_phone: r.try_get("office_phone")?,
+        groups,
+        enabled: to_bool(r.try_get("enabled")?),
+        role: Role::parse(&role).map_err(StoreError::Corrupt)?,
+        source: r.try_get("source")?,
+        locked_at: r.try_get("locked_at")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
