@@ -5,6 +5,7 @@ use super::policy::{Argon2Policy, MAX_PASSWORD_BYTES};
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 
@@ -48,6 +49,7 @@ pub struct PasswordHasher {
     argon2: Argon2<'static>,
     permits: Arc<Semaphore>,
     fallback: String,
+    verifications: AtomicU64,
 }
 
 impl PasswordHasher {
@@ -61,7 +63,12 @@ impl PasswordHasher {
             .hash_password(b"converge-fallback-password-never-matches", &salt)
             .map_err(|e| PasswordError::Hashing(e.to_string()))?
             .to_string();
-        Ok(PasswordHasher { argon2, permits: Arc::new(Semaphore::new(cores)), fallback })
+        Ok(PasswordHasher {
+            argon2,
+            permits: Arc::new(Semaphore::new(cores)),
+            fallback,
+            verifications: AtomicU64::new(0),
+        })
     }
 
     /// A PHC string (`$argon2id$v=19$m=…`).
@@ -83,6 +90,7 @@ impl PasswordHasher {
     /// Verifies against `stored`, or against the fallback hash when there is none (and then
     /// returns false): the caller cannot tell the two apart by time.
     pub async fn verify(&self, password: &Password, stored: Option<&str>) -> bool {
+        self.verifications.fetch_add(1, Ordering::Relaxed);
         let Ok(_permit) = self.permits.acquire().await else { return false };
         let argon2 = self.argon2.clone();
         let password = password.clone();
@@ -99,6 +107,11 @@ impl PasswordHasher {
         })
         .await
         .unwrap_or(false)
+    }
+
+    /// How many verifications this hasher has run (each sign-in must cost exactly one).
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// Raw verifications per second on all cores for `seconds` (benchmark bound).

@@ -108,7 +108,8 @@ impl Store {
         self.pool.close().await;
     }
 
-    pub(crate) fn pool(&self) -> &AnyPool {
+    /// The connection pool, for tools and tests that need raw SQL.
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 }

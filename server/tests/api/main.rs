@@ -1,1 +1,12 @@
-//! placeholder
+//! The server's one test binary. Every test that touches storage runs twice: on a fresh SQLite
+//! file and on a fresh PostgreSQL database (CONVERGE_TEST_PG_URL, default
+//! postgres://postgres@127.0.0.1:5432/postgres — a missing PostgreSQL fails the tests).
+
+mod helpers;
+
+mod config;
+mod domain;
+mod http;
+mod import;
+mod signin;
+mod store;

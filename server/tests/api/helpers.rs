@@ -1,0 +1,192 @@
+//! `spawn_app`: the real server on port 0 against a fresh database, with a manual clock.
+
+use converge::clock::ManualClock;
+use converge::config::{Configuration, Settings};
+use converge::startup::Application;
+use converge::store::Store;
+use converge::http::AppState;
+use sqlx::Connection;
+use std::sync::Arc;
+
+pub const PUBLIC_URL: &str = "http://localhost:3000";
+pub const T0: i64 = 1_800_000_000;
+
+#[derive(Debug, Clone, Copy)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per database.
+macro_rules! both_databases {
+    ($($name:ident => $body:ident;)*) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() { super::$body($crate::helpers::Db::Sqlite).await }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() { super::$body($crate::helpers::Db::Postgres).await }
+            }
+        )*
+    };
+}
+pub(crate) use both_databases;
+
+pub fn pg_admin_url() -> String {
+    std::env::var("CONVERGE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, empty database URL for one test.
+pub async fn fresh_database(db: Db) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    match db {
+        Db::Sqlite => {
+            let dir = std::env::temp_dir().join(format!("converge-test-{id}"));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            format!("sqlite://{}/converge.db", dir.display())
+        }
+        Db::Postgres => {
+            sqlx::any::install_default_drivers();
+            let admin = pg_admin_url();
+            let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap_or_else(|e| {
+                panic!(
+                    "PostgreSQL is required for these tests and is not reachable at {admin}: {e}\n\
+                     Run scripts/test (it starts one), or set CONVERGE_TEST_PG_URL."
+                )
+            });
+            let name = format!("converge_t_{id}");
+            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+            let mut url = url::Url::parse(&admin).expect("pg url");
+            url.set_path(&format!("/{name}"));
+            url.to_string()
+        }
+    }
+}
+
+/// Test configuration: cheap argon2 so tests are quick, everything else as shipped.
+pub fn settings(database_url: &str) -> Settings {
+    let mut s = Settings::default();
+    s.public_url = PUBLIC_URL.into();
+    s.server.bind = "127.0.0.1:0".into();
+    s.database.url = database_url.into();
+    s.database.max_connections = 4;
+    let dir = std::env::temp_dir().join(format!("converge-data-{}", uuid::Uuid::new_v4().simple()));
+    s.data_dir = dir;
+    s.argon2.memory_kib = 64;
+    s.argon2.iterations = 1;
+    s
+}
+
+pub async fn store(db: Db) -> Store {
+    let url = fresh_database(db).await;
+    let store = Store::connect(&url, 4).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub state: AppState,
+}
+
+pub async fn spawn_app(db: Db) -> TestApp {
+    spawn_app_with(db, |_| {}).await
+}
+
+pub async fn spawn_app_with(db: Db, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let url = fresh_database(db).await;
+    let mut s = settings(&url);
+    tweak(&mut s);
+    let config: Configuration = s.validate().expect("valid test configuration");
+    let clock = Arc::new(ManualClock::new(T0));
+    let app = Application::build(config, clock.clone()).await.expect("build app");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let app = TestApp { base, http, clock, state };
+    app.add_user("alice", "Alice Andersen", "correct-horse-alice", true).await;
+    app
+}
+
+/// The session cookie (`name=value`) set by a response, if any.
+pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.contains("converge_session=") && !v.contains("Max-Age=0"))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_string)
+}
+
+pub fn location(res: &reqwest::Response) -> String {
+    res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+}
+
+impl TestApp {
+    pub async fn add_user(&self, username: &str, display: &str, password: &str, enabled: bool) -> String {
+        use converge::domain::password::Password;
+        use converge::domain::users::*;
+        let profile = UserProfile {
+            username: Username::parse(username).expect("username"),
+            display_name: DisplayName::parse(display).expect("display"),
+            email: Some(EmailAddress::parse(&format!("{username}@example.org")).expect("email")),
+            mobile_phone: None,
+            alternate_phone: None,
+            office_phone: None,
+            groups: vec!["Staff".into()],
+            enabled,
+            role: Role::User,
+        };
+        let hash = self.state.hasher.hash(&Password::parse(password.into()).expect("pw")).await.expect("hash");
+        self.state.store.upsert_user(&profile, Some(&hash), "local", T0).await.expect("upsert").0
+    }
+
+    /// Posts the sign-in form the way a browser without wasm does.
+    pub async fn sign_in(&self, username: &str, password: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/api/sign_in", self.base))
+            .header("accept", "text/html,application/xhtml+xml")
+            .header("origin", PUBLIC_URL)
+            .header("sec-fetch-site", "same-origin")
+            .header("user-agent", "converge-tests/1.0")
+            .form(&[("username", username), ("password", password)]);
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.send().await.expect("sign_in request")
+    }
+
+    pub async fn sign_out(&self, cookie: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/sign_out", self.base))
+            .header("accept", "text/html")
+            .header("origin", PUBLIC_URL)
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("sign_out request")
+    }
+
+    pub async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(format!("{}{path}", self.base));
+        if let Some(c) = cookie {
+            req = req.header("cookie", c);
+        }
+        req.send().await.expect("get")
+    }
+
+    /// Signs alice in and returns her session cookie.
+    pub async fn alice(&self) -> String {
+        let res = self.sign_in("alice", "correct-horse-alice", None).await;
+        assert_eq!(location(&res), "/security-info", "alice should be able to sign in");
+        session_cookie(&res).expect("session cookie")
+    }
+}

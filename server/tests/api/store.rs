@@ -1,0 +1,166 @@
+//! The persistence contract: every store operation, run against SQLite and PostgreSQL.
+
+use crate::helpers::*;
+use converge::domain::audit::AuditEntry;
+use converge::domain::users::*;
+use converge::store::users::Upserted;
+use converge::store::SessionRow;
+
+both_databases! {
+    users_round_trip => users_round_trip;
+    sessions_round_trip => sessions_round_trip;
+    throttles_count_and_forget => throttles_count_and_forget;
+    audit_is_append_only => audit_is_append_only;
+    migrations_are_idempotent => migrations_are_idempotent;
+}
+
+fn profile(name: &str) -> UserProfile {
+    UserProfile {
+        username: Username::parse(name).expect("u"),
+        display_name: DisplayName::parse("Zoë Ünicode-Test").expect("d"),
+        email: Some(EmailAddress::parse("Zoe@Example.ORG").expect("e")),
+        mobile_phone: Some(PhoneNumber::parse("+31 6 1234 5678", None).expect("p")),
+        alternate_phone: None,
+        office_phone: Some(PhoneNumber::parse("0044 20 7946 0000", None).expect("p")),
+        groups: vec!["Staff".into(), "Finance".into(), "Staff".into()],
+        enabled: true,
+        role: Role::Helpdesk,
+    }
+}
+
+async fn users_round_trip(db: Db) {
+    let store = store(db).await;
+    let p = profile("zoe");
+    let (id, outcome) = store.upsert_user(&p, Some("$argon2id$fake"), "local", T0).await.expect("insert");
+    assert_eq!(outcome, Upserted::Created);
+    let u = store.find_user_by_username("zoe").await.expect("db").expect("found");
+    assert_eq!(u.id, id);
+    assert_eq!(u.display_name, "Zoë Ünicode-Test");
+    assert_eq!(u.email.as_deref(), Some("Zoe@example.org"));
+    assert_eq!(u.mobile_phone.as_deref(), Some("+31612345678"));
+    assert_eq!(u.office_phone.as_deref(), Some("+442079460000"));
+    assert_eq!(u.groups, ["Finance", "Staff"]);
+    assert_eq!(u.role, Role::Helpdesk);
+    assert!(u.enabled);
+    assert_eq!(u.locked_at, None);
+    assert_eq!(store.password_hash(&id).await.expect("db").as_deref(), Some("$argon2id$fake"));
+    assert_eq!(store.find_user(&id).await.expect("db"), Some(u.clone()));
+    assert_eq!(store.upsert_user(&p, None, "local", T0).await.expect("same").1, Upserted::Unchanged);
+
+    let mut changed = p.clone();
+    changed.groups = vec!["Staff".into()];
+    changed.enabled = false;
+    let (id2, outcome) = store.upsert_user(&changed, None, "local", T0 + 5).await.expect("update");
+    assert_eq!((id2.as_str(), outcome), (id.as_str(), Upserted::Updated));
+    let u = store.find_user(&id).await.expect("db").expect("found");
+    assert_eq!(u.groups, ["Staff"]);
+    assert!(!u.enabled);
+    assert_eq!(u.updated_at, T0 + 5);
+    assert_eq!(store.password_hash(&id).await.expect("db").as_deref(), Some("$argon2id$fake"), "kept");
+
+    store.set_password_hash(&id, "$argon2id$new", T0).await.expect("pw");
+    store.set_enabled(&id, true, T0).await.expect("enable");
+    store.set_role(&id, Role::Admin, T0).await.expect("role");
+    store.set_locked(&id, Some(T0 + 9), T0).await.expect("lock");
+    let u = store.find_user(&id).await.expect("db").expect("found");
+    assert!(u.enabled);
+    assert_eq!(u.role, Role::Admin);
+    assert_eq!(u.locked_at, Some(T0 + 9));
+    assert_eq!(store.password_hash(&id).await.expect("db").as_deref(), Some("$argon2id$new"));
+    assert_eq!(store.count_users().await.expect("count"), 1);
+    assert!(store.find_user_by_username("nobody").await.expect("db").is_none());
+    assert!(store.password_hash("no-such-id").await.expect("db").is_none());
+}
+
+async fn sessions_round_trip(db: Db) {
+    let store = store(db).await;
+    let (uid, _) = store.upsert_user(&profile("sam"), None, "local", T0).await.expect("user");
+    let row = |h: &str, last_seen: i64, expires: i64| SessionRow {
+        id_hash: h.into(),
+        user_id: uid.clone(),
+        created_at: T0,
+        last_seen_at: last_seen,
+        expires_at: expires,
+        client_ip: "192.0.2.1".into(),
+        user_agent: "UA".into(),
+    };
+    store.insert_session(&row("a", T0, T0 + 100)).await.expect("a");
+    store.insert_session(&row("b", T0 - 1000, T0 + 100)).await.expect("b");
+    store.insert_session(&row("c", T0, T0 - 1)).await.expect("c");
+    assert!(store.insert_session(&row("a", T0, T0)).await.is_err(), "ids are unique");
+    assert_eq!(store.find_session("a").await.expect("db"), Some(row("a", T0, T0 + 100)));
+    store.touch_session("a", T0 + 7).await.expect("touch");
+    assert_eq!(store.find_session("a").await.expect("db").map(|s| s.last_seen_at), Some(T0 + 7));
+    assert_eq!(store.count_user_sessions(&uid).await.expect("n"), 3);
+    // b idle too long, c past its absolute expiry
+    assert_eq!(store.delete_stale_sessions(T0, 500).await.expect("sweep"), 2);
+    assert!(store.delete_session("a").await.expect("del"));
+    assert!(!store.delete_session("a").await.expect("del"));
+    store.insert_session(&row("d", T0, T0 + 100)).await.expect("d");
+    store.insert_session(&row("e", T0, T0 + 100)).await.expect("e");
+    assert_eq!(store.delete_user_sessions(&uid).await.expect("all"), 2);
+    assert!(store.find_session("d").await.expect("db").is_none());
+}
+
+async fn throttles_count_and_forget(db: Db) {
+    let store = store(db).await;
+    assert!(store.throttle("s", "k").await.expect("db").is_none());
+    assert_eq!(store.record_failure("s", "k", T0, i64::MIN).await.expect("1"), 1);
+    assert_eq!(store.record_failure("s", "k", T0 + 1, i64::MIN).await.expect("2"), 2);
+    store.block_until("s", "k", T0 + 50).await.expect("block");
+    store.block_until("s", "k", T0 + 10).await.expect("never backwards");
+    let t = store.throttle("s", "k").await.expect("db").expect("row");
+    assert_eq!((t.failures, t.last_failure_at, t.blocked_until), (2, T0 + 1, T0 + 50));
+    // a window: failures older than window_start are forgotten
+    assert_eq!(store.record_failure("s", "k", T0 + 100, T0 + 60).await.expect("reset"), 1);
+    // concurrent increments are never lost
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move { store.record_failure("s", "par", T0 + i, i64::MIN).await }));
+    }
+    for t in tasks {
+        t.await.expect("join").expect("record");
+    }
+    assert_eq!(store.throttle("s", "par").await.expect("db").map(|t| t.failures), Some(20));
+    store.clear_throttle("s", "k").await.expect("clear");
+    assert!(store.throttle("s", "k").await.expect("db").is_none());
+    assert!(store.throttle("other", "par").await.expect("db").is_none(), "scopes are separate");
+}
+
+async fn audit_is_append_only(db: Db) {
+    let store = store(db).await;
+    for (i, ev) in ["signin", "signout", "signin"].iter().enumerate() {
+        let mut e = AuditEntry::new(ev, i != 2, T0 + i as i64);
+        e.user_id = Some("u1".into());
+        e.reason = Some(format!("r{i}"));
+        e.client_ip = Some("192.0.2.9".into());
+        store.append_audit(&e).await.expect("append");
+    }
+    let mut other = AuditEntry::new("signin", true, T0);
+    other.user_id = Some("u2".into());
+    store.append_audit(&other).await.expect("append");
+    let mine = store.audit_for_user("u1", 10).await.expect("read");
+    assert_eq!(mine.len(), 3);
+    assert_eq!(mine[0].at, T0 + 2, "newest first");
+    assert!(!mine[0].success);
+    assert_eq!(mine[2].reason.as_deref(), Some("r0"));
+    assert_eq!(store.audit_for_user("u1", 2).await.expect("limit").len(), 2);
+    assert_eq!(store.audit_recent(Some("signout"), 10).await.expect("filter").len(), 1);
+    assert_eq!(store.audit_recent(None, 10).await.expect("all").len(), 4);
+    let pool_err = sqlx_exec(&store, "UPDATE audit_events SET event = 'x'").await;
+    assert!(pool_err.is_err(), "updates are refused");
+    let pool_err = sqlx_exec(&store, "DELETE FROM audit_events").await;
+    assert!(pool_err.is_err(), "deletes are refused");
+    assert_eq!(store.audit_recent(None, 10).await.expect("all").len(), 4);
+}
+
+async fn sqlx_exec(store: &converge::store::Store, sql: &str) -> Result<(), String> {
+    sqlx::query(sql).execute(store.pool()).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+async fn migrations_are_idempotent(db: Db) {
+    let store = store(db).await;
+    store.migrate().await.expect("second run is a no-op");
+    store.ping().await.expect("ping");
+}
