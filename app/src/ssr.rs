@@ -29,7 +29,9 @@ pub struct SignedIn {
 impl RequestCtx {
     /// Every server function that acts for a user starts here.
     pub fn signed_in(&self) -> Result<&SignedIn, ApiError> {
-        self.session.as_ref().ok_or(ApiError::Failed(ErrorCode::NotSignedIn))
+        self.session
+            .as_ref()
+            .ok_or(ApiError::Failed(ErrorCode::NotSignedIn))
     }
 }
 
@@ -41,10 +43,14 @@ pub enum SigninRequest {
 /// Outcome of a sign-in flow step; cookies are complete `Set-Cookie` header values.
 #[derive(Debug)]
 pub enum SigninStatus {
-    SignedIn { set_cookie: String },
+    SignedIn {
+        set_cookie: String,
+    },
     /// Wrong credentials, unknown user, disabled, locked or throttled: one answer for all.
     Rejected,
-    SignedOut { set_cookie: String },
+    SignedOut {
+        set_cookie: String,
+    },
     Failed(ErrorCode),
 }
 
@@ -62,8 +68,11 @@ pub enum AccountStatus {
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
     async fn signin(&self, ctx: &RequestCtx, req: SigninRequest) -> SigninStatus;
-    async fn account(&self, ctx: &RequestCtx, req: AccountRequest)
-        -> Result<AccountStatus, ApiError>;
+    async fn account(
+        &self,
+        ctx: &RequestCtx,
+        req: AccountRequest,
+    ) -> Result<AccountStatus, ApiError>;
 }
 
 /// The backend provided by the server as context.

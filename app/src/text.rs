@@ -92,7 +92,8 @@ pub const EN: Texts = Texts {
     session_expired_notice: "Your session has ended. Please sign in again.",
     request_blocked: "This request was blocked because it did not come from this site. \
         Reload the page and try again.",
-    unavailable: "Converge cannot reach a service it needs right now. Please try again in a few minutes.",
+    unavailable:
+        "Converge cannot reach a service it needs right now. Please try again in a few minutes.",
     internal_error: "Something went wrong on our side. Please try again; if it keeps happening, \
         contact your helpdesk.",
     error_code_prefix: "Error code",
@@ -112,7 +113,8 @@ pub const EN: Texts = Texts {
     from_directory: "from the directory",
 
     activity_title: "My activity",
-    activity_intro: "Recent sign-ins and changes to your account. If you see something you did not do, \
+    activity_intro:
+        "Recent sign-ins and changes to your account. If you see something you did not do, \
         contact your helpdesk.",
     activity_empty: "No activity yet.",
     col_time: "Time (UTC)",

@@ -127,23 +127,35 @@ impl Default for ServerSettings {
 }
 impl Default for DatabaseSettings {
     fn default() -> Self {
-        DatabaseSettings { url: "sqlite://./data/converge.db".into(), max_connections: 8 }
+        DatabaseSettings {
+            url: "sqlite://./data/converge.db".into(),
+            max_connections: 8,
+        }
     }
 }
 impl Default for SecuritySettings {
     fn default() -> Self {
-        SecuritySettings { secret_key_file: String::new() }
+        SecuritySettings {
+            secret_key_file: String::new(),
+        }
     }
 }
 impl Default for SessionSettings {
     fn default() -> Self {
-        SessionSettings { idle_timeout_minutes: 30, absolute_timeout_hours: 12 }
+        SessionSettings {
+            idle_timeout_minutes: 30,
+            absolute_timeout_hours: 12,
+        }
     }
 }
 impl Default for Argon2Settings {
     fn default() -> Self {
         // OWASP: argon2id, m=19 MiB, t=2, p=1
-        Argon2Settings { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+        Argon2Settings {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+        }
     }
 }
 impl Default for SigninSettings {
@@ -160,12 +172,18 @@ impl Default for SigninSettings {
 }
 impl Default for OrganisationSettings {
     fn default() -> Self {
-        OrganisationSettings { name: "Converge".into(), default_country_code: String::new() }
+        OrganisationSettings {
+            name: "Converge".into(),
+            default_country_code: String::new(),
+        }
     }
 }
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { filter: "info,sqlx=warn,tower_http=info".into(), format: "text".into() }
+        LogSettings {
+            filter: "info,sqlx=warn,tower_http=info".into(),
+            format: "text".into(),
+        }
     }
 }
 
@@ -173,7 +191,10 @@ impl Default for LogSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid TOML: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("configuration key `{key}`: {message}")]
@@ -189,30 +210,46 @@ impl Settings {
         Self::load_from(file, &env)
     }
 
-    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> Result<Settings, ConfigError> {
+    pub fn load_from(
+        file: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Settings, ConfigError> {
         let mut table = toml::Table::new();
         let path = match file {
             Some(p) => Some(p.to_path_buf()),
             None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.exists()),
         };
         if let Some(path) = path {
-            let text = std::fs::read_to_string(&path)
-                .map_err(|source| ConfigError::Read { path: path.clone(), source })?;
-            table = text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
                 path: path.clone(),
-                message: e.to_string(),
+                source,
             })?;
+            table = text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::Syntax {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
         }
         for (name, value) in env {
-            let Some(rest) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
             let keys: Vec<String> = rest.split("__").map(|k| k.to_ascii_lowercase()).collect();
-            set_path(&mut table, &keys, parse_env_value(value))
-                .map_err(|message| ConfigError::Key { key: name.clone(), message })?;
+            set_path(&mut table, &keys, parse_env_value(value)).map_err(|message| {
+                ConfigError::Key {
+                    key: name.clone(),
+                    message,
+                }
+            })?;
         }
         let de = toml::Value::Table(table);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
-            ConfigError::Key { key, message: e.into_inner().to_string() }
+            ConfigError::Key {
+                key,
+                message: e.into_inner().to_string(),
+            }
         })
     }
 }
@@ -316,11 +353,19 @@ impl Settings {
             }
         };
         let bind = self.server.bind.parse::<SocketAddr>().map_err(|e| {
-            problems.push(format!("server.bind `{}`: {e} (expected e.g. 127.0.0.1:3000)", self.server.bind))
+            problems.push(format!(
+                "server.bind `{}`: {e} (expected e.g. 127.0.0.1:3000)",
+                self.server.bind
+            ))
         });
         let db = self.database.url.trim().to_string();
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
-            problems.push(format!("database.url `{db}`: must start with sqlite: or postgres://"));
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            problems.push(format!(
+                "database.url `{db}`: must start with sqlite: or postgres://"
+            ));
         }
         if self.database.max_connections == 0 {
             problems.push("database.max_connections: must be at least 1".into());
@@ -330,11 +375,13 @@ impl Settings {
             problems.push("session: timeouts must be greater than 0".into());
         }
         if u64::from(s.idle_timeout_minutes) > u64::from(s.absolute_timeout_hours) * 60 {
-            problems.push("session.idle_timeout_minutes: must not exceed the absolute timeout".into());
+            problems
+                .push("session.idle_timeout_minutes: must not exceed the absolute timeout".into());
         }
         let a = &self.argon2;
         if a.memory_kib < 8 * a.parallelism.max(1) || a.iterations == 0 || a.parallelism == 0 {
-            problems.push("argon2: memory_kib ≥ 8×parallelism, iterations ≥ 1, parallelism ≥ 1".into());
+            problems
+                .push("argon2: memory_kib ≥ 8×parallelism, iterations ≥ 1, parallelism ≥ 1".into());
         }
         let si = &self.signin;
         if si.lockout_threshold == 0 {
@@ -343,12 +390,22 @@ impl Settings {
         if si.max_delay_seconds < si.base_delay_seconds {
             problems.push("signin.max_delay_seconds: must be ≥ base_delay_seconds".into());
         }
-        let cc = self.organisation.default_country_code.trim().trim_start_matches('+').to_string();
+        let cc = self
+            .organisation
+            .default_country_code
+            .trim()
+            .trim_start_matches('+')
+            .to_string();
         if !cc.is_empty() && !(cc.len() <= 3 && cc.chars().all(|c| c.is_ascii_digit())) {
-            problems.push(format!("organisation.default_country_code `{cc}`: 1–3 digits, e.g. 31"));
+            problems.push(format!(
+                "organisation.default_country_code `{cc}`: 1–3 digits, e.g. 31"
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            problems.push(format!("log.format `{}`: must be `text` or `json`", self.log.format));
+            problems.push(format!(
+                "log.format `{}`: must be `text` or `json`",
+                self.log.format
+            ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             problems.push(format!("log.filter `{}`: {e}", self.log.filter));
@@ -410,9 +467,12 @@ pub fn load_or_create_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
             .with_context(|| format!("reading secret key {}", path.display()))?;
         let bytes = hex::decode(text.trim())
             .with_context(|| format!("secret key {} is not hex", path.display()))?;
-        let key: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("secret key {} must be 32 bytes (64 hex digits)", path.display()))?;
+        let key: [u8; 32] = bytes.try_into().map_err(|_| {
+            anyhow::anyhow!(
+                "secret key {} must be 32 bytes (64 hex digits)",
+                path.display()
+            )
+        })?;
         return Ok(SecretKey(key));
     }
     if let Some(dir) = path.parent() {

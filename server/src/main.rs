@@ -15,7 +15,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "converge", version, about = "Converge: self-hosted MFA registration and password self-service portal")]
+#[command(
+    name = "converge",
+    version,
+    about = "Converge: self-hosted MFA registration and password self-service portal"
+)]
 struct Cli {
     /// Configuration file (default: config/converge.toml when present). Environment variables
     /// CONVERGE__SECTION__KEY override it.
@@ -84,7 +88,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Settings::load(cli.config.as_deref())?.validate()?;
     converge::telemetry::init(&config.log_filter, config.log_json);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(run(cli.command, config))
 }
 
@@ -116,18 +122,32 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
             );
             let state = build_state(config, clock).await?;
             state.store.ping().await?;
-            println!("{summary}\nusers: {}\nconfiguration OK", state.store.count_users().await?);
+            println!(
+                "{summary}\nusers: {}\nconfiguration OK",
+                state.store.count_users().await?
+            );
         }
         Command::Import { csv, skip_invalid } => {
             let cc = config.default_country_code.clone();
             let state = build_state(config, clock.clone()).await?;
-            let file = std::fs::File::open(&csv).with_context(|| format!("opening {}", csv.display()))?;
+            let file =
+                std::fs::File::open(&csv).with_context(|| format!("opening {}", csv.display()))?;
             let progress: Box<dyn Fn(u64, u64) + Send + Sync> =
                 Box::new(|done, total| eprintln!("  wrote {done}/{total} users"));
-            let options = ImportOptions { skip_invalid, default_country_code: cc, progress: Some(progress) };
-            let report =
-                import_users(&state.store, &state.hasher, std::io::BufReader::new(file), &options, "cli", clock.now())
-                    .await?;
+            let options = ImportOptions {
+                skip_invalid,
+                default_country_code: cc,
+                progress: Some(progress),
+            };
+            let report = import_users(
+                &state.store,
+                &state.hasher,
+                std::io::BufReader::new(file),
+                &options,
+                "cli",
+                clock.now(),
+            )
+            .await?;
             for e in &report.errors {
                 eprintln!("{}:{}: {}", csv.display(), e.line, e.reason);
             }
@@ -179,15 +199,31 @@ async fn user_command(
         e
     };
     match action {
-        UserAction::Add { username, display_name, email, role, no_password } => {
+        UserAction::Add {
+            username,
+            display_name,
+            email,
+            role,
+            no_password,
+        } => {
             let username = Username::parse(&username).map_err(anyhow::Error::msg)?;
-            if store.find_user_by_username(username.as_str()).await?.is_some() {
+            if store
+                .find_user_by_username(username.as_str())
+                .await?
+                .is_some()
+            {
                 bail!("user `{username}` already exists");
             }
             let profile = UserProfile {
-                display_name: DisplayName::parse(display_name.as_deref().unwrap_or(username.as_str()))
+                display_name: DisplayName::parse(
+                    display_name.as_deref().unwrap_or(username.as_str()),
+                )
+                .map_err(anyhow::Error::msg)?,
+                email: email
+                    .as_deref()
+                    .map(EmailAddress::parse)
+                    .transpose()
                     .map_err(anyhow::Error::msg)?,
-                email: email.as_deref().map(EmailAddress::parse).transpose().map_err(anyhow::Error::msg)?,
                 mobile_phone: None,
                 alternate_phone: None,
                 office_phone: None,
@@ -201,28 +237,38 @@ async fn user_command(
             } else {
                 Some(state.hasher.hash(&read_password()?).await?)
             };
-            let (id, _) = store.upsert_user(&profile, hash.as_deref(), "local", now).await?;
-            store.append_audit(&audit(event::USER_CREATED, &id, profile.username.as_str())).await?;
+            let (id, _) = store
+                .upsert_user(&profile, hash.as_deref(), "local", now)
+                .await?;
+            store
+                .append_audit(&audit(event::USER_CREATED, &id, profile.username.as_str()))
+                .await?;
             println!("created user {}", profile.username);
         }
         UserAction::Disable { username } => {
             let user = find(username).await?;
             store.set_enabled(&user.id, false, now).await?;
             let ended = store.delete_user_sessions(&user.id).await?;
-            store.append_audit(&audit(event::USER_DISABLED, &user.id, &user.username)).await?;
+            store
+                .append_audit(&audit(event::USER_DISABLED, &user.id, &user.username))
+                .await?;
             println!("disabled {} ({ended} session(s) ended)", user.username);
         }
         UserAction::Enable { username } => {
             let user = find(username).await?;
             store.set_enabled(&user.id, true, now).await?;
-            store.append_audit(&audit(event::USER_ENABLED, &user.id, &user.username)).await?;
+            store
+                .append_audit(&audit(event::USER_ENABLED, &user.id, &user.username))
+                .await?;
             println!("enabled {}", user.username);
         }
         UserAction::SetPassword { username } => {
             let user = find(username).await?;
             let password = read_password()?;
             state.directory.set_password(&user, &password, now).await?;
-            store.append_audit(&audit(event::PASSWORD_SET, &user.id, &user.username)).await?;
+            store
+                .append_audit(&audit(event::PASSWORD_SET, &user.id, &user.username))
+                .await?;
             println!("password set for {}", user.username);
         }
         UserAction::SetRole { username, role } => {
@@ -237,8 +283,15 @@ async fn user_command(
         UserAction::Unlock { username } => {
             let user = find(username).await?;
             store.set_locked(&user.id, None, now).await?;
-            store.clear_throttle(converge::domain::flows::signin::SCOPE_ACCOUNT, &user.username).await?;
-            store.append_audit(&audit(event::ACCOUNT_UNLOCKED, &user.id, &user.username)).await?;
+            store
+                .clear_throttle(
+                    converge::domain::flows::signin::SCOPE_ACCOUNT,
+                    &user.username,
+                )
+                .await?;
+            store
+                .append_audit(&audit(event::ACCOUNT_UNLOCKED, &user.id, &user.username))
+                .await?;
             println!("unlocked {}", user.username);
         }
     }

@@ -23,7 +23,12 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
     load_or_create_secret_key(&config.secret_key_file)?;
     let store = Store::connect(&config.database_url, config.database_max_connections)
         .await
-        .with_context(|| format!("connecting to the database ({})", redact_url(&config.database_url)))?;
+        .with_context(|| {
+            format!(
+                "connecting to the database ({})",
+                redact_url(&config.database_url)
+            )
+        })?;
     store.migrate().await.context("migrating the database")?;
     let hasher = Arc::new(PasswordHasher::new(&config.policy.argon2).context("argon2 parameters")?);
     let directory = Arc::new(LocalDirectory::new(store.clone(), hasher.clone()));
@@ -38,12 +43,21 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
 }
 
 impl Application {
-    pub async fn build(config: Configuration, clock: Arc<dyn Clock>) -> anyhow::Result<Application> {
+    pub async fn build(
+        config: Configuration,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Application> {
         let bind = config.bind;
         let state = build_state(config, clock).await?;
-        let listener = TcpListener::bind(bind).await.with_context(|| format!("binding {bind}"))?;
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("binding {bind}"))?;
         let router = http::router(state.clone());
-        Ok(Application { listener, router, state })
+        Ok(Application {
+            listener,
+            router,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -60,7 +74,8 @@ impl Application {
         let sweeper = tokio::spawn(sweep_sessions(self.state.clone()));
         let result = axum::serve(
             self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown_signal())
         .await;
@@ -77,7 +92,11 @@ async fn sweep_sessions(state: AppState) {
     loop {
         tick.tick().await;
         let idle = state.config.policy.session.idle_timeout_seconds;
-        match state.store.delete_stale_sessions(state.clock.now(), idle).await {
+        match state
+            .store
+            .delete_stale_sessions(state.clock.now(), idle)
+            .await
+        {
             Ok(n) if n > 0 => tracing::debug!(removed = n, "expired sessions removed"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "session sweep failed"),

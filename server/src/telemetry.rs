@@ -5,7 +5,10 @@ use tracing_subscriber::{fmt, EnvFilter};
 
 pub fn init(filter: &str, json: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(filter));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
     // a second init (tests) is not an error worth stopping for
     let _ = if json {
         builder.json().flatten_event(true).try_init()

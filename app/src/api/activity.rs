@@ -20,7 +20,10 @@ pub struct ActivityItem {
 pub async fn my_activity() -> Result<Vec<ActivityItem>, ApiError> {
     use crate::ssr::{backend, request_ctx, AccountRequest, AccountStatus};
     let ctx = request_ctx()?;
-    match backend()?.account(&ctx, AccountRequest::Activity { limit: 100 }).await? {
+    match backend()?
+        .account(&ctx, AccountRequest::Activity { limit: 100 })
+        .await?
+    {
         AccountStatus::Activity(items) => Ok(items),
         _ => Err(crate::api::ErrorCode::Internal.into()),
     }

@@ -19,7 +19,10 @@ pub struct SecurityInfo {
 pub async fn get_security_info() -> Result<SecurityInfo, ApiError> {
     use crate::ssr::{backend, request_ctx, AccountRequest, AccountStatus};
     let ctx = request_ctx()?;
-    match backend()?.account(&ctx, AccountRequest::SecurityInfo).await? {
+    match backend()?
+        .account(&ctx, AccountRequest::SecurityInfo)
+        .await?
+    {
         AccountStatus::SecurityInfo(info) => Ok(info),
         _ => Err(crate::api::ErrorCode::Internal.into()),
     }

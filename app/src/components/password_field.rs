@@ -20,7 +20,13 @@ pub fn PasswordField(
     let input_type = move || if visible.get() { "text" } else { "password" };
     let toggle_text = {
         let (show, hide) = (show_label.clone(), hide_label.clone());
-        move || if visible.get() { hide.clone() } else { show.clone() }
+        move || {
+            if visible.get() {
+                hide.clone()
+            } else {
+                show.clone()
+            }
+        }
     };
     view! {
         <div class="field">

@@ -13,8 +13,8 @@ use crate::domain::audit::{event, AuditEntry};
 use crate::domain::error::DomainError;
 use crate::domain::password::{Password, PasswordHasher};
 use crate::domain::users::{DisplayName, EmailAddress, PhoneNumber, Role, UserProfile, Username};
-use crate::store::users::{upsert_user_in, Upserted};
 use crate::store::audit::append_audit_in;
+use crate::store::users::{upsert_user_in, Upserted};
 use crate::store::Store;
 use futures::StreamExt;
 use std::collections::HashMap;
@@ -65,11 +65,20 @@ struct Row {
 }
 
 /// Parses and checks every line; returns the valid rows and the errors.
-fn parse(reader: impl Read, default_cc: Option<&str>) -> Result<(Vec<Row>, Vec<LineError>), LineError> {
-    let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(reader);
+fn parse(
+    reader: impl Read,
+    default_cc: Option<&str>,
+) -> Result<(Vec<Row>, Vec<LineError>), LineError> {
+    let mut csv = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(reader);
     let headers = csv
         .headers()
-        .map_err(|e| LineError { line: 1, reason: format!("cannot read the header row: {e}") })?
+        .map_err(|e| LineError {
+            line: 1,
+            reason: format!("cannot read the header row: {e}"),
+        })?
         .clone();
     let mut index = HashMap::new();
     for (i, h) in headers.iter().enumerate() {
@@ -81,11 +90,17 @@ fn parse(reader: impl Read, default_cc: Option<&str>) -> Result<(Vec<Row>, Vec<L
             });
         }
         if index.insert(h.clone(), i).is_some() {
-            return Err(LineError { line: 1, reason: format!("column `{h}` appears twice") });
+            return Err(LineError {
+                line: 1,
+                reason: format!("column `{h}` appears twice"),
+            });
         }
     }
     if !index.contains_key("username") {
-        return Err(LineError { line: 1, reason: "the header row has no `username` column".into() });
+        return Err(LineError {
+            line: 1,
+            reason: "the header row has no `username` column".into(),
+        });
     }
     let mut rows = Vec::new();
     let mut errors = Vec::new();
@@ -95,20 +110,36 @@ fn parse(reader: impl Read, default_cc: Option<&str>) -> Result<(Vec<Row>, Vec<L
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
-                errors.push(LineError { line, reason: format!("unreadable line: {e}") });
+                errors.push(LineError {
+                    line,
+                    reason: format!("unreadable line: {e}"),
+                });
                 continue;
             }
         };
         let line = record.position().map(|p| p.line()).unwrap_or(0);
-        match parse_row(&Fields { index: &index, record: &record }, default_cc) {
+        match parse_row(
+            &Fields {
+                index: &index,
+                record: &record,
+            },
+            default_cc,
+        ) {
             Ok((profile, password)) => {
                 if let Some(first) = seen.insert(profile.username.as_str().to_string(), line) {
                     errors.push(LineError {
                         line,
-                        reason: format!("username `{}` already appears on line {first}", profile.username),
+                        reason: format!(
+                            "username `{}` already appears on line {first}",
+                            profile.username
+                        ),
                     });
                 } else {
-                    rows.push(Row { line, profile, password });
+                    rows.push(Row {
+                        line,
+                        profile,
+                        password,
+                    });
                 }
             }
             Err(reason) => errors.push(LineError { line, reason }),
@@ -124,7 +155,11 @@ struct Fields<'a> {
 
 impl Fields<'_> {
     fn get(&self, name: &str) -> &str {
-        self.index.get(name).and_then(|&i| self.record.get(i)).unwrap_or("").trim()
+        self.index
+            .get(name)
+            .and_then(|&i| self.record.get(i))
+            .unwrap_or("")
+            .trim()
     }
 }
 
@@ -135,13 +170,21 @@ fn parse_row(f: &Fields<'_>, cc: Option<&str>) -> Result<(UserProfile, Option<Pa
         "" => DisplayName::parse(username.as_str())?,
         d => DisplayName::parse(d)?,
     };
-    let opt_email = |v: &str| if v.is_empty() { Ok(None) } else { EmailAddress::parse(v).map(Some) };
+    let opt_email = |v: &str| {
+        if v.is_empty() {
+            Ok(None)
+        } else {
+            EmailAddress::parse(v).map(Some)
+        }
+    };
     let opt_phone = |col: &str| {
         let v = get(col);
         if v.is_empty() {
             Ok(None)
         } else {
-            PhoneNumber::parse(&v, cc).map(Some).map_err(|e| format!("{col}: {e}"))
+            PhoneNumber::parse(&v, cc)
+                .map(Some)
+                .map_err(|e| format!("{col}: {e}"))
         }
     };
     let enabled = match get("enabled").to_ascii_lowercase().as_str() {
@@ -192,9 +235,18 @@ pub async fn import_users(
 ) -> Result<ImportReport, DomainError> {
     let (rows, errors) = match parse(reader, options.default_country_code.as_deref()) {
         Ok(parsed) => parsed,
-        Err(header) => return Ok(ImportReport { errors: vec![header], aborted: true, ..Default::default() }),
+        Err(header) => {
+            return Ok(ImportReport {
+                errors: vec![header],
+                aborted: true,
+                ..Default::default()
+            })
+        }
     };
-    let mut report = ImportReport { errors, ..Default::default() };
+    let mut report = ImportReport {
+        errors,
+        ..Default::default()
+    };
     if !report.errors.is_empty() && !options.skip_invalid {
         report.aborted = true;
         return Ok(report);
@@ -202,7 +254,10 @@ pub async fn import_users(
     report.skipped = report.errors.len() as u64;
 
     // hash the given passwords first (bounded by the hasher to the number of cores)
-    let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) * 2;
+    let parallel = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        * 2;
     let hashed: Vec<_> = futures::stream::iter(rows.iter().map(|r| async move {
         match &r.password {
             Some(p) => hasher.hash(p).await.map(Some),
@@ -220,7 +275,8 @@ pub async fn import_users(
     let total = rows.len() as u64;
     let mut tx = store.begin().await?;
     for (i, (row, hash)) in rows.iter().zip(hashes.iter()).enumerate() {
-        let (id, outcome) = upsert_user_in(&mut tx, &row.profile, hash.as_deref(), "local", now).await?;
+        let (id, outcome) =
+            upsert_user_in(&mut tx, &row.profile, hash.as_deref(), "local", now).await?;
         let ev = match outcome {
             Upserted::Created => {
                 report.created += 1;
@@ -253,4 +309,3 @@ pub async fn import_users(
     tx.commit().await.map_err(crate::store::StoreError::from)?;
     Ok(report)
 }
-

@@ -24,7 +24,11 @@ impl Directory for LocalDirectory {
         "local"
     }
 
-    async fn authenticate(&self, username: &Username, password: &Password) -> Result<Authentication, DomainError> {
+    async fn authenticate(
+        &self,
+        username: &Username,
+        password: &Password,
+    ) -> Result<Authentication, DomainError> {
         let user = self.store.find_user_by_username(username.as_str()).await?;
         let hash = match &user {
             Some(u) => self.store.password_hash(&u.id).await?,
@@ -34,8 +38,17 @@ impl Directory for LocalDirectory {
         Ok(Authentication { user, verified })
     }
 
-    async fn set_password(&self, user: &User, password: &Password, now: i64) -> Result<(), DomainError> {
-        let phc = self.hasher.hash(password).await.map_err(|e| DomainError::Hashing(e.to_string()))?;
+    async fn set_password(
+        &self,
+        user: &User,
+        password: &Password,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let phc = self
+            .hasher
+            .hash(password)
+            .await
+            .map_err(|e| DomainError::Hashing(e.to_string()))?;
         self.store.set_password_hash(&user.id, &phc, now).await?;
         Ok(())
     }

@@ -24,8 +24,17 @@ pub trait Directory: Send + Sync + 'static {
     fn name(&self) -> &str;
 
     /// Checks a password. Implementations must cost the same whether or not the user exists.
-    async fn authenticate(&self, username: &Username, password: &Password) -> Result<Authentication, DomainError>;
+    async fn authenticate(
+        &self,
+        username: &Username,
+        password: &Password,
+    ) -> Result<Authentication, DomainError>;
 
     /// Writes a new password (reset writeback, administrator CLI).
-    async fn set_password(&self, user: &User, password: &Password, now: i64) -> Result<(), DomainError>;
+    async fn set_password(
+        &self,
+        user: &User,
+        password: &Password,
+        now: i64,
+    ) -> Result<(), DomainError>;
 }

@@ -35,6 +35,11 @@ pub struct AuditEntry {
 
 impl AuditEntry {
     pub fn new(event: &str, success: bool, at: i64) -> Self {
-        AuditEntry { at, event: event.to_string(), success, ..Default::default() }
+        AuditEntry {
+            at,
+            event: event.to_string(),
+            success,
+            ..Default::default()
+        }
     }
 }

@@ -54,10 +54,17 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(policy: &Argon2Policy) -> Result<Self, PasswordError> {
-        let params = Params::new(policy.memory_kib, policy.iterations, policy.parallelism, None)
-            .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+        let params = Params::new(
+            policy.memory_kib,
+            policy.iterations,
+            policy.parallelism,
+            None,
+        )
+        .map_err(|e| PasswordError::Hashing(e.to_string()))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let salt = SaltString::generate(&mut rand::rngs::OsRng);
         let fallback = argon2
             .hash_password(b"converge-fallback-password-never-matches", &salt)
@@ -73,7 +80,11 @@ impl PasswordHasher {
 
     /// A PHC string (`$argon2id$v=19$m=…`).
     pub async fn hash(&self, password: &Password) -> Result<String, PasswordError> {
-        let _permit = self.permits.acquire().await.map_err(|e| PasswordError::Hashing(e.to_string()))?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| PasswordError::Hashing(e.to_string()))?;
         let argon2 = self.argon2.clone();
         let password = password.clone();
         tokio::task::spawn_blocking(move || {
@@ -91,7 +102,9 @@ impl PasswordHasher {
     /// returns false): the caller cannot tell the two apart by time.
     pub async fn verify(&self, password: &Password, stored: Option<&str>) -> bool {
         self.verifications.fetch_add(1, Ordering::Relaxed);
-        let Ok(_permit) = self.permits.acquire().await else { return false };
+        let Ok(_permit) = self.permits.acquire().await else {
+            return false;
+        };
         let argon2 = self.argon2.clone();
         let password = password.clone();
         let real = stored.is_some();
@@ -101,7 +114,12 @@ impl PasswordHasher {
             // an unparsable stored hash still costs one verification
             let parsed = PasswordHash::new(&phc).or_else(|_| PasswordHash::new(&fallback));
             match parsed {
-                Ok(hash) => argon2.verify_password(password.expose().as_bytes(), &hash).is_ok() && real,
+                Ok(hash) => {
+                    argon2
+                        .verify_password(password.expose().as_bytes(), &hash)
+                        .is_ok()
+                        && real
+                }
                 Err(_) => false,
             }
         })
@@ -116,14 +134,18 @@ impl PasswordHasher {
 
     /// Raw verifications per second on all cores for `seconds` (benchmark bound).
     pub fn bench_raw(&self, seconds: f64) -> f64 {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
         let start = std::time::Instant::now();
         let total: usize = std::thread::scope(|s| {
             let handles: Vec<_> = (0..cores)
                 .map(|_| {
                     s.spawn(|| {
-                        let Ok(hash) = PasswordHash::new(&self.fallback) else { return 0 };
+                        let Ok(hash) = PasswordHash::new(&self.fallback) else {
+                            return 0;
+                        };
                         let mut n = 0usize;
                         while std::time::Instant::now() < deadline {
                             let _ = self.argon2.verify_password(b"bench", &hash);

@@ -39,7 +39,9 @@ impl SigninPolicy {
             return 0;
         }
         let steps = (failures - free.max(1)).min(30);
-        self.base_delay_seconds.saturating_mul(1i64 << steps).min(self.max_delay_seconds)
+        self.base_delay_seconds
+            .saturating_mul(1i64 << steps)
+            .min(self.max_delay_seconds)
     }
 }
 

@@ -15,8 +15,13 @@ impl Username {
         if s.chars().count() > 64 {
             return Err("username is longer than 64 characters".into());
         }
-        if let Some(c) = s.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))) {
-            return Err(format!("username contains `{c}` (allowed: letters, digits, . _ - @)"));
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')))
+        {
+            return Err(format!(
+                "username contains `{c}` (allowed: letters, digits, . _ - @)"
+            ));
         }
         Ok(Username(s))
     }
@@ -63,7 +68,11 @@ impl EmailAddress {
     pub fn parse(s: &str) -> Result<EmailAddress, String> {
         let s = s.trim();
         let bad = || format!("`{s}` is not an email address");
-        if s.len() > 254 || s.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')) {
+        if s.len() > 254
+            || s.chars().any(|c| {
+                c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';' | '"')
+            })
+        {
             return Err(bad());
         }
         let (local, domain) = s.rsplit_once('@').ok_or_else(bad)?;
@@ -73,7 +82,10 @@ impl EmailAddress {
         let labels: Vec<&str> = domain.split('.').collect();
         if labels.len() < 2
             || labels.iter().any(|l| {
-                l.is_empty() || l.len() > 63 || l.starts_with('-') || l.ends_with('-')
+                l.is_empty()
+                    || l.len() > 63
+                    || l.starts_with('-')
+                    || l.ends_with('-')
                     || !l.chars().all(|c| c.is_alphanumeric() || c == '-')
             })
         {
@@ -119,7 +131,9 @@ impl PhoneNumber {
             return Err(bad("a country code never starts with 0"));
         }
         if !(8..=15).contains(&international.len()) {
-            return Err(bad("it must have 8 to 15 digits including the country code"));
+            return Err(bad(
+                "it must have 8 to 15 digits including the country code",
+            ));
         }
         Ok(PhoneNumber(format!("+{international}")))
     }
@@ -141,7 +155,9 @@ impl Role {
             "" | "user" => Ok(Role::User),
             "helpdesk" => Ok(Role::Helpdesk),
             "admin" => Ok(Role::Admin),
-            other => Err(format!("role `{other}` is not one of user, helpdesk, admin")),
+            other => Err(format!(
+                "role `{other}` is not one of user, helpdesk, admin"
+            )),
         }
     }
     pub fn as_str(self) -> &'static str {

@@ -9,7 +9,9 @@ use crate::domain::error::DomainError;
 use crate::domain::flows::session::{self, Client};
 use crate::domain::flows::signin::{self, SigninDeps, SigninInput, SigninOutcome};
 use converge_app::api::{ActivityItem, ApiError, ErrorCode, SecurityInfo};
-use converge_app::ssr::{AccountRequest, AccountStatus, Backend, RequestCtx, SigninRequest, SigninStatus};
+use converge_app::ssr::{
+    AccountRequest, AccountStatus, Backend, RequestCtx, SigninRequest, SigninStatus,
+};
 
 pub struct PortalBackend {
     state: AppState,
@@ -22,7 +24,10 @@ impl PortalBackend {
 }
 
 fn client(ctx: &RequestCtx) -> Client {
-    Client { ip: ctx.client_ip.clone(), user_agent: ctx.user_agent.clone() }
+    Client {
+        ip: ctx.client_ip.clone(),
+        user_agent: ctx.user_agent.clone(),
+    }
 }
 
 fn unavailable(e: DomainError) -> ApiError {
@@ -56,7 +61,9 @@ impl Backend for PortalBackend {
                     Ok(SigninOutcome::SignedIn { user, token }) => {
                         s.metrics.signin(SigninResult::Success);
                         tracing::info!(user = %user.username, "signed in");
-                        SigninStatus::SignedIn { set_cookie: session_cookie_value(&s.config, &token) }
+                        SigninStatus::SignedIn {
+                            set_cookie: session_cookie_value(&s.config, &token),
+                        }
                     }
                     Ok(SigninOutcome::Rejected(reason)) => {
                         s.metrics.signin(SigninResult::Rejected);
@@ -75,12 +82,18 @@ impl Backend for PortalBackend {
                         return SigninStatus::Failed(unavailable(e).code());
                     }
                 }
-                SigninStatus::SignedOut { set_cookie: clear_cookie(&s.config) }
+                SigninStatus::SignedOut {
+                    set_cookie: clear_cookie(&s.config),
+                }
             }
         }
     }
 
-    async fn account(&self, ctx: &RequestCtx, req: AccountRequest) -> Result<AccountStatus, ApiError> {
+    async fn account(
+        &self,
+        ctx: &RequestCtx,
+        req: AccountRequest,
+    ) -> Result<AccountStatus, ApiError> {
         let me = ctx.signed_in()?;
         let s = &self.state;
         match req {

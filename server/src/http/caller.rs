@@ -18,9 +18,16 @@ use std::net::SocketAddr;
 pub async fn establish(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let skip_session = path.starts_with("/pkg/")
-        || matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics" | "/favicon.svg" | "/favicon.ico");
+        || matches!(
+            path.as_str(),
+            "/healthz" | "/readyz" | "/metrics" | "/favicon.svg" | "/favicon.ico"
+        );
     let config = &state.config;
-    let token = if skip_session { None } else { session_cookie(&req, config.session_cookie_name()) };
+    let token = if skip_session {
+        None
+    } else {
+        session_cookie(&req, config.session_cookie_name())
+    };
     let mut ctx = RequestCtx {
         client_ip: client_ip(&req, config.trust_forwarded_for),
         user_agent: req
@@ -31,10 +38,21 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
             .unwrap_or_default(),
         session_token: token.clone(),
         session: None,
-        nonce: req.extensions().get::<CspNonce>().map(|n| n.0.clone()).unwrap_or_default(),
+        nonce: req
+            .extensions()
+            .get::<CspNonce>()
+            .map(|n| n.0.clone())
+            .unwrap_or_default(),
     };
     if let Some(token) = &token {
-        match session::resolve(&state.store, token, &config.policy.session, state.clock.now()).await {
+        match session::resolve(
+            &state.store,
+            token,
+            &config.policy.session,
+            state.clock.now(),
+        )
+        .await
+        {
             Ok(Some(user)) => {
                 ctx.session = Some(SignedIn {
                     user_id: user.id.clone(),

@@ -9,7 +9,9 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-const BUCKETS: [f64; 12] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
 
 #[derive(Debug, Clone, Copy)]
 pub enum SigninResult {
@@ -49,9 +51,16 @@ impl Metrics {
         out.push_str("# HELP converge_http_requests_total HTTP requests by status class.\n");
         out.push_str("# TYPE converge_http_requests_total counter\n");
         for (i, c) in self.by_class.iter().enumerate() {
-            let _ = writeln!(out, "converge_http_requests_total{{status=\"{}xx\"}} {}", i + 1, c.load(Relaxed));
+            let _ = writeln!(
+                out,
+                "converge_http_requests_total{{status=\"{}xx\"}} {}",
+                i + 1,
+                c.load(Relaxed)
+            );
         }
-        out.push_str("# HELP converge_http_request_duration_seconds Time to produce the response head.\n");
+        out.push_str(
+            "# HELP converge_http_request_duration_seconds Time to produce the response head.\n",
+        );
         out.push_str("# TYPE converge_http_request_duration_seconds histogram\n");
         for (i, le) in BUCKETS.iter().enumerate() {
             let _ = writeln!(
@@ -61,7 +70,10 @@ impl Metrics {
             );
         }
         let count = self.count.load(Relaxed);
-        let _ = writeln!(out, "converge_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "converge_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(
             out,
             "converge_http_request_duration_seconds_sum {}",
@@ -71,7 +83,11 @@ impl Metrics {
         out.push_str("# HELP converge_signin_total Sign-in attempts by result.\n");
         out.push_str("# TYPE converge_signin_total counter\n");
         for (i, name) in ["success", "rejected", "error"].iter().enumerate() {
-            let _ = writeln!(out, "converge_signin_total{{result=\"{name}\"}} {}", self.signin[i].load(Relaxed));
+            let _ = writeln!(
+                out,
+                "converge_signin_total{{result=\"{name}\"}} {}",
+                self.signin[i].load(Relaxed)
+            );
         }
         out
     }
@@ -80,13 +96,20 @@ impl Metrics {
 pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let res = next.run(req).await;
-    state.metrics.observe(res.status().as_u16(), start.elapsed().as_secs_f64());
+    state
+        .metrics
+        .observe(res.status().as_u16(), start.elapsed().as_secs_f64());
     res
 }
 
-pub async fn render(State(state): State<AppState>) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+pub async fn render(
+    State(state): State<AppState>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     (
-        [(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

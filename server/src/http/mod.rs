@@ -41,7 +41,8 @@ pub fn router(state: AppState) -> Router {
         .env(leptos::config::Env::PROD)
         .build();
     let routes = generate_route_list(App);
-    let backend: Arc<dyn converge_app::ssr::Backend> = Arc::new(backend::PortalBackend::new(state.clone()));
+    let backend: Arc<dyn converge_app::ssr::Backend> =
+        Arc::new(backend::PortalBackend::new(state.clone()));
     let context = move || provide_context(backend.clone());
 
     let ops = Router::new()
@@ -55,7 +56,10 @@ pub fn router(state: AppState) -> Router {
             let options = leptos_options.clone();
             move || shell(options.clone())
         })
-        .fallback(leptos_axum::file_and_error_handler_with_context::<LeptosOptions, _>(context, shell))
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            LeptosOptions,
+            _,
+        >(context, shell))
         .with_state(leptos_options);
 
     let request_id = axum::http::HeaderName::from_static("x-request-id");

@@ -1,7 +1,8 @@
 //! Security headers on every response and CSRF defence on every state-changing request.
 //!
-//! CSRF: a POST (or any non-GET) whose `Sec-Fetch-Site` says it came from another site, or whose
-//! `Origin` is not `public_url`'s origin, is refused with 403 before it reaches a server function.
+//! CSRF: a POST (or any non-GET) whose `Sec-Fetch-Site` says it came from another site (or, from
+//! clients that do not send it, whose `Origin` is not `public_url`'s origin) is refused with 403
+//! before it reaches a server function.
 //! SameSite=Lax session cookies are the second line.
 
 use super::AppState;
@@ -43,19 +44,22 @@ fn is_safe_method(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// Browsers send `Sec-Fetch-Site` on every request and scripts cannot forge it, so when present
+/// it decides. (With `Referrer-Policy: no-referrer` Chromium sends `Origin: null` on same-origin
+/// form posts, so `Origin` alone cannot.) Without it, `Origin` must be absent (non-browser
+/// clients, which carry no ambient cookies) or equal to `public_url`'s origin.
 fn check_same_origin(req: &Request, public_origin: &str) -> Result<(), &'static str> {
     let headers = req.headers();
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if !matches!(site, "same-origin" | "none") {
-            return Err("sec-fetch-site");
-        }
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return match site.as_bytes() {
+            b"same-origin" | b"none" => Ok(()),
+            _ => Err("sec-fetch-site"),
+        };
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        if origin.as_bytes() != public_origin.as_bytes() {
-            return Err("origin");
-        }
+    match headers.get(header::ORIGIN) {
+        Some(origin) if origin.as_bytes() != public_origin.as_bytes() => Err("origin"),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn apply_headers(res: &mut Response, nonce: Option<&str>, https: bool, is_static: bool) {
@@ -76,11 +80,23 @@ fn apply_headers(res: &mut Response, nonce: Option<&str>, https: bool, is_static
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert("cross-origin-opener-policy", HeaderValue::from_static("same-origin"));
-    h.insert("cross-origin-resource-policy", HeaderValue::from_static("same-origin"));
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "cross-origin-resource-policy",
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(
         "permissions-policy",
         HeaderValue::from_static("camera=(), microphone=(), geolocation=(), payment=(), usb=()"),

@@ -11,7 +11,11 @@ impl Store {
     }
 
     /// Newest first.
-    pub async fn audit_for_user(&self, user_id: &str, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+    pub async fn audit_for_user(
+        &self,
+        user_id: &str,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT at, event, success, user_id, actor, username, reason, client_ip, user_agent \
              FROM audit_events WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
@@ -24,7 +28,11 @@ impl Store {
     }
 
     /// Newest first, optionally only one event type.
-    pub async fn audit_recent(&self, event: Option<&str>, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+    pub async fn audit_recent(
+        &self,
+        event: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT at, event, success, user_id, actor, username, reason, client_ip, user_agent \
              FROM audit_events WHERE ($1 = '' OR event = $1) ORDER BY at DESC, id DESC LIMIT $2",
@@ -52,7 +60,10 @@ fn audit_from_row(r: &sqlx::any::AnyRow) -> Result<AuditEntry, StoreError> {
 }
 
 /// Appends inside a caller's transaction (so the event commits with the change it records).
-pub async fn append_audit_in(conn: &mut sqlx::AnyConnection, e: &AuditEntry) -> Result<(), StoreError> {
+pub async fn append_audit_in(
+    conn: &mut sqlx::AnyConnection,
+    e: &AuditEntry,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO audit_events (at, event, success, user_id, actor, username, reason, client_ip, user_agent) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",

@@ -47,8 +47,12 @@ impl Store {
             let path = rest.trim_start_matches("//");
             let file = path.split('?').next().unwrap_or_default();
             if !file.is_empty() && file != ":memory:" {
-                if let Some(dir) = std::path::Path::new(file).parent().filter(|d| !d.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Sqlx(sqlx::Error::Io(e)))?;
+                if let Some(dir) = std::path::Path::new(file)
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| StoreError::Sqlx(sqlx::Error::Io(e)))?;
                 }
             }
             let url = if url.contains("mode=") {
@@ -88,8 +92,16 @@ impl Store {
     /// Applies the migrations of this dialect (idempotent).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         match self.dialect {
-            Dialect::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&self.pool).await?,
-            Dialect::Postgres => sqlx::migrate!("../migrations/postgres").run(&self.pool).await?,
+            Dialect::Sqlite => {
+                sqlx::migrate!("../migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
+            Dialect::Postgres => {
+                sqlx::migrate!("../migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         Ok(())
     }

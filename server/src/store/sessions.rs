@@ -90,7 +90,11 @@ impl Store {
     }
 
     /// Removes sessions past their absolute expiry or idle for longer than `idle_seconds`.
-    pub async fn delete_stale_sessions(&self, now: i64, idle_seconds: i64) -> Result<u64, StoreError> {
+    pub async fn delete_stale_sessions(
+        &self,
+        now: i64,
+        idle_seconds: i64,
+    ) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM sessions WHERE expires_at <= $1 OR last_seen_at <= $2")
             .bind(now)
             .bind(now - idle_seconds)

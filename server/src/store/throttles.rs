@@ -12,7 +12,11 @@ pub struct Throttle {
 }
 
 impl Store {
-    pub async fn throttle(&self, scope: &str, subject: &str) -> Result<Option<Throttle>, StoreError> {
+    pub async fn throttle(
+        &self,
+        scope: &str,
+        subject: &str,
+    ) -> Result<Option<Throttle>, StoreError> {
         let row = sqlx::query(
             "SELECT failures, last_failure_at, blocked_until FROM throttles WHERE scope = $1 AND subject = $2",
         )
@@ -57,7 +61,12 @@ impl Store {
     }
 
     /// Sets when the next attempt is allowed (never moves it backwards).
-    pub async fn block_until(&self, scope: &str, subject: &str, until: i64) -> Result<(), StoreError> {
+    pub async fn block_until(
+        &self,
+        scope: &str,
+        subject: &str,
+        until: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE throttles SET blocked_until = $3 WHERE scope = $1 AND subject = $2 AND blocked_until < $3",
         )

@@ -4,7 +4,8 @@ use super::{from_bool, to_bool, Store, StoreError};
 use crate::domain::users::{Role, User, UserProfile};
 use sqlx::{AnyConnection, Row};
 
-const USER_COLUMNS: &str = "id, username, display_name, email, mobile_phone, alternate_phone, office_phone, \
+const USER_COLUMNS: &str =
+    "id, username, display_name, email, mobile_phone, alternate_phone, office_phone, \
      enabled, role, source, locked_at, created_at, updated_at";
 
 /// Whether an upsert created a user or changed an existing one.
@@ -18,12 +19,17 @@ pub enum Upserted {
 impl Store {
     pub async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         let mut conn = self.pool().acquire().await?;
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
-            .bind(username)
-            .fetch_optional(&mut *conn)
-            .await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&mut *conn)
+        .await?;
         match row {
-            Some(r) => Ok(Some(user_from_row(&r, groups(&mut conn, &r.try_get::<String, _>("id")?).await?)?)),
+            Some(r) => Ok(Some(user_from_row(
+                &r,
+                groups(&mut conn, &r.try_get::<String, _>("id")?).await?,
+            )?)),
             None => Ok(None),
         }
     }
@@ -52,7 +58,12 @@ impl Store {
         })
     }
 
-    pub async fn set_password_hash(&self, user_id: &str, phc: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn set_password_hash(
+        &self,
+        user_id: &str,
+        phc: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE users SET password_hash = $1, updated_at = $2 WHERE id = $3")
             .bind(phc)
             .bind(now)
@@ -62,7 +73,12 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_enabled(&self, user_id: &str, enabled: bool, now: i64) -> Result<(), StoreError> {
+    pub async fn set_enabled(
+        &self,
+        user_id: &str,
+        enabled: bool,
+        now: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE users SET enabled = $1, updated_at = $2 WHERE id = $3")
             .bind(from_bool(enabled))
             .bind(now)
@@ -83,7 +99,12 @@ impl Store {
     }
 
     /// Locks (Some(time)) or unlocks (None) sign-in for a user.
-    pub async fn set_locked(&self, user_id: &str, locked_at: Option<i64>, now: i64) -> Result<(), StoreError> {
+    pub async fn set_locked(
+        &self,
+        user_id: &str,
+        locked_at: Option<i64>,
+        now: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE users SET locked_at = $1, updated_at = $2 WHERE id = $3")
             .bind(locked_at)
             .bind(now)
@@ -94,7 +115,9 @@ impl Store {
     }
 
     pub async fn count_users(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(self.pool()).await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users")
+            .fetch_one(self.pool())
+            .await?;
         Ok(row.try_get("n")?)
     }
 
@@ -126,10 +149,12 @@ pub async fn upsert_user_in(
     source: &str,
     now: i64,
 ) -> Result<(String, Upserted), StoreError> {
-    let existing = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
-        .bind(p.username.as_str())
-        .fetch_optional(&mut *conn)
-        .await?;
+    let existing = sqlx::query(&format!(
+        "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+    ))
+    .bind(p.username.as_str())
+    .fetch_optional(&mut *conn)
+    .await?;
     let email = p.email.as_ref().map(|e| e.as_str().to_string());
     let mobile = p.mobile_phone.as_ref().map(|x| x.as_str().to_string());
     let alternate = p.alternate_phone.as_ref().map(|x| x.as_str().to_string());
@@ -193,7 +218,10 @@ pub async fn upsert_user_in(
             .bind(&id)
             .execute(&mut *conn)
             .await?;
-            sqlx::query("DELETE FROM user_groups WHERE user_id = $1").bind(&id).execute(&mut *conn).await?;
+            sqlx::query("DELETE FROM user_groups WHERE user_id = $1")
+                .bind(&id)
+                .execute(&mut *conn)
+                .await?;
             (id, Upserted::Updated)
         }
     };
@@ -210,11 +238,14 @@ pub async fn upsert_user_in(
 }
 
 async fn groups(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String>, StoreError> {
-    let rows = sqlx::query("SELECT group_name FROM user_groups WHERE user_id = $1 ORDER BY group_name")
-        .bind(user_id)
-        .fetch_all(&mut *conn)
-        .await?;
-    rows.iter().map(|r| Ok(r.try_get::<String, _>("group_name")?)).collect()
+    let rows =
+        sqlx::query("SELECT group_name FROM user_groups WHERE user_id = $1 ORDER BY group_name")
+            .bind(user_id)
+            .fetch_all(&mut *conn)
+            .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String, _>("group_name")?))
+        .collect()
 }
 
 fn user_from_row(r: &sqlx::any::AnyRow, groups: Vec<String>) -> Result<User, StoreError> {

@@ -4,25 +4,43 @@ use converge::config::{load_or_create_secret_key, Settings};
 use std::io::Write;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn temp_file(text: &str) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("converge-cfg-{}.toml", uuid::Uuid::new_v4().simple()));
-    std::fs::File::create(&path).and_then(|mut f| f.write_all(text.as_bytes())).expect("write");
+    let path = std::env::temp_dir().join(format!(
+        "converge-cfg-{}.toml",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::File::create(&path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .expect("write");
     path
 }
 
 #[test]
 fn defaults_are_sane() {
-    let c = Settings::load_from(None, &[]).expect("load").validate().expect("valid");
+    let c = Settings::load_from(None, &[])
+        .expect("load")
+        .validate()
+        .expect("valid");
     assert_eq!(c.public_url.as_str(), "http://localhost:3000/");
     assert_eq!(c.public_origin, "http://localhost:3000");
     assert_eq!(c.bind.to_string(), "127.0.0.1:3000");
     assert_eq!(c.database_url, "sqlite://./data/converge.db");
     assert_eq!(c.policy.session.idle_timeout_seconds, 30 * 60);
     assert_eq!(c.policy.session.absolute_timeout_seconds, 12 * 3600);
-    assert_eq!((c.policy.argon2.memory_kib, c.policy.argon2.iterations, c.policy.argon2.parallelism), (19456, 2, 1));
+    assert_eq!(
+        (
+            c.policy.argon2.memory_kib,
+            c.policy.argon2.iterations,
+            c.policy.argon2.parallelism
+        ),
+        (19456, 2, 1)
+    );
     assert_eq!(c.policy.signin.lockout_threshold, 100);
     assert_eq!(c.session_cookie_name(), "converge_session");
     assert!(!c.https);
@@ -30,7 +48,9 @@ fn defaults_are_sane() {
 
 #[test]
 fn file_then_environment() {
-    let path = temp_file("public_url = \"https://mfa.example.org\"\n[session]\nidle_timeout_minutes = 10\n");
+    let path = temp_file(
+        "public_url = \"https://mfa.example.org\"\n[session]\nidle_timeout_minutes = 10\n",
+    );
     let c = Settings::load_from(
         Some(&path),
         &env(&[
@@ -45,7 +65,11 @@ fn file_then_environment() {
     .expect("valid");
     assert!(c.https);
     assert_eq!(c.session_cookie_name(), "__Host-converge_session");
-    assert_eq!(c.policy.session.idle_timeout_seconds, 15 * 60, "env wins over the file");
+    assert_eq!(
+        c.policy.session.idle_timeout_seconds,
+        15 * 60,
+        "env wins over the file"
+    );
     assert_eq!(c.database_url, "postgres://u:p@db/converge");
     assert!(c.trust_forwarded_for);
 }
@@ -53,16 +77,28 @@ fn file_then_environment() {
 #[test]
 fn unknown_keys_are_rejected_by_name() {
     let path = temp_file("[session]\nidle_timeout = 5\n");
-    let err = Settings::load_from(Some(&path), &[]).expect_err("unknown key").to_string();
-    assert!(err.contains("session") && err.contains("idle_timeout"), "{err}");
-    let err = Settings::load_from(None, &env(&[("CONVERGE__SERVER__PORT", "80")])).expect_err("unknown").to_string();
-    assert!(err.contains("port"), "{err}");
-    let err = Settings::load_from(None, &env(&[("CONVERGE__SESSION__IDLE_TIMEOUT_MINUTES", "soon")]))
-        .expect_err("type")
+    let err = Settings::load_from(Some(&path), &[])
+        .expect_err("unknown key")
         .to_string();
+    assert!(
+        err.contains("session") && err.contains("idle_timeout"),
+        "{err}"
+    );
+    let err = Settings::load_from(None, &env(&[("CONVERGE__SERVER__PORT", "80")]))
+        .expect_err("unknown")
+        .to_string();
+    assert!(err.contains("port"), "{err}");
+    let err = Settings::load_from(
+        None,
+        &env(&[("CONVERGE__SESSION__IDLE_TIMEOUT_MINUTES", "soon")]),
+    )
+    .expect_err("type")
+    .to_string();
     assert!(err.contains("idle_timeout_minutes"), "{err}");
     let path = temp_file("public_url = \n");
-    let err = Settings::load_from(Some(&path), &[]).expect_err("syntax").to_string();
+    let err = Settings::load_from(Some(&path), &[])
+        .expect_err("syntax")
+        .to_string();
     assert!(err.contains("not valid TOML"), "{err}");
 }
 
@@ -75,12 +111,22 @@ fn invalid_values_are_explained() {
     s.session.idle_timeout_minutes = 24 * 60;
     s.log.format = "xml".into();
     let err = s.validate().expect_err("invalid").to_string();
-    for key in ["public_url", "server.bind", "database.url", "idle_timeout_minutes", "log.format"] {
+    for key in [
+        "public_url",
+        "server.bind",
+        "database.url",
+        "idle_timeout_minutes",
+        "log.format",
+    ] {
         assert!(err.contains(key), "`{key}` not named in: {err}");
     }
     let mut s = Settings::default();
     s.public_url = "https://mfa.example.org/portal?x=1".into();
-    assert!(s.validate().expect_err("path").to_string().contains("without a path"));
+    assert!(s
+        .validate()
+        .expect_err("path")
+        .to_string()
+        .contains("without a path"));
 }
 
 #[test]

@@ -6,8 +6,14 @@ use converge::domain::users::*;
 
 #[test]
 fn usernames_are_normalised_and_restricted() {
-    assert_eq!(Username::parse("  Alice.Smith ").expect("ok").as_str(), "alice.smith");
-    assert_eq!(Username::parse("j.doe@corp.example").expect("ok").as_str(), "j.doe@corp.example");
+    assert_eq!(
+        Username::parse("  Alice.Smith ").expect("ok").as_str(),
+        "alice.smith"
+    );
+    assert_eq!(
+        Username::parse("j.doe@corp.example").expect("ok").as_str(),
+        "j.doe@corp.example"
+    );
     assert!(Username::parse("").is_err());
     assert!(Username::parse("a b").is_err());
     assert!(Username::parse("x'; drop table users;--").is_err());
@@ -16,18 +22,50 @@ fn usernames_are_normalised_and_restricted() {
 
 #[test]
 fn email_addresses() {
-    assert_eq!(EmailAddress::parse("J.Doe@Example.ORG").expect("ok").as_str(), "J.Doe@example.org");
-    for bad in ["", "no-at", "a@b", "a@@b.org", "a b@c.org", "a@b.org\r\nBcc: x@y.org", "<a@b.org>", "a@-b.org"] {
+    assert_eq!(
+        EmailAddress::parse("J.Doe@Example.ORG")
+            .expect("ok")
+            .as_str(),
+        "J.Doe@example.org"
+    );
+    for bad in [
+        "",
+        "no-at",
+        "a@b",
+        "a@@b.org",
+        "a b@c.org",
+        "a@b.org\r\nBcc: x@y.org",
+        "<a@b.org>",
+        "a@-b.org",
+    ] {
         assert!(EmailAddress::parse(bad).is_err(), "{bad:?} accepted");
     }
 }
 
 #[test]
 fn phone_numbers_become_e164() {
-    assert_eq!(PhoneNumber::parse("+31 6 1234 5678", None).expect("ok").as_str(), "+31612345678");
-    assert_eq!(PhoneNumber::parse("0031 (6) 1234-5678", None).expect("ok").as_str(), "+31612345678");
-    assert_eq!(PhoneNumber::parse("06 1234 5678", Some("31")).expect("ok").as_str(), "+31612345678");
-    assert!(PhoneNumber::parse("06 1234 5678", None).is_err(), "national form needs a default country");
+    assert_eq!(
+        PhoneNumber::parse("+31 6 1234 5678", None)
+            .expect("ok")
+            .as_str(),
+        "+31612345678"
+    );
+    assert_eq!(
+        PhoneNumber::parse("0031 (6) 1234-5678", None)
+            .expect("ok")
+            .as_str(),
+        "+31612345678"
+    );
+    assert_eq!(
+        PhoneNumber::parse("06 1234 5678", Some("31"))
+            .expect("ok")
+            .as_str(),
+        "+31612345678"
+    );
+    assert!(
+        PhoneNumber::parse("06 1234 5678", None).is_err(),
+        "national form needs a default country"
+    );
     assert!(PhoneNumber::parse("+1 555", None).is_err(), "too short");
     assert!(PhoneNumber::parse("+31 6 1234 5678 ext", None).is_err());
     assert!(PhoneNumber::parse("+0 123 456 789", None).is_err());
@@ -45,9 +83,18 @@ fn roles_and_display_names() {
 #[test]
 fn passwords_over_256_bytes_are_refused_before_hashing() {
     assert!(Password::parse("x".repeat(256)).is_ok());
-    assert_eq!(Password::parse("x".repeat(257)).err(), Some(PasswordError::TooLong));
-    assert_eq!(Password::parse(String::new()).err(), Some(PasswordError::Empty));
-    assert_eq!(format!("{:?}", Password::parse("hunter2".into()).expect("ok")), "Password(***)");
+    assert_eq!(
+        Password::parse("x".repeat(257)).err(),
+        Some(PasswordError::TooLong)
+    );
+    assert_eq!(
+        Password::parse(String::new()).err(),
+        Some(PasswordError::Empty)
+    );
+    assert_eq!(
+        format!("{:?}", Password::parse("hunter2".into()).expect("ok")),
+        "Password(***)"
+    );
 }
 
 #[test]

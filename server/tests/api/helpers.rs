@@ -2,9 +2,9 @@
 
 use converge::clock::ManualClock;
 use converge::config::{Configuration, Settings};
+use converge::http::AppState;
 use converge::startup::Application;
 use converge::store::Store;
-use converge::http::AppState;
 use sqlx::Connection;
 use std::sync::Arc;
 
@@ -33,7 +33,8 @@ macro_rules! both_databases {
 pub(crate) use both_databases;
 
 pub fn pg_admin_url() -> String {
-    std::env::var("CONVERGE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("CONVERGE_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A fresh, empty database URL for one test.
@@ -48,14 +49,19 @@ pub async fn fresh_database(db: Db) -> String {
         Db::Postgres => {
             sqlx::any::install_default_drivers();
             let admin = pg_admin_url();
-            let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap_or_else(|e| {
-                panic!(
+            let mut conn = sqlx::AnyConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|e| {
+                    panic!(
                     "PostgreSQL is required for these tests and is not reachable at {admin}: {e}\n\
                      Run scripts/test (it starts one), or set CONVERGE_TEST_PG_URL."
                 )
-            });
+                });
             let name = format!("converge_t_{id}");
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create database");
             let mut url = url::Url::parse(&admin).expect("pg url");
             url.set_path(&format!("/{name}"));
             url.to_string()
@@ -101,7 +107,9 @@ pub async fn spawn_app_with(db: Db, tweak: impl FnOnce(&mut Settings)) -> TestAp
     tweak(&mut s);
     let config: Configuration = s.validate().expect("valid test configuration");
     let clock = Arc::new(ManualClock::new(T0));
-    let app = Application::build(config, clock.clone()).await.expect("build app");
+    let app = Application::build(config, clock.clone())
+        .await
+        .expect("build app");
     let base = format!("http://127.0.0.1:{}", app.port());
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
@@ -109,8 +117,14 @@ pub async fn spawn_app_with(db: Db, tweak: impl FnOnce(&mut Settings)) -> TestAp
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
-    let app = TestApp { base, http, clock, state };
-    app.add_user("alice", "Alice Andersen", "correct-horse-alice", true).await;
+    let app = TestApp {
+        base,
+        http,
+        clock,
+        state,
+    };
+    app.add_user("alice", "Alice Andersen", "correct-horse-alice", true)
+        .await;
     app
 }
 
@@ -126,11 +140,21 @@ pub fn session_cookie(res: &reqwest::Response) -> Option<String> {
 }
 
 pub fn location(res: &reqwest::Response) -> String {
-    res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    res.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 impl TestApp {
-    pub async fn add_user(&self, username: &str, display: &str, password: &str, enabled: bool) -> String {
+    pub async fn add_user(
+        &self,
+        username: &str,
+        display: &str,
+        password: &str,
+        enabled: bool,
+    ) -> String {
         use converge::domain::password::Password;
         use converge::domain::users::*;
         let profile = UserProfile {
@@ -144,12 +168,27 @@ impl TestApp {
             enabled,
             role: Role::User,
         };
-        let hash = self.state.hasher.hash(&Password::parse(password.into()).expect("pw")).await.expect("hash");
-        self.state.store.upsert_user(&profile, Some(&hash), "local", T0).await.expect("upsert").0
+        let hash = self
+            .state
+            .hasher
+            .hash(&Password::parse(password.into()).expect("pw"))
+            .await
+            .expect("hash");
+        self.state
+            .store
+            .upsert_user(&profile, Some(&hash), "local", T0)
+            .await
+            .expect("upsert")
+            .0
     }
 
     /// Posts the sign-in form the way a browser without wasm does.
-    pub async fn sign_in(&self, username: &str, password: &str, cookie: Option<&str>) -> reqwest::Response {
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        cookie: Option<&str>,
+    ) -> reqwest::Response {
         let mut req = self
             .http
             .post(format!("{}/api/sign_in", self.base))
@@ -186,7 +225,11 @@ impl TestApp {
     /// Signs alice in and returns her session cookie.
     pub async fn alice(&self) -> String {
         let res = self.sign_in("alice", "correct-horse-alice", None).await;
-        assert_eq!(location(&res), "/security-info", "alice should be able to sign in");
+        assert_eq!(
+            location(&res),
+            "/security-info",
+            "alice should be able to sign in"
+        );
         session_cookie(&res).expect("session cookie")
     }
 }

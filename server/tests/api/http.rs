@@ -11,9 +11,20 @@ async fn cross_site_posts_are_refused(db: Db) {
     let app = spawn_app(db).await;
     let form = [("username", "alice"), ("password", "correct-horse-alice")];
     let url = format!("{}/api/sign_in", app.base);
-    let evil_origin = app.http.post(&url).header("origin", "http://evil.example").form(&form).send().await.expect("req");
+    let evil_origin = app
+        .http
+        .post(&url)
+        .header("origin", "http://evil.example")
+        .form(&form)
+        .send()
+        .await
+        .expect("req");
     assert_eq!(evil_origin.status(), 403);
-    assert!(evil_origin.text().await.unwrap_or_default().contains("HTTP-403"));
+    assert!(evil_origin
+        .text()
+        .await
+        .unwrap_or_default()
+        .contains("HTTP-403"));
     let cross_site = app
         .http
         .post(&url)
@@ -23,8 +34,19 @@ async fn cross_site_posts_are_refused(db: Db) {
         .await
         .expect("req");
     assert_eq!(cross_site.status(), 403);
-    let same_site = app.http.post(&url).header("sec-fetch-site", "same-site").form(&form).send().await.expect("req");
-    assert_eq!(same_site.status(), 403, "a sibling subdomain is not this site");
+    let same_site = app
+        .http
+        .post(&url)
+        .header("sec-fetch-site", "same-site")
+        .form(&form)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(
+        same_site.status(),
+        403,
+        "a sibling subdomain is not this site"
+    );
     // forged Host / forwarded headers do not make an origin acceptable
     let forged = app
         .http
@@ -38,7 +60,13 @@ async fn cross_site_posts_are_refused(db: Db) {
         .expect("req");
     assert_eq!(forged.status(), 403);
     // nothing was attempted
-    assert!(app.state.store.audit_recent(Some("signin"), 5).await.expect("audit").is_empty());
+    assert!(app
+        .state
+        .store
+        .audit_recent(Some("signin"), 5)
+        .await
+        .expect("audit")
+        .is_empty());
     // sign-out is protected the same way
     let cookie = app.alice().await;
     let out = app
@@ -50,7 +78,11 @@ async fn cross_site_posts_are_refused(db: Db) {
         .await
         .expect("req");
     assert_eq!(out.status(), 403);
-    assert_eq!(app.get("/security-info", Some(&cookie)).await.status(), 200, "still signed in");
+    assert_eq!(
+        app.get("/security-info", Some(&cookie)).await.status(),
+        200,
+        "still signed in"
+    );
 }
 
 async fn health_and_metrics(db: Db) {
@@ -59,8 +91,16 @@ async fn health_and_metrics(db: Db) {
     assert_eq!(app.get("/readyz", None).await.status(), 200);
     app.alice().await;
     app.sign_in("alice", "wrong-password", None).await;
-    let metrics = app.get("/metrics", None).await.text().await.expect("metrics");
-    assert!(metrics.contains("converge_signin_total{result=\"success\"} 1"), "{metrics}");
+    let metrics = app
+        .get("/metrics", None)
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    assert!(
+        metrics.contains("converge_signin_total{result=\"success\"} 1"),
+        "{metrics}"
+    );
     assert!(metrics.contains("converge_signin_total{result=\"rejected\"} 1"));
     assert!(metrics.contains("converge_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
     assert!(metrics.contains("converge_http_requests_total{status=\"3xx\"}"));
@@ -75,26 +115,70 @@ async fn pages_carry_security_headers_and_a_nonce() {
     let res = app.get("/signin", None).await;
     assert_eq!(res.status(), 200);
     let h = res.headers().clone();
-    let csp = h.get("content-security-policy").and_then(|v| v.to_str().ok()).expect("csp").to_string();
-    for part in ["default-src 'self'", "frame-ancestors 'none'", "object-src 'none'", "base-uri 'none'", "'wasm-unsafe-eval'"] {
+    let csp = h
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .expect("csp")
+        .to_string();
+    for part in [
+        "default-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "'wasm-unsafe-eval'",
+    ] {
         assert!(csp.contains(part), "CSP `{csp}` lacks {part}");
     }
     assert!(!csp.contains("unsafe-inline"));
-    assert_eq!(h.get("referrer-policy").and_then(|v| v.to_str().ok()), Some("no-referrer"));
-    assert_eq!(h.get("x-content-type-options").and_then(|v| v.to_str().ok()), Some("nosniff"));
-    assert_eq!(h.get("x-frame-options").and_then(|v| v.to_str().ok()), Some("DENY"));
-    assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"));
+    assert_eq!(
+        h.get("referrer-policy").and_then(|v| v.to_str().ok()),
+        Some("no-referrer")
+    );
+    assert_eq!(
+        h.get("x-content-type-options")
+            .and_then(|v| v.to_str().ok()),
+        Some("nosniff")
+    );
+    assert_eq!(
+        h.get("x-frame-options").and_then(|v| v.to_str().ok()),
+        Some("DENY")
+    );
+    assert_eq!(
+        h.get("cache-control").and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
     assert!(h.get("x-request-id").is_some(), "request id echoed");
-    assert!(h.get("strict-transport-security").is_none(), "no HSTS over plain http");
-    let nonce = csp.split("'nonce-").nth(1).and_then(|s| s.split('\'').next()).expect("nonce in CSP").to_string();
+    assert!(
+        h.get("strict-transport-security").is_none(),
+        "no HSTS over plain http"
+    );
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|s| s.split('\'').next())
+        .expect("nonce in CSP")
+        .to_string();
     let html = res.text().await.expect("body");
-    assert!(html.contains(&format!("nonce=\"{nonce}\"")), "hydration script carries the nonce");
+    assert!(
+        html.contains(&format!("nonce=\"{nonce}\"")),
+        "hydration script carries the nonce"
+    );
     // every inline script carries it
     let scripts = html.matches("<script").count();
-    assert_eq!(scripts, html.matches(&format!("nonce=\"{nonce}\"")).count().min(scripts));
+    assert_eq!(
+        scripts,
+        html.matches(&format!("nonce=\"{nonce}\""))
+            .count()
+            .min(scripts)
+    );
     // a second response gets a different nonce
     let again = app.get("/signin", None).await;
-    let csp2 = again.headers().get("content-security-policy").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let csp2 = again
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     assert_ne!(csp, csp2);
 }
 
@@ -110,13 +194,22 @@ async fn anonymous_visitors_go_to_sign_in_and_unknown_pages_are_404() {
     assert_eq!(res.status(), 404);
     assert!(res.text().await.expect("body").contains("Page not found"));
     let cookie = app.alice().await;
-    assert_eq!(location(&app.get("/signin", Some(&cookie)).await), "/security-info");
-    assert_eq!(location(&app.get("/", Some(&cookie)).await), "/security-info");
+    assert_eq!(
+        location(&app.get("/signin", Some(&cookie)).await),
+        "/security-info"
+    );
+    assert_eq!(
+        location(&app.get("/", Some(&cookie)).await),
+        "/security-info"
+    );
 }
 
 #[tokio::test]
 async fn https_public_url_means_host_prefixed_secure_cookies_and_hsts() {
-    let app = spawn_app_with(Db::Sqlite, |s| s.public_url = "https://mfa.example.org".into()).await;
+    let app = spawn_app_with(Db::Sqlite, |s| {
+        s.public_url = "https://mfa.example.org".into()
+    })
+    .await;
     let res = app
         .http
         .post(format!("{}/api/sign_in", app.base))
@@ -127,7 +220,12 @@ async fn https_public_url_means_host_prefixed_secure_cookies_and_hsts() {
         .await
         .expect("req");
     assert_eq!(location(&res), "/security-info");
-    let cookie = res.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     assert!(cookie.starts_with("__Host-converge_session="), "{cookie}");
     assert!(cookie.contains("; Secure"));
     assert!(cookie.contains("Path=/") && !cookie.contains("Domain="));

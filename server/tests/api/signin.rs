@@ -29,32 +29,78 @@ async fn signs_in_and_out(db: Db) {
     for attr in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=43200"] {
         assert!(raw.contains(attr), "cookie `{raw}` lacks {attr}");
     }
-    assert!(!raw.contains("Secure"), "plain-http public_url must not set Secure");
-    let token = raw.split(';').next().and_then(|kv| kv.split_once('=')).map(|(_, v)| v).unwrap_or_default();
+    assert!(
+        !raw.contains("Secure"),
+        "plain-http public_url must not set Secure"
+    );
+    let token = raw
+        .split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v)
+        .unwrap_or_default();
     assert!(token.len() >= 43, "at least 256 bits of token");
     let cookie = session_cookie(&res).expect("cookie");
 
     let page = app.get("/security-info", Some(&cookie)).await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("body");
-    assert!(html.contains("Alice Andersen"), "page shows the user's name");
+    assert!(
+        html.contains("Alice Andersen"),
+        "page shows the user's name"
+    );
     assert!(html.contains("alice@example.org"));
 
     // the stored session is a hash, never the token
-    let user = app.state.store.find_user_by_username("alice").await.expect("db").expect("alice");
-    assert_eq!(app.state.store.count_user_sessions(&user.id).await.expect("db"), 1);
-    assert!(app.state.store.find_session(token).await.expect("db").is_none());
+    let user = app
+        .state
+        .store
+        .find_user_by_username("alice")
+        .await
+        .expect("db")
+        .expect("alice");
+    assert_eq!(
+        app.state
+            .store
+            .count_user_sessions(&user.id)
+            .await
+            .expect("db"),
+        1
+    );
+    assert!(app
+        .state
+        .store
+        .find_session(token)
+        .await
+        .expect("db")
+        .is_none());
 
     let out = app.sign_out(&cookie).await;
     assert_eq!(location(&out), "/signin?notice=signed_out");
-    let cleared = out.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let cleared = out
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     assert!(cleared.contains("Max-Age=0"));
-    assert_eq!(app.state.store.count_user_sessions(&user.id).await.expect("db"), 0);
+    assert_eq!(
+        app.state
+            .store
+            .count_user_sessions(&user.id)
+            .await
+            .expect("db"),
+        0
+    );
     let again = app.get("/security-info", Some(&cookie)).await;
     assert_eq!(again.status(), 303);
     assert_eq!(location(&again), "/signin?notice=expired");
 
-    let audit = app.state.store.audit_for_user(&user.id, 10).await.expect("audit");
+    let audit = app
+        .state
+        .store
+        .audit_for_user(&user.id, 10)
+        .await
+        .expect("audit");
     let events: Vec<&str> = audit.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(events, ["signout", "signin"]);
     assert_eq!(audit[1].client_ip.as_deref(), Some("127.0.0.1"));
@@ -63,25 +109,45 @@ async fn signs_in_and_out(db: Db) {
 
 async fn failures_are_indistinguishable(db: Db) {
     let app = spawn_app(db).await;
-    app.add_user("dave", "Dave Disabled", "dave-password-1", false).await;
-    let locked = app.add_user("lou", "Lou Locked", "lou-password-1", true).await;
-    app.state.store.set_locked(&locked, Some(T0), T0).await.expect("lock");
+    app.add_user("dave", "Dave Disabled", "dave-password-1", false)
+        .await;
+    let locked = app
+        .add_user("lou", "Lou Locked", "lou-password-1", true)
+        .await;
+    app.state
+        .store
+        .set_locked(&locked, Some(T0), T0)
+        .await
+        .expect("lock");
 
     let cases = [
-        ("alice", "wrong-password"),         // wrong password
-        ("nobody", "whatever-password"),     // unknown user
-        ("dave", "dave-password-1"),         // disabled, right password
-        ("lou", "lou-password-1"),           // locked, right password
+        ("alice", "wrong-password"),     // wrong password
+        ("nobody", "whatever-password"), // unknown user
+        ("dave", "dave-password-1"),     // disabled, right password
+        ("lou", "lou-password-1"),       // locked, right password
     ];
     let mut answers = Vec::new();
     for (u, p) in cases {
         let before = app.state.hasher.verifications();
         let res = app.sign_in(u, p, None).await;
         let after = app.state.hasher.verifications();
-        assert_eq!(after - before, 1, "{u}: exactly one argon2 verification (same cost)");
-        let cookies: Vec<String> =
-            res.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap_or_default().to_string()).collect();
-        answers.push((res.status().as_u16(), location(&res), cookies, res.text().await.unwrap_or_default()));
+        assert_eq!(
+            after - before,
+            1,
+            "{u}: exactly one argon2 verification (same cost)"
+        );
+        let cookies: Vec<String> = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap_or_default().to_string())
+            .collect();
+        answers.push((
+            res.status().as_u16(),
+            location(&res),
+            cookies,
+            res.text().await.unwrap_or_default(),
+        ));
     }
     for a in &answers[1..] {
         assert_eq!(a, &answers[0], "every failure must look the same");
@@ -90,12 +156,29 @@ async fn failures_are_indistinguishable(db: Db) {
     assert!(answers[0].2.is_empty(), "no cookie on failure");
 
     // the reason is recorded internally only
-    let recent = app.state.store.audit_recent(Some("signin"), 10).await.expect("audit");
-    let reasons: Vec<_> = recent.iter().rev().map(|e| e.reason.clone().unwrap_or_default()).collect();
-    assert_eq!(reasons, ["wrong_password", "unknown_user", "disabled", "locked"]);
+    let recent = app
+        .state
+        .store
+        .audit_recent(Some("signin"), 10)
+        .await
+        .expect("audit");
+    let reasons: Vec<_> = recent
+        .iter()
+        .rev()
+        .map(|e| e.reason.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["wrong_password", "unknown_user", "disabled", "locked"]
+    );
 
     // the sign-in page then shows the one generic message
-    let page = app.get("/signin?error=SIG-001", None).await.text().await.expect("body");
+    let page = app
+        .get("/signin?error=SIG-001", None)
+        .await
+        .text()
+        .await
+        .expect("body");
     assert!(page.contains("That username and password did not work"));
     assert!(page.contains("SIG-001"));
 }
@@ -108,24 +191,53 @@ async fn throttle_delays_grow_and_success_resets(db: Db) {
     })
     .await;
     for _ in 0..2 {
-        assert_eq!(location(&app.sign_in("alice", "nope-nope", None).await), "/signin?error=SIG-001");
+        assert_eq!(
+            location(&app.sign_in("alice", "nope-nope", None).await),
+            "/signin?error=SIG-001"
+        );
     }
     // blocked for 10 s after the 2nd failure: even the right password is refused, without hashing
     let before = app.state.hasher.verifications();
     let res = app.sign_in("alice", "correct-horse-alice", None).await;
     assert_eq!(location(&res), "/signin?error=SIG-001");
-    assert_eq!(app.state.hasher.verifications(), before, "throttled attempts are not verified");
+    assert_eq!(
+        app.state.hasher.verifications(),
+        before,
+        "throttled attempts are not verified"
+    );
     app.clock.advance(11);
-    assert_eq!(location(&app.sign_in("alice", "nope-nope", None).await), "/signin?error=SIG-001");
+    assert_eq!(
+        location(&app.sign_in("alice", "nope-nope", None).await),
+        "/signin?error=SIG-001"
+    );
     // 3rd failure: 20 s
     app.clock.advance(11);
-    assert_eq!(location(&app.sign_in("alice", "correct-horse-alice", None).await), "/signin?error=SIG-001");
+    assert_eq!(
+        location(&app.sign_in("alice", "correct-horse-alice", None).await),
+        "/signin?error=SIG-001"
+    );
     app.clock.advance(10);
-    assert_eq!(location(&app.sign_in("alice", "correct-horse-alice", None).await), "/security-info");
+    assert_eq!(
+        location(&app.sign_in("alice", "correct-horse-alice", None).await),
+        "/security-info"
+    );
     // success reset the account counter
-    assert!(app.state.store.throttle(SCOPE_ACCOUNT, "alice").await.expect("db").is_none());
-    let recent = app.state.store.audit_recent(Some("signin"), 20).await.expect("audit");
-    assert!(recent.iter().any(|e| e.reason.as_deref() == Some("throttled_account")));
+    assert!(app
+        .state
+        .store
+        .throttle(SCOPE_ACCOUNT, "alice")
+        .await
+        .expect("db")
+        .is_none());
+    let recent = app
+        .state
+        .store
+        .audit_recent(Some("signin"), 20)
+        .await
+        .expect("audit");
+    assert!(recent
+        .iter()
+        .any(|e| e.reason.as_deref() == Some("throttled_account")));
 }
 
 async fn locks_after_threshold(db: Db) {
@@ -139,32 +251,76 @@ async fn locks_after_threshold(db: Db) {
     for _ in 0..3 {
         app.sign_in("alice", "bad-password", None).await;
     }
-    let user = app.state.store.find_user_by_username("alice").await.expect("db").expect("alice");
+    let user = app
+        .state
+        .store
+        .find_user_by_username("alice")
+        .await
+        .expect("db")
+        .expect("alice");
     assert_eq!(user.locked_at, Some(T0), "locked at the threshold");
     // locked: same answer with the right password; existing sessions ended
-    assert_eq!(location(&app.sign_in("alice", "correct-horse-alice", None).await), "/signin?error=SIG-001");
+    assert_eq!(
+        location(&app.sign_in("alice", "correct-horse-alice", None).await),
+        "/signin?error=SIG-001"
+    );
     assert_eq!(app.get("/security-info", Some(&cookie)).await.status(), 303);
-    let audit = app.state.store.audit_for_user(&user.id, 20).await.expect("audit");
+    let audit = app
+        .state
+        .store
+        .audit_for_user(&user.id, 20)
+        .await
+        .expect("audit");
     assert!(audit.iter().any(|e| e.event == "account_locked"));
     // unlocking (what `converge user unlock` does) restores sign-in
-    app.state.store.set_locked(&user.id, None, T0).await.expect("unlock");
-    app.state.store.clear_throttle(SCOPE_ACCOUNT, "alice").await.expect("clear");
-    assert_eq!(location(&app.sign_in("alice", "correct-horse-alice", None).await), "/security-info");
+    app.state
+        .store
+        .set_locked(&user.id, None, T0)
+        .await
+        .expect("unlock");
+    app.state
+        .store
+        .clear_throttle(SCOPE_ACCOUNT, "alice")
+        .await
+        .expect("clear");
+    assert_eq!(
+        location(&app.sign_in("alice", "correct-horse-alice", None).await),
+        "/security-info"
+    );
 }
 
 async fn idle_timeout_ends_session(db: Db) {
     let app = spawn_app(db).await;
     let cookie = app.alice().await;
     app.clock.advance(29 * 60);
-    assert_eq!(app.get("/security-info", Some(&cookie)).await.status(), 200, "29 min idle is fine");
+    assert_eq!(
+        app.get("/security-info", Some(&cookie)).await.status(),
+        200,
+        "29 min idle is fine"
+    );
     app.clock.advance(29 * 60);
-    assert_eq!(app.get("/security-info", Some(&cookie)).await.status(), 200, "activity keeps it alive");
+    assert_eq!(
+        app.get("/security-info", Some(&cookie)).await.status(),
+        200,
+        "activity keeps it alive"
+    );
     app.clock.advance(30 * 60);
     let res = app.get("/security-info", Some(&cookie)).await;
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), "/signin?notice=expired");
-    let user = app.state.store.find_user_by_username("alice").await.expect("db").expect("alice");
-    let audit = app.state.store.audit_for_user(&user.id, 5).await.expect("audit");
+    let user = app
+        .state
+        .store
+        .find_user_by_username("alice")
+        .await
+        .expect("db")
+        .expect("alice");
+    let audit = app
+        .state
+        .store
+        .audit_for_user(&user.id, 5)
+        .await
+        .expect("audit");
     assert_eq!(audit[0].event, "session_expired");
     assert_eq!(audit[0].reason.as_deref(), Some("idle_timeout"));
 }
@@ -183,22 +339,42 @@ async fn absolute_timeout_ends_session(db: Db) {
 async fn session_id_rotates_at_sign_in(db: Db) {
     let app = spawn_app(db).await;
     let first = app.alice().await;
-    let res = app.sign_in("alice", "correct-horse-alice", Some(&first)).await;
+    let res = app
+        .sign_in("alice", "correct-horse-alice", Some(&first))
+        .await;
     let second = session_cookie(&res).expect("new cookie");
     assert_ne!(first, second);
-    assert_eq!(app.get("/security-info", Some(&first)).await.status(), 303, "old id no longer valid");
+    assert_eq!(
+        app.get("/security-info", Some(&first)).await.status(),
+        303,
+        "old id no longer valid"
+    );
     assert_eq!(app.get("/security-info", Some(&second)).await.status(), 200);
 }
 
 async fn activity_lists_own_events(db: Db) {
     let app = spawn_app(db).await;
-    app.add_user("bob", "Bob Bakker", "battery-staple-bob", true).await;
+    app.add_user("bob", "Bob Bakker", "battery-staple-bob", true)
+        .await;
     app.sign_in("bob", "wrong-for-bob", None).await;
     app.sign_in("alice", "wrong-for-alice", None).await;
     let cookie = app.alice().await;
-    let html = app.get("/activity", Some(&cookie)).await.text().await.expect("body");
+    let html = app
+        .get("/activity", Some(&cookie))
+        .await
+        .text()
+        .await
+        .expect("body");
     assert!(html.contains("data-testid=\"activity-table\""));
-    assert_eq!(html.matches("<tr class=\"ok\"").count(), 1, "one successful sign-in");
-    assert_eq!(html.matches("<tr class=\"failed\"").count(), 1, "only alice's own failure, not bob's");
+    assert_eq!(
+        html.matches("<tr class=\"ok\"").count(),
+        1,
+        "one successful sign-in"
+    );
+    assert_eq!(
+        html.matches("<tr class=\"failed\"").count(),
+        1,
+        "only alice's own failure, not bob's"
+    );
     assert!(html.contains("converge-tests/1.0"));
 }

@@ -31,9 +31,16 @@ fn profile(name: &str) -> UserProfile {
 async fn users_round_trip(db: Db) {
     let store = store(db).await;
     let p = profile("zoe");
-    let (id, outcome) = store.upsert_user(&p, Some("$argon2id$fake"), "local", T0).await.expect("insert");
+    let (id, outcome) = store
+        .upsert_user(&p, Some("$argon2id$fake"), "local", T0)
+        .await
+        .expect("insert");
     assert_eq!(outcome, Upserted::Created);
-    let u = store.find_user_by_username("zoe").await.expect("db").expect("found");
+    let u = store
+        .find_user_by_username("zoe")
+        .await
+        .expect("db")
+        .expect("found");
     assert_eq!(u.id, id);
     assert_eq!(u.display_name, "Zoë Ünicode-Test");
     assert_eq!(u.email.as_deref(), Some("Zoe@example.org"));
@@ -43,22 +50,42 @@ async fn users_round_trip(db: Db) {
     assert_eq!(u.role, Role::Helpdesk);
     assert!(u.enabled);
     assert_eq!(u.locked_at, None);
-    assert_eq!(store.password_hash(&id).await.expect("db").as_deref(), Some("$argon2id$fake"));
+    assert_eq!(
+        store.password_hash(&id).await.expect("db").as_deref(),
+        Some("$argon2id$fake")
+    );
     assert_eq!(store.find_user(&id).await.expect("db"), Some(u.clone()));
-    assert_eq!(store.upsert_user(&p, None, "local", T0).await.expect("same").1, Upserted::Unchanged);
+    assert_eq!(
+        store
+            .upsert_user(&p, None, "local", T0)
+            .await
+            .expect("same")
+            .1,
+        Upserted::Unchanged
+    );
 
     let mut changed = p.clone();
     changed.groups = vec!["Staff".into()];
     changed.enabled = false;
-    let (id2, outcome) = store.upsert_user(&changed, None, "local", T0 + 5).await.expect("update");
+    let (id2, outcome) = store
+        .upsert_user(&changed, None, "local", T0 + 5)
+        .await
+        .expect("update");
     assert_eq!((id2.as_str(), outcome), (id.as_str(), Upserted::Updated));
     let u = store.find_user(&id).await.expect("db").expect("found");
     assert_eq!(u.groups, ["Staff"]);
     assert!(!u.enabled);
     assert_eq!(u.updated_at, T0 + 5);
-    assert_eq!(store.password_hash(&id).await.expect("db").as_deref(), Some("$argon2id$fake"), "kept");
+    assert_eq!(
+        store.password_hash(&id).await.expect("db").as_deref(),
+        Some("$argon2id$fake"),
+        "kept"
+    );
 
-    store.set_password_hash(&id, "$argon2id$new", T0).await.expect("pw");
+    store
+        .set_password_hash(&id, "$argon2id$new", T0)
+        .await
+        .expect("pw");
     store.set_enabled(&id, true, T0).await.expect("enable");
     store.set_role(&id, Role::Admin, T0).await.expect("role");
     store.set_locked(&id, Some(T0 + 9), T0).await.expect("lock");
@@ -66,15 +93,29 @@ async fn users_round_trip(db: Db) {
     assert!(u.enabled);
     assert_eq!(u.role, Role::Admin);
     assert_eq!(u.locked_at, Some(T0 + 9));
-    assert_eq!(store.password_hash(&id).await.expect("db").as_deref(), Some("$argon2id$new"));
+    assert_eq!(
+        store.password_hash(&id).await.expect("db").as_deref(),
+        Some("$argon2id$new")
+    );
     assert_eq!(store.count_users().await.expect("count"), 1);
-    assert!(store.find_user_by_username("nobody").await.expect("db").is_none());
-    assert!(store.password_hash("no-such-id").await.expect("db").is_none());
+    assert!(store
+        .find_user_by_username("nobody")
+        .await
+        .expect("db")
+        .is_none());
+    assert!(store
+        .password_hash("no-such-id")
+        .await
+        .expect("db")
+        .is_none());
 }
 
 async fn sessions_round_trip(db: Db) {
     let store = store(db).await;
-    let (uid, _) = store.upsert_user(&profile("sam"), None, "local", T0).await.expect("user");
+    let (uid, _) = store
+        .upsert_user(&profile("sam"), None, "local", T0)
+        .await
+        .expect("user");
     let row = |h: &str, last_seen: i64, expires: i64| SessionRow {
         id_hash: h.into(),
         user_id: uid.clone(),
@@ -84,20 +125,51 @@ async fn sessions_round_trip(db: Db) {
         client_ip: "192.0.2.1".into(),
         user_agent: "UA".into(),
     };
-    store.insert_session(&row("a", T0, T0 + 100)).await.expect("a");
-    store.insert_session(&row("b", T0 - 1000, T0 + 100)).await.expect("b");
-    store.insert_session(&row("c", T0, T0 - 1)).await.expect("c");
-    assert!(store.insert_session(&row("a", T0, T0)).await.is_err(), "ids are unique");
-    assert_eq!(store.find_session("a").await.expect("db"), Some(row("a", T0, T0 + 100)));
+    store
+        .insert_session(&row("a", T0, T0 + 100))
+        .await
+        .expect("a");
+    store
+        .insert_session(&row("b", T0 - 1000, T0 + 100))
+        .await
+        .expect("b");
+    store
+        .insert_session(&row("c", T0, T0 - 1))
+        .await
+        .expect("c");
+    assert!(
+        store.insert_session(&row("a", T0, T0)).await.is_err(),
+        "ids are unique"
+    );
+    assert_eq!(
+        store.find_session("a").await.expect("db"),
+        Some(row("a", T0, T0 + 100))
+    );
     store.touch_session("a", T0 + 7).await.expect("touch");
-    assert_eq!(store.find_session("a").await.expect("db").map(|s| s.last_seen_at), Some(T0 + 7));
+    assert_eq!(
+        store
+            .find_session("a")
+            .await
+            .expect("db")
+            .map(|s| s.last_seen_at),
+        Some(T0 + 7)
+    );
     assert_eq!(store.count_user_sessions(&uid).await.expect("n"), 3);
     // b idle too long, c past its absolute expiry
-    assert_eq!(store.delete_stale_sessions(T0, 500).await.expect("sweep"), 2);
+    assert_eq!(
+        store.delete_stale_sessions(T0, 500).await.expect("sweep"),
+        2
+    );
     assert!(store.delete_session("a").await.expect("del"));
     assert!(!store.delete_session("a").await.expect("del"));
-    store.insert_session(&row("d", T0, T0 + 100)).await.expect("d");
-    store.insert_session(&row("e", T0, T0 + 100)).await.expect("e");
+    store
+        .insert_session(&row("d", T0, T0 + 100))
+        .await
+        .expect("d");
+    store
+        .insert_session(&row("e", T0, T0 + 100))
+        .await
+        .expect("e");
     assert_eq!(store.delete_user_sessions(&uid).await.expect("all"), 2);
     assert!(store.find_session("d").await.expect("db").is_none());
 }
@@ -105,27 +177,63 @@ async fn sessions_round_trip(db: Db) {
 async fn throttles_count_and_forget(db: Db) {
     let store = store(db).await;
     assert!(store.throttle("s", "k").await.expect("db").is_none());
-    assert_eq!(store.record_failure("s", "k", T0, i64::MIN).await.expect("1"), 1);
-    assert_eq!(store.record_failure("s", "k", T0 + 1, i64::MIN).await.expect("2"), 2);
+    assert_eq!(
+        store
+            .record_failure("s", "k", T0, i64::MIN)
+            .await
+            .expect("1"),
+        1
+    );
+    assert_eq!(
+        store
+            .record_failure("s", "k", T0 + 1, i64::MIN)
+            .await
+            .expect("2"),
+        2
+    );
     store.block_until("s", "k", T0 + 50).await.expect("block");
-    store.block_until("s", "k", T0 + 10).await.expect("never backwards");
+    store
+        .block_until("s", "k", T0 + 10)
+        .await
+        .expect("never backwards");
     let t = store.throttle("s", "k").await.expect("db").expect("row");
-    assert_eq!((t.failures, t.last_failure_at, t.blocked_until), (2, T0 + 1, T0 + 50));
+    assert_eq!(
+        (t.failures, t.last_failure_at, t.blocked_until),
+        (2, T0 + 1, T0 + 50)
+    );
     // a window: failures older than window_start are forgotten
-    assert_eq!(store.record_failure("s", "k", T0 + 100, T0 + 60).await.expect("reset"), 1);
+    assert_eq!(
+        store
+            .record_failure("s", "k", T0 + 100, T0 + 60)
+            .await
+            .expect("reset"),
+        1
+    );
     // concurrent increments are never lost
     let mut tasks = Vec::new();
     for i in 0..20 {
         let store = store.clone();
-        tasks.push(tokio::spawn(async move { store.record_failure("s", "par", T0 + i, i64::MIN).await }));
+        tasks.push(tokio::spawn(async move {
+            store.record_failure("s", "par", T0 + i, i64::MIN).await
+        }));
     }
     for t in tasks {
         t.await.expect("join").expect("record");
     }
-    assert_eq!(store.throttle("s", "par").await.expect("db").map(|t| t.failures), Some(20));
+    assert_eq!(
+        store
+            .throttle("s", "par")
+            .await
+            .expect("db")
+            .map(|t| t.failures),
+        Some(20)
+    );
     store.clear_throttle("s", "k").await.expect("clear");
     assert!(store.throttle("s", "k").await.expect("db").is_none());
-    assert!(store.throttle("other", "par").await.expect("db").is_none(), "scopes are separate");
+    assert!(
+        store.throttle("other", "par").await.expect("db").is_none(),
+        "scopes are separate"
+    );
 }
 
 async fn audit_is_append_only(db: Db) {
@@ -146,7 +254,14 @@ async fn audit_is_append_only(db: Db) {
     assert!(!mine[0].success);
     assert_eq!(mine[2].reason.as_deref(), Some("r0"));
     assert_eq!(store.audit_for_user("u1", 2).await.expect("limit").len(), 2);
-    assert_eq!(store.audit_recent(Some("signout"), 10).await.expect("filter").len(), 1);
+    assert_eq!(
+        store
+            .audit_recent(Some("signout"), 10)
+            .await
+            .expect("filter")
+            .len(),
+        1
+    );
     assert_eq!(store.audit_recent(None, 10).await.expect("all").len(), 4);
     let pool_err = sqlx_exec(&store, "UPDATE audit_events SET event = 'x'").await;
     assert!(pool_err.is_err(), "updates are refused");
@@ -156,7 +271,11 @@ async fn audit_is_append_only(db: Db) {
 }
 
 async fn sqlx_exec(store: &converge::store::Store, sql: &str) -> Result<(), String> {
-    sqlx::query(sql).execute(store.pool()).await.map(|_| ()).map_err(|e| e.to_string())
+    sqlx::query(sql)
+        .execute(store.pool())
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 async fn migrations_are_idempotent(db: Db) {

@@ -17,7 +17,11 @@ pub fn ActivityPage() -> impl IntoView {
         let rows = items
             .into_iter()
             .map(|item| {
-                let result = if item.success { t.result_success } else { t.result_failure };
+                let result = if item.success {
+                    t.result_success
+                } else {
+                    t.result_failure
+                };
                 view! {
                     <tr class=if item.success { "ok" } else { "failed" }>
                         <td><time>{item.at}</time></td>

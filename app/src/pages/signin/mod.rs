@@ -12,7 +12,10 @@ use leptos_router::hooks::use_query_map;
 pub fn SigninPage() -> impl IntoView {
     let t = text::en();
     let query = use_query_map();
-    let error = query.with_untracked(|q| q.get(routes::ERROR_PARAM).and_then(|c| ErrorCode::from_code(&c)));
+    let error = query.with_untracked(|q| {
+        q.get(routes::ERROR_PARAM)
+            .and_then(|c| ErrorCode::from_code(&c))
+    });
     let notice = query.with_untracked(|q| match q.get("notice").as_deref() {
         Some("signed_out") => Some(t.signed_out_notice),
         Some("expired") => Some(t.session_expired_notice),

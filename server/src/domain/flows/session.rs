@@ -67,14 +67,23 @@ pub async fn resolve(
         return Ok(None);
     }
     let id_hash = hash_token(token);
-    let Some(session) = store.find_session(&id_hash).await? else { return Ok(None) };
+    let Some(session) = store.find_session(&id_hash).await? else {
+        return Ok(None);
+    };
     let idle_expired = now - session.last_seen_at >= policy.idle_timeout_seconds;
     let absolute_expired = now >= session.expires_at;
     if idle_expired || absolute_expired {
         if store.delete_session(&id_hash).await? {
             let mut e = AuditEntry::new(event::SESSION_EXPIRED, true, now);
             e.user_id = Some(session.user_id.clone());
-            e.reason = Some(if absolute_expired { "absolute_timeout" } else { "idle_timeout" }.into());
+            e.reason = Some(
+                if absolute_expired {
+                    "absolute_timeout"
+                } else {
+                    "idle_timeout"
+                }
+                .into(),
+            );
             e.client_ip = Some(session.client_ip);
             e.user_agent = Some(session.user_agent);
             store.append_audit(&e).await?;

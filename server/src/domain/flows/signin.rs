@@ -72,15 +72,26 @@ pub struct SigninDeps<'a> {
     pub session: &'a SessionPolicy,
 }
 
-pub async fn sign_in(deps: &SigninDeps<'_>, input: SigninInput, now: i64) -> Result<SigninOutcome, DomainError> {
-    let SigninDeps { store, directory, signin: policy, session: session_policy } = deps;
+pub async fn sign_in(
+    deps: &SigninDeps<'_>,
+    input: SigninInput,
+    now: i64,
+) -> Result<SigninOutcome, DomainError> {
+    let SigninDeps {
+        store,
+        directory,
+        signin: policy,
+        session: session_policy,
+    } = deps;
     let submitted = input.username.trim().to_lowercase();
     let mut audit = AuditEntry::new(event::SIGNIN, false, now);
     audit.username = Some(submitted.chars().take(256).collect());
     audit.client_ip = Some(input.client.ip.clone());
     audit.user_agent = Some(input.client.user_agent.clone());
 
-    let (Ok(username), Ok(password)) = (Username::parse(&submitted), Password::parse(input.password)) else {
+    let (Ok(username), Ok(password)) =
+        (Username::parse(&submitted), Password::parse(input.password))
+    else {
         audit.reason = Some(RejectReason::Malformed.as_str().into());
         store.append_audit(&audit).await?;
         return Ok(SigninOutcome::Rejected(RejectReason::Malformed));
@@ -115,7 +126,9 @@ pub async fn sign_in(deps: &SigninDeps<'_>, input: SigninInput, now: i64) -> Res
 
     match (verdict, auth.user) {
         (Ok(()), Some(user)) => {
-            store.clear_throttle(SCOPE_ACCOUNT, username.as_str()).await?;
+            store
+                .clear_throttle(SCOPE_ACCOUNT, username.as_str())
+                .await?;
             if let Some(previous) = input.previous_token.as_deref() {
                 store.delete_session(&session::hash_token(previous)).await?;
             }
@@ -127,18 +140,28 @@ pub async fn sign_in(deps: &SigninDeps<'_>, input: SigninInput, now: i64) -> Res
         (verdict, user) => {
             let reason = verdict.err().unwrap_or(RejectReason::UnknownUser);
             // 3. count the failure; wrong passwords for locked/disabled accounts count too
-            let failures = store.record_failure(SCOPE_ACCOUNT, username.as_str(), now, i64::MIN).await?;
+            let failures = store
+                .record_failure(SCOPE_ACCOUNT, username.as_str(), now, i64::MIN)
+                .await?;
             let failures = u32::try_from(failures).unwrap_or(u32::MAX);
             let delay = policy.delay_after(failures, policy.free_attempts);
             if delay > 0 {
-                store.block_until(SCOPE_ACCOUNT, username.as_str(), now + delay).await?;
+                store
+                    .block_until(SCOPE_ACCOUNT, username.as_str(), now + delay)
+                    .await?;
             }
             let window_start = now - policy.client_window_seconds;
-            let client_failures = store.record_failure(SCOPE_CLIENT, &input.client.ip, now, window_start).await?;
-            let client_delay =
-                policy.delay_after(u32::try_from(client_failures).unwrap_or(u32::MAX), policy.client_free_attempts);
+            let client_failures = store
+                .record_failure(SCOPE_CLIENT, &input.client.ip, now, window_start)
+                .await?;
+            let client_delay = policy.delay_after(
+                u32::try_from(client_failures).unwrap_or(u32::MAX),
+                policy.client_free_attempts,
+            );
             if client_delay > 0 {
-                store.block_until(SCOPE_CLIENT, &input.client.ip, now + client_delay).await?;
+                store
+                    .block_until(SCOPE_CLIENT, &input.client.ip, now + client_delay)
+                    .await?;
             }
             audit.reason = Some(reason.as_str().into());
             store.append_audit(&audit).await?;
