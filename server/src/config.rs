@@ -46,7 +46,7 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SecuritySettings {
     /// 32-byte instance key (hex); generated with mode 0600 on first start when missing.
@@ -130,13 +130,6 @@ impl Default for DatabaseSettings {
         DatabaseSettings {
             url: "sqlite://./data/converge.db".into(),
             max_connections: 8,
-        }
-    }
-}
-impl Default for SecuritySettings {
-    fn default() -> Self {
-        SecuritySettings {
-            secret_key_file: String::new(),
         }
     }
 }
@@ -396,7 +389,8 @@ impl Settings {
             .trim()
             .trim_start_matches('+')
             .to_string();
-        if !cc.is_empty() && !(cc.len() <= 3 && cc.chars().all(|c| c.is_ascii_digit())) {
+        let cc_ok = cc.is_empty() || (cc.len() <= 3 && cc.chars().all(|c| c.is_ascii_digit()));
+        if !cc_ok {
             problems.push(format!(
                 "organisation.default_country_code `{cc}`: 1–3 digits, e.g. 31"
             ));

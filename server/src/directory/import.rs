@@ -301,7 +301,7 @@ pub async fn import_users(
         }
         let done = i as u64 + 1;
         if let Some(progress) = &options.progress {
-            if done % 1000 == 0 || done == total {
+            if done.is_multiple_of(1000) || done == total {
                 progress(done, total);
             }
         }

@@ -3,10 +3,11 @@
 
 use super::policy::{Argon2Policy, MAX_PASSWORD_BYTES};
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 /// A password as typed. Never printed, never serialised.
@@ -50,6 +51,9 @@ pub struct PasswordHasher {
     permits: Arc<Semaphore>,
     fallback: String,
     verifications: AtomicU64,
+    /// Argon2 working memory (19 MiB each by default), reused across verifications: at most one
+    /// per core ever exists, so memory stays flat under load.
+    memory: Arc<Mutex<Vec<Vec<Block>>>>,
 }
 
 impl PasswordHasher {
@@ -75,6 +79,7 @@ impl PasswordHasher {
             permits: Arc::new(Semaphore::new(cores)),
             fallback,
             verifications: AtomicU64::new(0),
+            memory: Arc::default(),
         })
     }
 
@@ -105,23 +110,21 @@ impl PasswordHasher {
         let Ok(_permit) = self.permits.acquire().await else {
             return false;
         };
-        let argon2 = self.argon2.clone();
         let password = password.clone();
         let real = stored.is_some();
         let phc = stored.unwrap_or(&self.fallback).to_string();
         let fallback = self.fallback.clone();
+        let memory = self.memory.clone();
         tokio::task::spawn_blocking(move || {
             // an unparsable stored hash still costs one verification
-            let parsed = PasswordHash::new(&phc).or_else(|_| PasswordHash::new(&fallback));
-            match parsed {
-                Ok(hash) => {
-                    argon2
-                        .verify_password(password.expose().as_bytes(), &hash)
-                        .is_ok()
-                        && real
+            let matched = match verify_phc(&memory, password.expose().as_bytes(), &phc) {
+                Ok(m) => m,
+                Err(()) => {
+                    let _ = verify_phc(&memory, password.expose().as_bytes(), &fallback);
+                    false
                 }
-                Err(_) => false,
-            }
+            };
+            matched && real
         })
         .await
         .unwrap_or(false)
@@ -159,4 +162,33 @@ impl PasswordHasher {
         });
         total as f64 / start.elapsed().as_secs_f64()
     }
+}
+
+/// Verifies `password` against a PHC string with the parameters stored in it, using pooled
+/// working memory. `Err` when the PHC string is not an argon2 hash.
+fn verify_phc(pool: &Mutex<Vec<Vec<Block>>>, password: &[u8], phc: &str) -> Result<bool, ()> {
+    let hash = PasswordHash::new(phc).map_err(|_| ())?;
+    let algorithm = Algorithm::try_from(hash.algorithm).map_err(|_| ())?;
+    let version = hash.version.map(Version::try_from).transpose().map_err(|_| ())?.unwrap_or_default();
+    let params = Params::try_from(&hash).map_err(|_| ())?;
+    let expected = hash.hash.ok_or(())?;
+    let mut salt = [0u8; 64];
+    let salt = hash.salt.ok_or(())?.decode_b64(&mut salt).map_err(|_| ())?;
+    let blocks = params.block_count();
+    let mut memory = pool.lock().map_err(|_| ())?.pop().unwrap_or_default();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let mut out = vec![0u8; expected.len()];
+    let result = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password,
+        salt,
+        &mut out,
+        &mut memory[..blocks],
+    );
+    if let Ok(mut pool) = pool.lock() {
+        pool.push(memory);
+    }
+    result.map_err(|_| ())?;
+    Ok(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
 }

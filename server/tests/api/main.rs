@@ -2,6 +2,7 @@
 //! file and on a fresh PostgreSQL database (CONVERGE_TEST_PG_URL, default
 //! postgres://postgres@127.0.0.1:5432/postgres — a missing PostgreSQL fails the tests).
 
+#![allow(clippy::field_reassign_with_default)]
 mod helpers;
 
 mod config;

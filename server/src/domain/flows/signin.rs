@@ -53,7 +53,7 @@ impl RejectReason {
 
 #[derive(Debug)]
 pub enum SigninOutcome {
-    SignedIn { user: User, token: String },
+    SignedIn { user: Box<User>, token: String },
     Rejected(RejectReason),
 }
 
@@ -135,7 +135,10 @@ pub async fn sign_in(
             let token = session::create(store, &user, &input.client, session_policy, now).await?;
             audit.success = true;
             store.append_audit(&audit).await?;
-            Ok(SigninOutcome::SignedIn { user, token })
+            Ok(SigninOutcome::SignedIn {
+                user: Box::new(user),
+                token,
+            })
         }
         (verdict, user) => {
             let reason = verdict.err().unwrap_or(RejectReason::UnknownUser);
