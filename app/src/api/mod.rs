@@ -80,3 +80,36 @@ impl FromServerFnError for ApiError {
         ApiError::Transport(value.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_code(code.code()), Some(code));
+            assert!(seen.insert(code.code()), "duplicate {}", code.code());
+            assert!(!crate::text::en().for_error(code).is_empty());
+        }
+        assert_eq!(ErrorCode::from_code("nope"), None);
+    }
+
+    #[test]
+    fn every_audit_event_has_a_label() {
+        let t = crate::text::en();
+        for ev in [
+            "signin",
+            "signout",
+            "session_expired",
+            "account_locked",
+            "password_set",
+            "user_created",
+            "user_updated",
+        ] {
+            assert_ne!(t.for_event(ev), t.event_other, "{ev}");
+        }
+        assert_eq!(t.for_event("something_new"), t.event_other);
+    }
+}

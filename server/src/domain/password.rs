@@ -167,7 +167,12 @@ impl PasswordHasher {
 fn verify_phc(pool: &Mutex<Vec<Vec<Block>>>, password: &[u8], phc: &str) -> Result<bool, ()> {
     let hash = PasswordHash::new(phc).map_err(|_| ())?;
     let algorithm = Algorithm::try_from(hash.algorithm).map_err(|_| ())?;
-    let version = hash.version.map(Version::try_from).transpose().map_err(|_| ())?.unwrap_or_default();
+    let version = hash
+        .version
+        .map(Version::try_from)
+        .transpose()
+        .map_err(|_| ())?
+        .unwrap_or_default();
     let params = Params::try_from(&hash).map_err(|_| ())?;
     let expected = hash.hash.ok_or(())?;
     let mut salt = [0u8; 64];
