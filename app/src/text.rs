@@ -41,7 +41,6 @@ pub struct Texts {
     pub alternate_label: &'static str,
     pub office_label: &'static str,
     pub not_set: &'static str,
-    pub from_directory: &'static str,
 
     // activity
     pub activity_title: &'static str,
@@ -110,7 +109,6 @@ pub const EN: Texts = Texts {
     alternate_label: "Alternate mobile phone",
     office_label: "Office phone",
     not_set: "Not set",
-    from_directory: "from the directory",
 
     activity_title: "My activity",
     activity_intro:

@@ -64,7 +64,10 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
                 })
             }
             Ok(None) => {}
-            Err(e) => tracing::error!(error = %e, "session lookup failed (SYS-503)"),
+            Err(e) => {
+                tracing::error!(error = %e, "session lookup failed (SYS-503)");
+                return unavailable_page();
+            }
         }
     }
 
@@ -92,6 +95,29 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
     }
     req.extensions_mut().insert(ctx);
     next.run(req).await
+}
+
+/// The database is unreachable: say so instead of pretending the session ended.
+fn unavailable_page() -> Response {
+    let t = converge_app::text::en();
+    let code = converge_app::api::ErrorCode::Unavailable.code();
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{product}</title>\
+         <link rel=\"stylesheet\" href=\"/pkg/converge.css\"></head><body><main id=\"main\" class=\"auth-page\">\
+         <section class=\"card\"><h1>{product}</h1><div class=\"notice error\" role=\"alert\"><p>{msg}</p>\
+         <p class=\"code\">{prefix}: {code}</p></div></section></main></body></html>",
+        product = t.product,
+        msg = t.unavailable,
+        prefix = t.error_code_prefix,
+    );
+    let mut res = (
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        axum::response::Html(body),
+    )
+        .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+    res
 }
 
 fn session_cookie(req: &Request, name: &str) -> Option<String> {

@@ -104,9 +104,22 @@ async fn health_and_metrics(db: Db) {
     assert!(metrics.contains("converge_signin_total{result=\"rejected\"} 1"));
     assert!(metrics.contains("converge_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
     assert!(metrics.contains("converge_http_requests_total{status=\"3xx\"}"));
-    // readiness follows the database
+    // readiness follows the database; users are told clearly, not signed out
+    let cookie = app.alice().await;
     app.state.store.close().await;
     assert_eq!(app.get("/readyz", None).await.status(), 503);
+    let page = app.get("/security-info", Some(&cookie)).await;
+    assert_eq!(page.status(), 503);
+    assert!(page.text().await.unwrap_or_default().contains("SYS-503"));
+    let res = app.sign_in("alice", "correct-horse-alice", None).await;
+    assert_eq!(location(&res), "/signin?error=SYS-503");
+    let signin_page = app
+        .get("/signin?error=SYS-503", None)
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(signin_page.contains("cannot reach a service"));
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! `/activity`: the signed-in user's own audit trail.
 
 use crate::api::my_activity;
-use crate::components::AppFrame;
+use crate::components::{AppFrame, ErrorNotice};
 use crate::{routes, text};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -10,7 +10,10 @@ use leptos_meta::Title;
 pub fn ActivityPage() -> impl IntoView {
     let t = text::en();
     let table = Suspend::new(async move {
-        let items = my_activity().await.unwrap_or_default();
+        let items = match my_activity().await {
+            Ok(items) => items,
+            Err(e) => return view! { <ErrorNotice code=e.code()/> }.into_any(),
+        };
         if items.is_empty() {
             return view! { <p class="muted">{t.activity_empty}</p> }.into_any();
         }

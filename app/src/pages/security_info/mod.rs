@@ -2,7 +2,7 @@
 //! their methods. Today it lists the contact details on file.
 
 use crate::api::get_security_info;
-use crate::components::AppFrame;
+use crate::components::{AppFrame, ErrorNotice};
 use crate::{routes, text};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -11,7 +11,10 @@ use leptos_meta::Title;
 pub fn SecurityInfoPage() -> impl IntoView {
     let t = text::en();
     let info = Suspend::new(async move {
-        let info = get_security_info().await.ok()?;
+        let info = match get_security_info().await {
+            Ok(info) => info,
+            Err(e) => return view! { <ErrorNotice code=e.code()/> }.into_any(),
+        };
         let row = move |label: &'static str, value: Option<String>| {
             view! {
                 <div class="kv">
@@ -20,7 +23,7 @@ pub fn SecurityInfoPage() -> impl IntoView {
                 </div>
             }
         };
-        Some(view! {
+        view! {
             <section class="panel" aria-labelledby="contact-heading">
                 <h2 id="contact-heading">{t.contact_heading}</h2>
                 <p class="muted">{t.contact_intro}</p>
@@ -31,7 +34,8 @@ pub fn SecurityInfoPage() -> impl IntoView {
                     {row(t.office_label, info.office_phone)}
                 </dl>
             </section>
-        })
+        }
+        .into_any()
     });
     view! {
         <Title text=format!("{} · {}", t.security_info_title, t.product)/>
