@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 pub const DEFAULT_CONFIG_FILE: &str = "config/converge.toml";
 pub const ENV_PREFIX: &str = "CONVERGE__";
@@ -25,6 +26,56 @@ pub struct Settings {
     pub signin: SigninSettings,
     pub organisation: OrganisationSettings,
     pub log: LogSettings,
+    pub email: EmailSettings,
+    pub outbox: OutboxSettings,
+    pub sms: SmsSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailSettings {
+    /// `smtp://host:25`, `smtp://user:pass@host:587?tls=required` (STARTTLS) or
+    /// `smtps://user:pass@host:465` (TLS). Empty: the dev mailbox (messages are kept, not sent).
+    pub smtp_url: String,
+    /// Read the SMTP password from this file instead of the URL (never logged).
+    pub smtp_password_file: String,
+    pub from: String,
+    /// Operator overrides: `<dir>/<locale>/<message>/{subject.txt,body.html,body.txt}`.
+    pub templates_dir: String,
+    pub logo_url: String,
+    /// How long a "This wasn't me" link works.
+    pub report_link_days: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboxSettings {
+    pub max_attempts: u32,
+    pub base_backoff_seconds: u32,
+    pub max_backoff_seconds: u32,
+    pub batch_size: u32,
+    /// Messages sent at once by one instance.
+    pub concurrency: u32,
+    pub poll_interval_ms: u64,
+    /// A claimed message not finished within this time is claimed again (crashed instance).
+    pub claim_seconds: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsSettings {
+    /// `dev`, `webhook` or `email_gateway`.
+    pub provider: String,
+    pub webhook_url: String,
+    /// File with the HMAC-SHA256 key for the `X-Converge-Signature` header.
+    pub webhook_secret_file: String,
+    pub timeout_seconds: u32,
+    /// For `email_gateway`: e.g. `{number}@sms.example.net` (number without `+`).
+    pub email_gateway_pattern: String,
+    pub per_number_per_hour: u32,
+    pub per_account_per_hour: u32,
+    /// Show delivered dev SMS / voice messages and dev mail at /dev/messages (never in production).
+    pub dev_page: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,6 +164,9 @@ impl Default for Settings {
             signin: SigninSettings::default(),
             organisation: OrganisationSettings::default(),
             log: LogSettings::default(),
+            email: EmailSettings::default(),
+            outbox: OutboxSettings::default(),
+            sms: SmsSettings::default(),
         }
     }
 }
@@ -168,6 +222,45 @@ impl Default for OrganisationSettings {
         OrganisationSettings {
             name: "Converge".into(),
             default_country_code: String::new(),
+        }
+    }
+}
+impl Default for EmailSettings {
+    fn default() -> Self {
+        EmailSettings {
+            smtp_url: String::new(),
+            smtp_password_file: String::new(),
+            from: "Converge <converge@localhost>".into(),
+            templates_dir: String::new(),
+            logo_url: String::new(),
+            report_link_days: 30,
+        }
+    }
+}
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxSettings {
+            max_attempts: 10,
+            base_backoff_seconds: 30,
+            max_backoff_seconds: 3600,
+            batch_size: 32,
+            concurrency: 8,
+            poll_interval_ms: 1000,
+            claim_seconds: 120,
+        }
+    }
+}
+impl Default for SmsSettings {
+    fn default() -> Self {
+        SmsSettings {
+            provider: "dev".into(),
+            webhook_url: String::new(),
+            webhook_secret_file: String::new(),
+            timeout_seconds: 10,
+            email_gateway_pattern: String::new(),
+            per_number_per_hour: 5,
+            per_account_per_hour: 10,
+            dev_page: false,
         }
     }
 }
@@ -311,6 +404,9 @@ pub struct Configuration {
     pub policy: Policy,
     pub log_filter: String,
     pub log_json: bool,
+    pub email: EmailSettings,
+    pub outbox: OutboxSettings,
+    pub sms: SmsSettings,
 }
 
 impl Configuration {
@@ -404,6 +500,50 @@ impl Settings {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             problems.push(format!("log.filter `{}`: {e}", self.log.filter));
         }
+        let e = &self.email;
+        if !e.smtp_url.is_empty()
+            && !(e.smtp_url.starts_with("smtp://") || e.smtp_url.starts_with("smtps://"))
+        {
+            problems.push("email.smtp_url: must start with smtp:// or smtps://".into());
+        }
+        if lettre::message::Mailbox::from_str(&e.from).is_err() {
+            problems.push(format!(
+                "email.from `{}`: not a mailbox such as `Converge <mfa@example.org>`",
+                e.from
+            ));
+        }
+        let o = &self.outbox;
+        if o.max_attempts == 0 || o.batch_size == 0 || o.concurrency == 0 || o.claim_seconds == 0 {
+            problems.push("outbox: max_attempts, batch_size, concurrency and claim_seconds must be at least 1".into());
+        }
+        let m = &self.sms;
+        match m.provider.as_str() {
+            "dev" => {}
+            "webhook" => {
+                if url::Url::parse(&m.webhook_url).is_err() {
+                    problems.push(
+                        "sms.webhook_url: required (an http(s) URL) for the webhook provider"
+                            .into(),
+                    );
+                }
+                if m.webhook_secret_file.is_empty() {
+                    problems
+                        .push("sms.webhook_secret_file: required for the webhook provider".into());
+                }
+            }
+            "email_gateway" => {
+                if !m.email_gateway_pattern.contains("{number}")
+                    || !m.email_gateway_pattern.contains('@')
+                {
+                    problems.push(
+                        "sms.email_gateway_pattern: must look like {number}@sms.example.net".into(),
+                    );
+                }
+            }
+            other => problems.push(format!(
+                "sms.provider `{other}`: must be dev, webhook or email_gateway"
+            )),
+        }
         let (Some(public_url), Ok(bind), true) = (public_url, bind, problems.is_empty()) else {
             return Err(ConfigError::Invalid(problems));
         };
@@ -448,6 +588,9 @@ impl Settings {
             },
             log_filter: self.log.filter,
             log_json: self.log.format == "json",
+            email: self.email,
+            outbox: self.outbox,
+            sms: self.sms,
         })
     }
 }

@@ -5,9 +5,11 @@
 
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod directory;
 pub mod domain;
 pub mod http;
+pub mod notify;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

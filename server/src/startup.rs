@@ -3,24 +3,46 @@
 
 use crate::clock::Clock;
 use crate::config::{load_or_create_secret_key, Configuration};
+use crate::crypto::Sealer;
 use crate::directory::LocalDirectory;
 use crate::domain::password::PasswordHasher;
 use crate::http::{self, AppState};
+use crate::notify::templates::Templates;
+use crate::notify::transport::{
+    DevMailbox, DevSms, EmailGatewaySms, EmailTransport, SmsProvider, SmtpTransport, WebhookSms,
+};
+use crate::notify::worker::Worker;
+use crate::notify::Notifier;
 use crate::store::Store;
 use anyhow::Context;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
+    worker: Worker,
 }
 
 /// The services the server is made of, without HTTP (also used by the CLI).
 pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
-    load_or_create_secret_key(&config.secret_key_file)?;
+    let key = load_or_create_secret_key(&config.secret_key_file)?;
+    let sealer = Sealer::new(&key);
+    let overrides = Some(config.email.templates_dir.as_str())
+        .filter(|d| !d.is_empty())
+        .map(std::path::Path::new);
+    let templates = Arc::new(
+        Templates::load(
+            overrides,
+            &config.organisation_name,
+            &config.email.logo_url,
+            config.public_url.as_str(),
+        )
+        .context("checking the email templates")?,
+    );
     let store = Store::connect(&config.database_url, config.database_max_connections)
         .await
         .with_context(|| {
@@ -32,6 +54,14 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
     store.migrate().await.context("migrating the database")?;
     let hasher = Arc::new(PasswordHasher::new(&config.policy.argon2).context("argon2 parameters")?);
     let directory = Arc::new(LocalDirectory::new(store.clone(), hasher.clone()));
+    let outbox_wake = Arc::new(Notify::new());
+    let notifier = Arc::new(Notifier::new(
+        store.clone(),
+        sealer.clone(),
+        templates,
+        &config,
+        outbox_wake.clone(),
+    ));
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -39,7 +69,68 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
         hasher,
         clock,
         metrics: Arc::default(),
+        sealer,
+        notifier,
+        outbox_wake,
     })
+}
+
+/// The outbox worker for this instance, with the transports the configuration names.
+pub fn outbox_worker(state: &AppState) -> anyhow::Result<Worker> {
+    let c = &state.config;
+    let email: Arc<dyn EmailTransport> = if c.email.smtp_url.is_empty() {
+        tracing::warn!("email.smtp_url is empty: mail goes to the dev mailbox, not to people");
+        Arc::new(DevMailbox {
+            store: state.store.clone(),
+            clock: state.clock.clone(),
+        })
+    } else {
+        Arc::new(SmtpTransport::new(
+            &c.email.smtp_url,
+            Some(c.email.smtp_password_file.as_str()),
+            &c.email.from,
+            c.outbox.concurrency,
+        )?)
+    };
+    let sms: Arc<dyn SmsProvider> = match c.sms.provider.as_str() {
+        "webhook" => {
+            let key = std::fs::read(&c.sms.webhook_secret_file).with_context(|| {
+                format!("sms.webhook_secret_file {}", c.sms.webhook_secret_file)
+            })?;
+            Arc::new(WebhookSms::new(
+                &c.sms.webhook_url,
+                key,
+                c.sms.timeout_seconds,
+                state.clock.clone(),
+            )?)
+        }
+        "email_gateway" => Arc::new(EmailGatewaySms {
+            email: email.clone(),
+            pattern: c.sms.email_gateway_pattern.clone(),
+        }),
+        _ => Arc::new(DevSms {
+            store: state.store.clone(),
+            clock: state.clock.clone(),
+        }),
+    };
+    Ok(Worker {
+        id: format!(
+            "{}-{}",
+            hostname_or_pid(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        ),
+        store: state.store.clone(),
+        sealer: state.sealer.clone(),
+        email,
+        sms,
+        clock: state.clock.clone(),
+        settings: c.outbox.clone(),
+        wake: state.outbox_wake.clone(),
+    })
+}
+
+fn hostname_or_pid() -> String {
+    std::env::var("HOSTNAME").unwrap_or_else(|_| format!("pid{}", std::process::id()))
 }
 
 impl Application {
@@ -53,10 +144,12 @@ impl Application {
             .await
             .with_context(|| format!("binding {bind}"))?;
         let router = http::router(state.clone());
+        let worker = outbox_worker(&state)?;
         Ok(Application {
             listener,
             router,
             state,
+            worker,
         })
     }
 
@@ -72,6 +165,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let store = self.state.store.clone();
         let sweeper = tokio::spawn(sweep_sessions(self.state.clone()));
+        let worker = tokio::spawn(self.worker.run());
         let result = axum::serve(
             self.listener,
             self.router
@@ -80,6 +174,7 @@ impl Application {
         .with_graceful_shutdown(shutdown_signal())
         .await;
         sweeper.abort();
+        worker.abort();
         store.close().await;
         tracing::info!("stopped");
         result

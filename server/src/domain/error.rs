@@ -15,4 +15,16 @@ pub enum DomainError {
     Directory(String),
     #[error("{0}")]
     Invalid(String),
+    /// A message could not be queued.
+    #[error("notification: {0}")]
+    Notify(String),
+}
+
+impl From<crate::notify::NotifyError> for DomainError {
+    fn from(e: crate::notify::NotifyError) -> Self {
+        match e {
+            crate::notify::NotifyError::Store(s) => DomainError::Store(s),
+            other => DomainError::Notify(other.to_string()),
+        }
+    }
 }

@@ -7,3 +7,12 @@ pub mod flows;
 pub mod password;
 pub mod policy;
 pub mod users;
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC), as shown to people.
+pub fn format_time(unix: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| unix.to_string())
+}

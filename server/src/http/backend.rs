@@ -47,6 +47,7 @@ impl Backend for PortalBackend {
             SigninRequest::Password { username, password } => {
                 let deps = SigninDeps {
                     store: &s.store,
+                    notifier: &s.notifier,
                     directory: s.directory.as_ref(),
                     signin: &s.config.policy.signin,
                     session: &s.config.policy.session,
@@ -135,11 +136,4 @@ impl Backend for PortalBackend {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SS` (UTC).
-pub fn format_time(unix: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| unix.to_string())
-}
+pub use crate::domain::format_time;

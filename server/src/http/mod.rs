@@ -30,6 +30,10 @@ pub struct AppState {
     pub hasher: Arc<PasswordHasher>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<metrics::Metrics>,
+    pub sealer: crate::crypto::Sealer,
+    pub notifier: Arc<crate::notify::Notifier>,
+    /// Wakes the local outbox worker when something was queued.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -141,6 +141,37 @@ impl Store {
     }
 }
 
+/// Locks (Some(time)) or unlocks (None) sign-in inside a caller's transaction.
+pub async fn set_locked_in(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    locked_at: Option<i64>,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET locked_at = $1, updated_at = $2 WHERE id = $3")
+        .bind(locked_at)
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Enabled administrators (recipients of alerts).
+pub async fn admins(store: &Store) -> Result<Vec<User>, StoreError> {
+    let rows =
+        sqlx::query("SELECT id FROM users WHERE role = 'admin' AND enabled = 1 ORDER BY username")
+            .fetch_all(store.pool())
+            .await?;
+    let mut out = Vec::new();
+    for r in rows {
+        if let Some(u) = store.find_user(&r.try_get::<String, _>("id")?).await? {
+            out.push(u);
+        }
+    }
+    Ok(out)
+}
+
 /// Upsert inside a caller's transaction. Returns the user id and what happened.
 pub async fn upsert_user_in(
     conn: &mut AnyConnection,

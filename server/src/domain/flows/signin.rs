@@ -21,6 +21,10 @@ use crate::domain::error::DomainError;
 use crate::domain::password::Password;
 use crate::domain::policy::{SessionPolicy, SigninPolicy};
 use crate::domain::users::{User, Username};
+use crate::notify::messages::Notice;
+use crate::notify::Notifier;
+use crate::store::audit::append_audit_in;
+use crate::store::users::set_locked_in;
 use crate::store::Store;
 
 pub const SCOPE_ACCOUNT: &str = "signin_account";
@@ -67,6 +71,7 @@ pub struct SigninInput {
 
 pub struct SigninDeps<'a> {
     pub store: &'a Store,
+    pub notifier: &'a Notifier,
     pub directory: &'a dyn Directory,
     pub signin: &'a SigninPolicy,
     pub session: &'a SessionPolicy,
@@ -79,6 +84,7 @@ pub async fn sign_in(
 ) -> Result<SigninOutcome, DomainError> {
     let SigninDeps {
         store,
+        notifier,
         directory,
         signin: policy,
         session: session_policy,
@@ -170,18 +176,40 @@ pub async fn sign_in(
             store.append_audit(&audit).await?;
             if let Some(user) = user {
                 if failures >= policy.lockout_threshold && user.locked_at.is_none() {
-                    store.set_locked(&user.id, Some(now), now).await?;
-                    store.delete_user_sessions(&user.id).await?;
-                    let mut locked = AuditEntry::new(event::ACCOUNT_LOCKED, true, now);
-                    locked.user_id = Some(user.id.clone());
-                    locked.username = Some(user.username.clone());
-                    locked.reason = Some(format!("{failures} consecutive failed sign-ins"));
-                    locked.client_ip = Some(input.client.ip.clone());
-                    store.append_audit(&locked).await?;
-                    tracing::warn!(user = %user.username, failures, "account locked for sign-in");
+                    lock_account(store, notifier, &user, failures, &input.client, now).await?;
                 }
             }
             Ok(SigninOutcome::Rejected(reason))
         }
     }
+}
+
+/// Locks sign-in for the account; the lock, its audit line and the user's notification commit
+/// together. Existing sessions end.
+async fn lock_account(
+    store: &Store,
+    notifier: &Notifier,
+    user: &User,
+    failures: u32,
+    client: &Client,
+    now: i64,
+) -> Result<(), DomainError> {
+    let mut tx = store.begin().await?;
+    set_locked_in(&mut tx, &user.id, Some(now), now).await?;
+    let mut locked = AuditEntry::new(event::ACCOUNT_LOCKED, true, now);
+    locked.user_id = Some(user.id.clone());
+    locked.username = Some(user.username.clone());
+    locked.reason = Some(format!("{failures} consecutive failed sign-ins"));
+    locked.client_ip = Some(client.ip.clone());
+    append_audit_in(&mut tx, &locked).await?;
+    let notice = Notice::AccountLocked {
+        locked_at: crate::domain::format_time(now),
+        unlock_url: notifier.link("/signin"),
+    };
+    notifier.email_user_in(&mut tx, user, &notice, now).await?;
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    notifier.wake();
+    store.delete_user_sessions(&user.id).await?;
+    tracing::warn!(user = %user.username, failures, "account locked for sign-in");
+    Ok(())
 }

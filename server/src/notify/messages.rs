@@ -1,0 +1,210 @@
+//! The messages Converge sends, with their variables. Each variant is one template folder
+//! (`templates/email/<locale>/<name>/`); docs/templates.md lists the variables.
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// Who a message is about: always a stored user, never an address from a request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Person {
+    pub username: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Notice {
+    NewUser {
+        pin: Option<String>,
+    },
+    UserEnrollment,
+    UpdatedUser {
+        changes: Vec<String>,
+        changed_at: String,
+    },
+    VerificationCode {
+        code: String,
+        expires_minutes: u32,
+    },
+    PasswordReset {
+        code: Option<String>,
+        reset_url: Option<String>,
+        expires_minutes: u32,
+    },
+    PasswordChanged {
+        changed_at: String,
+    },
+    MethodAdded {
+        method: String,
+        changed_at: String,
+    },
+    MethodRemoved {
+        method: String,
+        changed_at: String,
+    },
+    AccountLocked {
+        locked_at: String,
+        unlock_url: String,
+    },
+    FraudAlert {
+        subject: Person,
+        reported_at: String,
+        source: String,
+        client_ip: String,
+    },
+    HelpdeskVerification {
+        code: String,
+        agent_name: String,
+        expires_minutes: u32,
+    },
+}
+
+pub const MESSAGES: [&str; 11] = [
+    "new_user",
+    "user_enrollment",
+    "updated_user",
+    "verification_code",
+    "password_reset",
+    "password_changed",
+    "method_added",
+    "method_removed",
+    "account_locked",
+    "fraud_alert",
+    "helpdesk_verification",
+];
+
+impl Notice {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Notice::NewUser { .. } => "new_user",
+            Notice::UserEnrollment => "user_enrollment",
+            Notice::UpdatedUser { .. } => "updated_user",
+            Notice::VerificationCode { .. } => "verification_code",
+            Notice::PasswordReset { .. } => "password_reset",
+            Notice::PasswordChanged { .. } => "password_changed",
+            Notice::MethodAdded { .. } => "method_added",
+            Notice::MethodRemoved { .. } => "method_removed",
+            Notice::AccountLocked { .. } => "account_locked",
+            Notice::FraudAlert { .. } => "fraud_alert",
+            Notice::HelpdeskVerification { .. } => "helpdesk_verification",
+        }
+    }
+
+    /// Security notifications carry a "This wasn't me" link.
+    pub fn wants_report_link(&self) -> bool {
+        matches!(
+            self,
+            Notice::UpdatedUser { .. }
+                | Notice::PasswordChanged { .. }
+                | Notice::MethodAdded { .. }
+                | Notice::MethodRemoved { .. }
+                | Notice::AccountLocked { .. }
+                | Notice::PasswordReset { .. }
+        )
+    }
+
+    /// The message-specific variables.
+    pub fn vars(&self) -> Value {
+        match self {
+            Notice::NewUser { pin } => json!({ "pin": pin }),
+            Notice::UserEnrollment => json!({}),
+            Notice::UpdatedUser {
+                changes,
+                changed_at,
+            } => json!({ "changes": changes, "changed_at": changed_at }),
+            Notice::VerificationCode {
+                code,
+                expires_minutes,
+            } => {
+                json!({ "code": code, "expires_minutes": expires_minutes })
+            }
+            Notice::PasswordReset {
+                code,
+                reset_url,
+                expires_minutes,
+            } => {
+                json!({ "code": code, "reset_url": reset_url, "expires_minutes": expires_minutes })
+            }
+            Notice::PasswordChanged { changed_at } => json!({ "changed_at": changed_at }),
+            Notice::MethodAdded { method, changed_at }
+            | Notice::MethodRemoved { method, changed_at } => {
+                json!({ "method": method, "changed_at": changed_at })
+            }
+            Notice::AccountLocked {
+                locked_at,
+                unlock_url,
+            } => json!({ "locked_at": locked_at, "unlock_url": unlock_url }),
+            Notice::FraudAlert {
+                subject,
+                reported_at,
+                source,
+                client_ip,
+            } => json!({
+                "subject_username": subject.username,
+                "subject_display_name": subject.display_name,
+                "reported_at": reported_at,
+                "source": source,
+                "client_ip": client_ip,
+            }),
+            Notice::HelpdeskVerification {
+                code,
+                agent_name,
+                expires_minutes,
+            } => {
+                json!({ "code": code, "agent_name": agent_name, "expires_minutes": expires_minutes })
+            }
+        }
+    }
+
+    /// One filled-in example of every message (used to check templates at start-up).
+    pub fn samples() -> Vec<Notice> {
+        let at = "2026-01-31 09:30:00".to_string();
+        vec![
+            Notice::NewUser {
+                pin: Some("482913".into()),
+            },
+            Notice::UserEnrollment,
+            Notice::UpdatedUser {
+                changes: vec!["Mobile phone".into(), "PIN".into()],
+                changed_at: at.clone(),
+            },
+            Notice::VerificationCode {
+                code: "482913".into(),
+                expires_minutes: 10,
+            },
+            Notice::PasswordReset {
+                code: Some("482913".into()),
+                reset_url: Some("https://mfa.example.org/reset/token".into()),
+                expires_minutes: 10,
+            },
+            Notice::PasswordChanged {
+                changed_at: at.clone(),
+            },
+            Notice::MethodAdded {
+                method: "Authenticator app 'Work phone'".into(),
+                changed_at: at.clone(),
+            },
+            Notice::MethodRemoved {
+                method: "Passkey 'YubiKey'".into(),
+                changed_at: at.clone(),
+            },
+            Notice::AccountLocked {
+                locked_at: at.clone(),
+                unlock_url: "https://mfa.example.org/reset".into(),
+            },
+            Notice::FraudAlert {
+                subject: Person {
+                    username: "alice".into(),
+                    display_name: "Alice Andersen".into(),
+                },
+                reported_at: at,
+                source: "This wasn't me link".into(),
+                client_ip: "192.0.2.10".into(),
+            },
+            Notice::HelpdeskVerification {
+                code: "482913".into(),
+                agent_name: "Bob".into(),
+                expires_minutes: 15,
+            },
+        ]
+    }
+}
