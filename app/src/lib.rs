@@ -57,6 +57,12 @@ pub fn App() -> impl IntoView {
                     ssr=SsrMode::Async
                 />
                 <Route path=path!("/activity") view=pages::activity::ActivityPage ssr=SsrMode::Async/>
+                <Route path=path!("/report/:token") view=pages::report::ReportPage ssr=SsrMode::Async/>
+                <Route
+                    path=path!("/report-recorded")
+                    view=pages::report::ReportRecordedPage
+                    ssr=SsrMode::Async
+                />
             </Routes>
         </Router>
     }

@@ -4,6 +4,9 @@ pub const HOME: &str = "/";
 pub const SIGNIN: &str = "/signin";
 pub const SECURITY_INFO: &str = "/security-info";
 pub const ACTIVITY: &str = "/activity";
+/// `/report/<token>`: the "This wasn't me" link in security emails.
+pub const REPORT: &str = "/report";
+pub const REPORT_RECORDED: &str = "/report-recorded";
 
 /// Pages that need a signed-in user; the server redirects anonymous visitors to [`SIGNIN`].
 pub const PROTECTED: &[&str] = &[SECURITY_INFO, ACTIVITY];
@@ -21,4 +24,6 @@ pub mod testid {
     pub const METHOD_LIST: &str = "method-list";
     pub const ACTIVITY_TABLE: &str = "activity-table";
     pub const NOTICE: &str = "notice";
+    pub const REPORT_CONFIRM: &str = "report-confirm";
+    pub const REPORT_INVALID: &str = "report-invalid";
 }

@@ -64,6 +64,11 @@ pub enum AccountStatus {
     Activity(Vec<ActivityItem>),
 }
 
+pub enum ReportRequest {
+    Check { token: String },
+    Confirm { token: String },
+}
+
 /// The backend as the UI sees it: one method per flow, a request enum in, a status out.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -73,6 +78,12 @@ pub trait Backend: Send + Sync + 'static {
         ctx: &RequestCtx,
         req: AccountRequest,
     ) -> Result<AccountStatus, ApiError>;
+    /// "This wasn't me" links: `Confirm` answers `Valid` once, when it recorded the report.
+    async fn report(
+        &self,
+        ctx: &RequestCtx,
+        req: ReportRequest,
+    ) -> Result<crate::api::ReportCheck, ApiError>;
 }
 
 /// The backend provided by the server as context.

@@ -60,7 +60,24 @@ pub struct Texts {
     pub event_password_set: &'static str,
     pub event_user_created: &'static str,
     pub event_user_updated: &'static str,
+    pub event_fraud_reported: &'static str,
     pub event_other: &'static str,
+
+    // "This wasn't me"
+    pub report_title: &'static str,
+    pub report_intro: &'static str,
+    pub report_about: &'static str,
+    pub report_button: &'static str,
+    pub report_invalid: &'static str,
+    pub report_done_title: &'static str,
+    pub report_done_body: &'static str,
+    pub message_password_changed: &'static str,
+    pub message_method_added: &'static str,
+    pub message_method_removed: &'static str,
+    pub message_updated_user: &'static str,
+    pub message_account_locked: &'static str,
+    pub message_password_reset: &'static str,
+    pub message_other: &'static str,
 
     // errors
     pub not_found_title: &'static str,
@@ -129,7 +146,29 @@ pub const EN: Texts = Texts {
     event_password_set: "Password set",
     event_user_created: "Account created",
     event_user_updated: "Account updated",
+    event_fraud_reported: "Reported: this wasn't me",
     event_other: "Other",
+
+    report_title: "Report activity you did not do",
+    report_intro:
+        "We sent you an email about a change to your account. If you did not make that change, \
+        report it here so your helpdesk can act on it.",
+    report_about: "The email was about:",
+    report_button: "Report it: this wasn't me",
+    report_invalid:
+        "This link has expired or has already been used. If you think someone else is using \
+        your account, contact your helpdesk.",
+    report_done_title: "Thank you, your report was recorded",
+    report_done_body:
+        "Your helpdesk can see your report. If you think someone knows your password, \
+        change it as soon as you can and contact your helpdesk.",
+    message_password_changed: "Your password was changed",
+    message_method_added: "A sign-in method was added",
+    message_method_removed: "A sign-in method was removed",
+    message_updated_user: "Your account details changed",
+    message_account_locked: "Your account was locked",
+    message_password_reset: "A password reset was requested",
+    message_other: "A change to your account",
 
     not_found_title: "Page not found",
     not_found_body: "The page you asked for does not exist.",
@@ -154,6 +193,19 @@ impl Texts {
         }
     }
 
+    /// What a security email was about, by its message name.
+    pub fn for_message(&self, message: &str) -> &'static str {
+        match message {
+            "password_changed" => self.message_password_changed,
+            "method_added" => self.message_method_added,
+            "method_removed" => self.message_method_removed,
+            "updated_user" => self.message_updated_user,
+            "account_locked" => self.message_account_locked,
+            "password_reset" => self.message_password_reset,
+            _ => self.message_other,
+        }
+    }
+
     /// A label for an audit event name as stored by the server.
     pub fn for_event(&self, event: &str) -> &'static str {
         match event {
@@ -164,6 +216,7 @@ impl Texts {
             "password_set" => self.event_password_set,
             "user_created" => self.event_user_created,
             "user_updated" => self.event_user_updated,
+            "fraud_reported" => self.event_fraud_reported,
             _ => self.event_other,
         }
     }

@@ -9,6 +9,7 @@ use converge::directory::import::{import_users, ImportOptions};
 use converge::domain::audit::{event, AuditEntry};
 use converge::domain::password::Password;
 use converge::domain::users::{DisplayName, EmailAddress, Role, UserProfile, Username};
+use converge::notify::messages::Notice;
 use converge::startup::{build_state, Application};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -47,13 +48,36 @@ enum Command {
         #[command(subcommand)]
         action: UserAction,
     },
-    /// Validate the configuration and the database connection, then print a summary.
+    /// Validate the configuration, the email templates and the database connection.
     CheckConfig,
+    /// Inspect and retry queued messages.
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
     /// Measure raw argon2 verifications per second on all cores (used by scripts/bench).
     #[command(hide = true)]
     BenchArgon2 {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxAction {
+    /// List messages, newest first (content is never shown).
+    List {
+        /// pending, sent or dead
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Put dead-lettered messages back in the queue: one id, or all with --all-dead.
+    Retry {
+        id: Option<String>,
+        #[arg(long)]
+        all_dead: bool,
     },
 }
 
@@ -109,7 +133,7 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
         }
         Command::CheckConfig => {
             let summary = format!(
-                "public_url: {}\nbind: {}\ndatabase: {}\ndata_dir: {}\nsession: idle {} min, absolute {} h\nargon2id: m={} KiB, t={}, p={}",
+                "email templates: OK\npublic_url: {}\nbind: {}\ndatabase: {}\ndata_dir: {}\nsession: idle {} min, absolute {} h\nargon2id: m={} KiB, t={}, p={}",
                 config.public_url,
                 config.bind,
                 converge::startup::redact_url(&config.database_url),
@@ -167,6 +191,42 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
             );
         }
         Command::User { action } => user_command(action, config, clock).await?,
+        Command::Outbox { action } => {
+            let state = build_state(config, clock.clone()).await?;
+            match action {
+                OutboxAction::List { status, limit } => {
+                    let rows = state.store.list_outbox(status.as_deref(), limit).await?;
+                    println!(
+                        "{:<36}  {:<7}  {:<22}  {:<24}  {:>8}  {:<19}  last error",
+                        "id", "status", "message", "to", "attempts", "created (UTC)"
+                    );
+                    for r in rows {
+                        let to = if r.channel == "email" {
+                            converge::notify::mask_email(&r.recipient)
+                        } else {
+                            converge::notify::mask_number(&r.recipient)
+                        };
+                        println!(
+                            "{:<36}  {:<7}  {:<22}  {:<24}  {:>8}  {:<19}  {}",
+                            r.id,
+                            r.status,
+                            r.message,
+                            to,
+                            r.attempts,
+                            converge::domain::format_time(r.created_at),
+                            r.last_error.unwrap_or_default()
+                        );
+                    }
+                }
+                OutboxAction::Retry { id, all_dead } => {
+                    if id.is_none() && !all_dead {
+                        bail!("give a message id, or --all-dead");
+                    }
+                    let n = state.store.retry_dead(id.as_deref(), clock.now()).await?;
+                    println!("{n} message(s) queued again");
+                }
+            }
+        }
         Command::BenchArgon2 { seconds } => {
             let hasher = converge::domain::password::PasswordHasher::new(&config.policy.argon2)?;
             let rate = tokio::task::spawn_blocking(move || hasher.bench_raw(seconds)).await?;
@@ -266,10 +326,30 @@ async fn user_command(
             let user = find(username).await?;
             let password = read_password()?;
             state.directory.set_password(&user, &password, now).await?;
-            store
-                .append_audit(&audit(event::PASSWORD_SET, &user.id, &user.username))
+            let ended = store.delete_user_sessions(&user.id).await?;
+            let mut tx = store.begin().await?;
+            converge::store::audit::append_audit_in(
+                &mut tx,
+                &audit(event::PASSWORD_SET, &user.id, &user.username),
+            )
+            .await?;
+            let notice = Notice::PasswordChanged {
+                changed_at: converge::domain::format_time(now),
+            };
+            let queued = state
+                .notifier
+                .email_user_in(&mut tx, &user, &notice, now)
                 .await?;
-            println!("password set for {}", user.username);
+            tx.commit().await?;
+            println!(
+                "password set for {} ({ended} session(s) ended{})",
+                user.username,
+                if queued.is_some() {
+                    ", notification queued"
+                } else {
+                    ", no email address on file"
+                }
+            );
         }
         UserAction::SetRole { username, role } => {
             let user = find(username).await?;

@@ -2,10 +2,12 @@
 //! Everything here compiles to wasm; server-only code is reached through `crate::ssr`.
 
 mod activity;
+mod report;
 mod security_info;
 mod session;
 
 pub use activity::*;
+pub use report::*;
 pub use security_info::*;
 pub use session::*;
 

@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod home;
 pub mod not_found;
+pub mod report;
 pub mod security_info;
 pub mod signin;
 

@@ -14,6 +14,8 @@ pub mod event {
     pub const USER_DISABLED: &str = "user_disabled";
     pub const USER_ENABLED: &str = "user_enabled";
     pub const ROLE_SET: &str = "role_set";
+    /// The user followed a "This wasn't me" link and confirmed.
+    pub const FRAUD_REPORTED: &str = "fraud_reported";
 }
 
 /// One line of the audit log. `reason` is internal (never shown to the person signing in).

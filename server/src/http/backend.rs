@@ -5,12 +5,14 @@
 use super::caller::{clear_cookie, session_cookie_value};
 use super::metrics::SigninResult;
 use super::AppState;
+use crate::domain::audit::{event, AuditEntry};
 use crate::domain::error::DomainError;
+use crate::domain::flows::session::hash_token;
 use crate::domain::flows::session::{self, Client};
 use crate::domain::flows::signin::{self, SigninDeps, SigninInput, SigninOutcome};
-use converge_app::api::{ActivityItem, ApiError, ErrorCode, SecurityInfo};
+use converge_app::api::{ActivityItem, ApiError, ErrorCode, ReportCheck, SecurityInfo};
 use converge_app::ssr::{
-    AccountRequest, AccountStatus, Backend, RequestCtx, SigninRequest, SigninStatus,
+    AccountRequest, AccountStatus, Backend, ReportRequest, RequestCtx, SigninRequest, SigninStatus,
 };
 
 pub struct PortalBackend {
@@ -133,6 +135,47 @@ impl Backend for PortalBackend {
                 ))
             }
         }
+    }
+
+    async fn report(&self, ctx: &RequestCtx, req: ReportRequest) -> Result<ReportCheck, ApiError> {
+        let s = &self.state;
+        let now = s.clock.now();
+        let token = match &req {
+            ReportRequest::Check { token } | ReportRequest::Confirm { token } => token,
+        };
+        if token.is_empty() || token.len() > 128 {
+            return Ok(ReportCheck::Invalid);
+        }
+        let hash = hash_token(token);
+        let found = s
+            .store
+            .find_report_token(&hash, now)
+            .await
+            .map_err(|e| unavailable(e.into()))?;
+        let Some((user_id, message)) = found else {
+            return Ok(ReportCheck::Invalid);
+        };
+        if let ReportRequest::Confirm { .. } = req {
+            if !s
+                .store
+                .use_report_token(&hash, now)
+                .await
+                .map_err(|e| unavailable(e.into()))?
+            {
+                return Ok(ReportCheck::Invalid);
+            }
+            let mut e = AuditEntry::new(event::FRAUD_REPORTED, true, now);
+            e.user_id = Some(user_id);
+            e.reason = Some(format!("this wasn't me: {message}"));
+            e.client_ip = Some(ctx.client_ip.clone());
+            e.user_agent = Some(ctx.user_agent.clone());
+            s.store
+                .append_audit(&e)
+                .await
+                .map_err(|e| unavailable(e.into()))?;
+            tracing::warn!(message = %message, "a user reported activity they did not do");
+        }
+        Ok(ReportCheck::Valid { message })
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod backend;
 mod caller;
+mod dev;
 mod health;
 pub mod metrics;
 mod security;
@@ -49,11 +50,15 @@ pub fn router(state: AppState) -> Router {
         Arc::new(backend::PortalBackend::new(state.clone()));
     let context = move || provide_context(backend.clone());
 
-    let ops = Router::new()
+    let mut ops = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::render))
-        .with_state(state.clone());
+        .route("/metrics", get(metrics::render));
+    if state.config.sms.dev_page {
+        tracing::warn!("sms.dev_page is on: /dev/messages shows every dev message, codes included");
+        ops = ops.route("/dev/messages", get(dev::messages));
+    }
+    let ops = ops.with_state(state.clone());
 
     let app = Router::new()
         .leptos_routes_with_context(&leptos_options, routes, context.clone(), {

@@ -233,3 +233,82 @@ impl TestApp {
         session_cookie(&res).expect("session cookie")
     }
 }
+
+/// A real SMTP server (Debian's python3-aiosmtpd) on a loopback port, storing mail in a Maildir.
+pub struct SmtpSink {
+    pub port: u16,
+    pub dir: std::path::PathBuf,
+    child: std::process::Child,
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl SmtpSink {
+    pub async fn start() -> SmtpSink {
+        Self::start_on(free_port()).await
+    }
+
+    pub async fn start_on(port: u16) -> SmtpSink {
+        // the Mailbox handler creates the Maildir (cur/new/tmp) only when the folder is missing
+        let dir =
+            std::env::temp_dir().join(format!("converge-mail-{}", uuid::Uuid::new_v4().simple()));
+        let python =
+            std::env::var("CONVERGE_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+        let child = std::process::Command::new(&python)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("an SMTP server is required: cannot start `{python} -m aiosmtpd` ({e}); run scripts/test, which installs python3-aiosmtpd")
+            });
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return SmtpSink { port, dir, child };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("aiosmtpd did not start on port {port} (is python3-aiosmtpd installed?)");
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The raw messages received so far.
+    pub fn messages(&self) -> Vec<Vec<u8>> {
+        let mut files: Vec<_> = std::fs::read_dir(self.dir.join("new"))
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        files.sort();
+        files.iter().filter_map(|f| std::fs::read(f).ok()).collect()
+    }
+
+    /// Waits until at least `n` messages arrived (up to 20 s).
+    pub async fn wait_for(&self, n: usize) -> Vec<Vec<u8>> {
+        for _ in 0..400 {
+            let got = self.messages();
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} message(s), got {}", self.messages().len());
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -9,5 +9,6 @@ mod config;
 mod domain;
 mod http;
 mod import;
+mod messaging;
 mod signin;
 mod store;

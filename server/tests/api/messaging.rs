@@ -1,0 +1,611 @@
+//! Messaging: templates, the outbox over a real SMTP server, retries, leases, exactly-once
+//! delivery with two workers, the signed SMS webhook, rate limits and "This wasn't me".
+
+use crate::helpers::*;
+use converge::clock::Clock;
+use converge::config::Configuration;
+use converge::http::AppState;
+use converge::notify::messages::{Notice, Person};
+use converge::notify::templates::{clean_subject, Templates};
+use converge::notify::transport::{
+    webhook_signature, EmailTransport, SIGNATURE_HEADER, TIMESTAMP_HEADER,
+};
+use converge::notify::worker::Worker;
+use converge::notify::NotifyError;
+use converge::startup::{build_state, outbox_worker};
+use mail_parser::MessageParser;
+use std::sync::{Arc, Mutex};
+
+both_databases! {
+    lockout_mail_arrives_with_public_links_only => lockout_mail_arrives_with_public_links_only;
+    smtp_outage_keeps_mail_queued => smtp_outage_keeps_mail_queued;
+    crashed_worker_claims_come_back => crashed_worker_claims_come_back;
+    two_workers_deliver_each_message_once => two_workers_deliver_each_message_once;
+    dead_letters_and_retry => dead_letters_and_retry;
+    sms_webhook_is_signed_and_rate_limited => sms_webhook_is_signed_and_rate_limited;
+}
+
+fn alice_person() -> Person {
+    Person {
+        username: "alice".into(),
+        display_name: "Alice <script>alert(1)</script>".into(),
+    }
+}
+
+#[test]
+fn every_template_renders_and_escapes() {
+    let t = Templates::load(None, "Acme & Co", "", "https://mfa.example.org/")
+        .expect("built-ins are valid");
+    for notice in Notice::samples() {
+        let e = t
+            .render(
+                "en",
+                &notice,
+                &alice_person(),
+                Some("https://mfa.example.org/report/x"),
+            )
+            .expect("render");
+        assert!(
+            !e.subject.is_empty() && !e.subject.contains('\n'),
+            "{}",
+            notice.name()
+        );
+        assert!(
+            e.html.contains("Acme &amp; Co"),
+            "{}: org name escaped in HTML",
+            notice.name()
+        );
+        assert!(
+            !e.html.contains("<script>"),
+            "{}: user data escaped in HTML",
+            notice.name()
+        );
+        assert!(e.text.contains("Acme & Co"), "{}", notice.name());
+        if notice.wants_report_link() {
+            assert!(
+                e.text.contains("https://mfa.example.org/report/x"),
+                "{}: report link",
+                notice.name()
+            );
+        }
+    }
+    assert_eq!(
+        clean_subject("Hello\r\nBcc: victim@example.org"),
+        "Hello Bcc: victim@example.org"
+    );
+    // an unknown locale falls back to English
+    let e = t
+        .render("xx", &Notice::UserEnrollment, &alice_person(), None)
+        .expect("fallback");
+    assert!(e.text.contains("https://mfa.example.org/security-info"));
+}
+
+#[test]
+fn overrides_replace_files_and_broken_ones_are_named() {
+    let dir = std::env::temp_dir().join(format!("converge-tpl-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(dir.join("en/password_changed")).expect("dir");
+    std::fs::write(
+        dir.join("en/password_changed/subject.txt"),
+        "Heads up, {{ display_name }}",
+    )
+    .expect("write");
+    let t =
+        Templates::load(Some(&dir), "Acme", "", "https://mfa.example.org").expect("valid override");
+    let e = t
+        .render(
+            "en",
+            &Notice::PasswordChanged {
+                changed_at: "now".into(),
+            },
+            &alice_person(),
+            None,
+        )
+        .expect("render");
+    assert_eq!(e.subject, "Heads up, Alice <script>alert(1)</script>");
+    assert!(
+        e.html.contains("was changed"),
+        "other files keep their built-in text"
+    );
+
+    std::fs::write(
+        dir.join("en/password_changed/body.txt"),
+        "line one\n{{ user.nonexistent }\n",
+    )
+    .expect("write");
+    let err = Templates::load(Some(&dir), "Acme", "", "https://mfa.example.org")
+        .err()
+        .expect("broken");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("en/password_changed/body.txt") && msg.contains("line 2"),
+        "{msg}"
+    );
+
+    std::fs::write(
+        dir.join("en/password_changed/body.txt"),
+        "{{ no_such_variable }}\n",
+    )
+    .expect("write");
+    let msg = Templates::load(Some(&dir), "Acme", "", "https://mfa.example.org")
+        .err()
+        .expect("undefined")
+        .to_string();
+    assert!(
+        msg.contains("en/password_changed/body.txt") && msg.contains("line 1"),
+        "{msg}"
+    );
+}
+
+async fn lockout_mail_arrives_with_public_links_only(db: Db) {
+    let sink = SmtpSink::start().await;
+    let smtp = sink.url();
+    let app = spawn_app_with(db, move |s| {
+        s.email.smtp_url = smtp;
+        s.signin.lockout_threshold = 2;
+        s.signin.free_attempts = 100;
+    })
+    .await;
+    for _ in 0..2 {
+        let res = app
+            .http
+            .post(format!("{}/api/sign_in", app.base))
+            .header("accept", "text/html")
+            .header("origin", PUBLIC_URL)
+            .header("host", "evil.example")
+            .header("x-forwarded-host", "evil.example")
+            .header("x-forwarded-proto", "https")
+            .header("forwarded", "host=evil.example;proto=https")
+            .form(&[("username", "alice"), ("password", "wrong-password")])
+            .send()
+            .await
+            .expect("req");
+        assert_eq!(location(&res), "/signin?error=SIG-001");
+    }
+    let raw = sink.wait_for(1).await;
+    let mail = MessageParser::default().parse(&raw[0]).expect("MIME");
+    assert_eq!(mail.subject(), Some("Your Converge account was locked"));
+    assert_eq!(
+        mail.to().and_then(|a| a.first()).and_then(|a| a.address()),
+        Some("alice@example.org")
+    );
+    assert!(String::from_utf8_lossy(&raw[0]).contains("multipart/alternative"));
+    let text = mail.body_text(0).expect("text body").to_string();
+    // minijinja escapes `/` in HTML attributes (`&#x2f;`), which browsers and mail clients decode
+    let html = mail
+        .body_html(0)
+        .expect("html body")
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&");
+    assert!(text.contains("Alice Andersen") && html.contains("Alice Andersen"));
+    for body in [&text, &html] {
+        for link in body
+            .split(|c: char| c.is_whitespace() || c == '"')
+            .filter(|w| w.starts_with("http"))
+        {
+            assert!(
+                link.starts_with(PUBLIC_URL),
+                "link {link} does not come from public_url"
+            );
+        }
+        assert!(!body.contains("evil.example"));
+    }
+    // "This wasn't me": opening the link changes nothing, confirming records it once
+    let report = text
+        .split_whitespace()
+        .find(|w| w.starts_with(&format!("{PUBLIC_URL}/report/")))
+        .expect("report link")
+        .to_string();
+    let path = report.trim_start_matches(PUBLIC_URL).to_string();
+    let token = path.trim_start_matches("/report/").to_string();
+    let page = app.get(&path, None).await.text().await.expect("page");
+    assert!(
+        page.contains("Report it: this wasn&#x27;t me")
+            || page.contains("Report it: this wasn't me"),
+        "{page}"
+    );
+    let user = app
+        .state
+        .store
+        .find_user_by_username("alice")
+        .await
+        .expect("db")
+        .expect("alice");
+    let count_reports = || async {
+        app.state
+            .store
+            .audit_for_user(&user.id, 50)
+            .await
+            .expect("audit")
+            .iter()
+            .filter(|e| e.event == "fraud_reported")
+            .count()
+    };
+    assert_eq!(
+        count_reports().await,
+        0,
+        "a GET (mail scanner) records nothing"
+    );
+    let confirm = |token: String| {
+        let http = app.http.clone();
+        let url = format!("{}/api/confirm_report", app.base);
+        async move {
+            http.post(url)
+                .header("accept", "text/html")
+                .header("sec-fetch-site", "same-origin")
+                .form(&[("token", token)])
+                .send()
+                .await
+                .expect("confirm")
+        }
+    };
+    assert_eq!(location(&confirm(token.clone()).await), "/report-recorded");
+    assert_eq!(count_reports().await, 1);
+    assert_eq!(location(&confirm(token.clone()).await), path, "single use");
+    assert_eq!(count_reports().await, 1);
+    assert!(app
+        .get(&path, None)
+        .await
+        .text()
+        .await
+        .expect("page")
+        .contains("expired or has already been used"));
+    // the queued copy no longer holds the message
+    let sent = app
+        .state
+        .store
+        .list_outbox(Some("sent"), 10)
+        .await
+        .expect("outbox");
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].payload.is_empty(), "content is forgotten once sent");
+}
+
+/// State with a given SMTP URL and test-friendly outbox settings (no HTTP server).
+async fn messaging_state(
+    db: Db,
+    smtp_url: &str,
+    tweak: impl FnOnce(&mut converge::config::Settings),
+) -> (AppState, Arc<converge::clock::ManualClock>) {
+    let url = fresh_database(db).await;
+    let mut s = settings(&url);
+    s.email.smtp_url = smtp_url.to_string();
+    s.outbox.base_backoff_seconds = 30;
+    s.outbox.max_attempts = 3;
+    tweak(&mut s);
+    let config: Configuration = s.validate().expect("config");
+    let clock = Arc::new(converge::clock::ManualClock::new(T0));
+    let state = build_state(config, clock.clone()).await.expect("state");
+    (state, clock)
+}
+
+async fn add_user(state: &AppState, name: &str) -> converge::domain::users::User {
+    use converge::domain::users::*;
+    let profile = UserProfile {
+        username: Username::parse(name).expect("u"),
+        display_name: DisplayName::parse(name).expect("d"),
+        email: Some(EmailAddress::parse(&format!("{name}@example.org")).expect("e")),
+        mobile_phone: Some(PhoneNumber::parse("+31612345678", None).expect("p")),
+        alternate_phone: None,
+        office_phone: None,
+        groups: vec![],
+        enabled: true,
+        role: Role::User,
+    };
+    let (id, _) = state
+        .store
+        .upsert_user(&profile, None, "local", T0)
+        .await
+        .expect("user");
+    state.store.find_user(&id).await.expect("db").expect("user")
+}
+
+fn changed() -> Notice {
+    Notice::PasswordChanged {
+        changed_at: "2026-01-01 00:00:00".into(),
+    }
+}
+
+async fn smtp_outage_keeps_mail_queued(db: Db) {
+    let port = free_port();
+    let (state, clock) = messaging_state(db, &format!("smtp://127.0.0.1:{port}"), |_| {}).await;
+    let alice = add_user(&state, "alice").await;
+    let code_notice = Notice::VerificationCode {
+        code: "918273".into(),
+        expires_minutes: 10,
+    };
+    state
+        .notifier
+        .email_user(&alice, &code_notice, clock.now())
+        .await
+        .expect("queued");
+    // the code is sealed at rest
+    let row = &state.store.list_outbox(None, 5).await.expect("list")[0];
+    assert!(!row.payload.contains("918273") && row.payload.starts_with("v1:"));
+
+    let worker = outbox_worker(&state).expect("worker");
+    assert_eq!(worker.run_once().await.expect("run"), 1);
+    let row = &state.store.list_outbox(None, 5).await.expect("list")[0];
+    assert_eq!((row.status.as_str(), row.attempts), ("pending", 1));
+    assert!(
+        row.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("SMTP"),
+        "{:?}",
+        row.last_error
+    );
+
+    // the server comes back; nothing is sent before the backoff has passed
+    let sink = SmtpSink::start_on(port).await;
+    assert_eq!(worker.run_once().await.expect("run"), 0);
+    clock.advance(31);
+    // a restarted instance (a new worker) picks it up
+    let restarted = outbox_worker(&state).expect("worker");
+    assert_eq!(restarted.run_once().await.expect("run"), 1);
+    let mail = sink.wait_for(1).await;
+    let parsed = MessageParser::default().parse(&mail[0]).expect("MIME");
+    assert!(parsed.body_text(0).expect("text").contains("918273"));
+    assert_eq!(state.store.count_outbox("sent").await.expect("count"), 1);
+}
+
+async fn crashed_worker_claims_come_back(db: Db) {
+    let sink = SmtpSink::start().await;
+    let (state, clock) = messaging_state(db, &sink.url(), |s| s.outbox.claim_seconds = 60).await;
+    let alice = add_user(&state, "alice").await;
+    state
+        .notifier
+        .email_user(&alice, &changed(), clock.now())
+        .await
+        .expect("queued");
+    // worker "A" claims and dies before sending
+    let claimed = state
+        .store
+        .claim_outbox("A", clock.now(), 60, 10)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 1);
+    let b = outbox_worker(&state).expect("worker");
+    assert_eq!(b.run_once().await.expect("run"), 0, "A's lease still holds");
+    clock.advance(61);
+    assert_eq!(b.run_once().await.expect("run"), 1);
+    sink.wait_for(1).await;
+    // A's late completion cannot overwrite B's
+    assert!(!state
+        .store
+        .outbox_sent(&claimed[0].id, "A", clock.now())
+        .await
+        .expect("db"));
+}
+
+/// Records every delivery; fails when told to.
+struct Recorder {
+    sent: Mutex<Vec<String>>,
+    fail: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl EmailTransport for Recorder {
+    fn name(&self) -> &'static str {
+        "recorder"
+    }
+    async fn send(
+        &self,
+        to: &str,
+        email: &converge::notify::templates::RenderedEmail,
+    ) -> Result<(), String> {
+        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("recorder told to fail".into());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        self.sent
+            .lock()
+            .map_err(|e| e.to_string())?
+            .push(format!("{to}|{}", email.subject));
+        Ok(())
+    }
+}
+
+fn worker_with(state: &AppState, id: &str, email: Arc<dyn EmailTransport>) -> Worker {
+    let mut w = outbox_worker(state).expect("worker");
+    w.id = id.to_string();
+    w.email = email;
+    w
+}
+
+async fn two_workers_deliver_each_message_once(db: Db) {
+    let (state, clock) = messaging_state(db, "", |s| {
+        s.outbox.batch_size = 7;
+        s.outbox.concurrency = 4;
+    })
+    .await;
+    let mut users = Vec::new();
+    for i in 0..40 {
+        users.push(add_user(&state, &format!("user{i:02}")).await);
+    }
+    for u in &users {
+        state
+            .notifier
+            .email_user(u, &changed(), clock.now())
+            .await
+            .expect("queued");
+    }
+    let rec = Arc::new(Recorder {
+        sent: Mutex::new(vec![]),
+        fail: false.into(),
+    });
+    let a = worker_with(&state, "A", rec.clone());
+    let b = worker_with(&state, "B", rec.clone());
+    let drain = |w: Worker| async move {
+        let mut total = 0;
+        loop {
+            let n = w.run_once().await.expect("run");
+            if n == 0 {
+                return total;
+            }
+            total += n;
+        }
+    };
+    let (na, nb) = tokio::join!(tokio::spawn(drain(a)), tokio::spawn(drain(b)));
+    let (na, nb) = (na.expect("a"), nb.expect("b"));
+    assert_eq!(na + nb, 40, "every message attempted once ({na} + {nb})");
+    let mut sent = rec.sent.lock().expect("lock").clone();
+    assert_eq!(sent.len(), 40);
+    sent.sort();
+    sent.dedup();
+    assert_eq!(sent.len(), 40, "no message delivered twice");
+    assert_eq!(state.store.count_outbox("sent").await.expect("count"), 40);
+}
+
+async fn dead_letters_and_retry(db: Db) {
+    let (state, clock) = messaging_state(db, "", |s| s.outbox.max_attempts = 2).await;
+    let alice = add_user(&state, "alice").await;
+    let id = state
+        .notifier
+        .email_user(&alice, &changed(), clock.now())
+        .await
+        .expect("q")
+        .expect("id");
+    let rec = Arc::new(Recorder {
+        sent: Mutex::new(vec![]),
+        fail: true.into(),
+    });
+    let w = worker_with(&state, "W", rec.clone());
+    assert_eq!(w.run_once().await.expect("run"), 1);
+    clock.advance(30);
+    assert_eq!(w.run_once().await.expect("run"), 1);
+    let row = state
+        .store
+        .outbox_message(&id)
+        .await
+        .expect("db")
+        .expect("row");
+    assert_eq!((row.status.as_str(), row.attempts), ("dead", 2));
+    clock.advance(10_000);
+    assert_eq!(
+        w.run_once().await.expect("run"),
+        0,
+        "dead letters are not retried by themselves"
+    );
+    assert_eq!(
+        state
+            .store
+            .list_outbox(Some("dead"), 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    // `converge outbox retry --all-dead`
+    assert_eq!(
+        state
+            .store
+            .retry_dead(None, clock.now())
+            .await
+            .expect("retry"),
+        1
+    );
+    rec.fail.store(false, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(w.run_once().await.expect("run"), 1);
+    assert_eq!(
+        state
+            .store
+            .outbox_message(&id)
+            .await
+            .expect("db")
+            .expect("row")
+            .status,
+        "sent"
+    );
+    assert_eq!(rec.sent.lock().expect("lock").len(), 1);
+}
+
+async fn sms_webhook_is_signed_and_rate_limited(db: Db) {
+    use axum::routing::post;
+    let key = b"webhook-test-key-123".to_vec();
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let (got, k) = (received.clone(), key.clone());
+    let receiver = axum::Router::new().route(
+        "/sms",
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let (got, k) = (got.clone(), k.clone());
+                async move {
+                    let ts: i64 = headers
+                        .get(TIMESTAMP_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let sig = headers
+                        .get(SIGNATURE_HEADER)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or_default()
+                        .to_string();
+                    if sig != webhook_signature(&k, ts, &body) {
+                        return axum::http::StatusCode::UNAUTHORIZED;
+                    }
+                    got.lock()
+                        .expect("lock")
+                        .push(serde_json::from_slice(&body).unwrap_or_default());
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let key_file =
+        std::env::temp_dir().join(format!("converge-hook-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&key_file, &key).expect("key");
+    let kf = key_file.display().to_string();
+    let (state, clock) = messaging_state(db, "", move |s| {
+        s.sms.provider = "webhook".into();
+        s.sms.webhook_url = format!("http://127.0.0.1:{port}/sms");
+        s.sms.webhook_secret_file = kf;
+        s.sms.per_number_per_hour = 2;
+        s.sms.per_account_per_hour = 3;
+    })
+    .await;
+    let alice = add_user(&state, "alice").await;
+    let now = clock.now();
+    state
+        .notifier
+        .sms_user(&alice, "+31612345678", "Your code is 123456", now)
+        .await
+        .expect("sms 1");
+    state
+        .notifier
+        .sms_user(&alice, "+31612345678", "Your code is 654321", now)
+        .await
+        .expect("sms 2");
+    assert!(matches!(
+        state
+            .notifier
+            .sms_user(&alice, "+31612345678", "again", now)
+            .await,
+        Err(NotifyError::RateLimited("this number"))
+    ));
+    assert!(matches!(
+        state
+            .notifier
+            .sms_user(&alice, "+4915112345678", "not hers", now)
+            .await,
+        Err(NotifyError::UnknownNumber(_))
+    ));
+    let worker = outbox_worker(&state).expect("worker");
+    assert_eq!(worker.run_once().await.expect("run"), 2);
+    let got = received.lock().expect("lock").clone();
+    assert_eq!(got.len(), 2, "both delivered with a valid signature");
+    assert_eq!(got[0]["to"], "+31612345678");
+    assert_eq!(got[0]["channel"], "sms");
+    assert!(got.iter().any(|m| m["text"] == "Your code is 123456"));
+    // an hour later the number may receive messages again
+    clock.advance(3601);
+    state
+        .notifier
+        .sms_user(&alice, "+31612345678", "later", clock.now())
+        .await
+        .expect("after an hour");
+}
