@@ -13,9 +13,12 @@ export const testid = {
   methodList: "method-list",
   activityTable: "activity-table",
   notice: "notice",
+  reportConfirm: "report-confirm",
 };
 // examples/demo-users.csv
 export const demo = {
   alice: { username: "alice", password: "correct-horse-alice", name: "Alice Andersen" },
   dave: { username: "dave", password: "disabled-dave-pass" },
+  carol: { username: "carol", email: "carol@example.org" },
 };
+export const lockoutThreshold = 4; // scripts/test sets CONVERGE__SIGNIN__LOCKOUT_THRESHOLD

@@ -501,9 +501,10 @@ impl Settings {
             problems.push(format!("log.filter `{}`: {e}", self.log.filter));
         }
         let e = &self.email;
-        if !e.smtp_url.is_empty()
-            && !(e.smtp_url.starts_with("smtp://") || e.smtp_url.starts_with("smtps://"))
-        {
+        let smtp_ok = e.smtp_url.is_empty()
+            || e.smtp_url.starts_with("smtp://")
+            || e.smtp_url.starts_with("smtps://");
+        if !smtp_ok {
             problems.push("email.smtp_url: must start with smtp:// or smtps://".into());
         }
         if lettre::message::Mailbox::from_str(&e.from).is_err() {

@@ -55,6 +55,15 @@ enum Command {
         #[command(subcommand)]
         action: OutboxAction,
     },
+    /// Measure enqueue latency and outbox delivery throughput to an SMTP server (scripts/bench).
+    #[command(hide = true)]
+    BenchOutbox {
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+        /// SMTP URL of a sink to deliver to.
+        #[arg(long)]
+        smtp: String,
+    },
     /// Measure raw argon2 verifications per second on all cores (used by scripts/bench).
     #[command(hide = true)]
     BenchArgon2 {
@@ -227,6 +236,9 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
                 }
             }
         }
+        Command::BenchOutbox { messages, smtp } => {
+            bench_outbox(config, clock, messages, smtp).await?
+        }
         Command::BenchArgon2 { seconds } => {
             let hasher = converge::domain::password::PasswordHasher::new(&config.policy.argon2)?;
             let rate = tokio::task::spawn_blocking(move || hasher.bench_raw(seconds)).await?;
@@ -375,6 +387,65 @@ async fn user_command(
             println!("unlocked {}", user.username);
         }
     }
+    Ok(())
+}
+
+async fn bench_outbox(
+    mut config: converge::config::Configuration,
+    clock: Arc<dyn Clock>,
+    messages: usize,
+    smtp: String,
+) -> anyhow::Result<()> {
+    config.email.smtp_url = smtp;
+    let state = build_state(config, clock.clone()).await?;
+    let profile = UserProfile {
+        username: Username::parse("bench-mail").map_err(anyhow::Error::msg)?,
+        display_name: DisplayName::parse("Bench Mail").map_err(anyhow::Error::msg)?,
+        email: Some(EmailAddress::parse("bench-mail@example.org").map_err(anyhow::Error::msg)?),
+        mobile_phone: None,
+        alternate_phone: None,
+        office_phone: None,
+        groups: vec![],
+        enabled: true,
+        role: Role::User,
+    };
+    let (id, _) = state
+        .store
+        .upsert_user(&profile, None, "local", clock.now())
+        .await?;
+    let user = state.store.find_user(&id).await?.context("bench user")?;
+    let notice = Notice::PasswordChanged {
+        changed_at: converge::domain::format_time(clock.now()),
+    };
+    let mut latencies = Vec::with_capacity(messages);
+    for _ in 0..messages {
+        let start = std::time::Instant::now();
+        state
+            .notifier
+            .email_user(&user, &notice, clock.now())
+            .await?;
+        latencies.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    let worker = converge::startup::outbox_worker(&state)?;
+    let start = std::time::Instant::now();
+    let mut delivered = 0;
+    loop {
+        let n = worker.run_once().await?;
+        if n == 0 {
+            break;
+        }
+        delivered += n;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let sent = state.store.count_outbox("sent").await?;
+    println!(
+        "enqueue_p50_ms={:.3} enqueue_p99_ms={:.3} attempted={delivered} sent={sent} seconds={secs:.2} per_second={:.0}",
+        pct(0.50),
+        pct(0.99),
+        sent as f64 / secs
+    );
     Ok(())
 }
 

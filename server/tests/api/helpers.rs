@@ -259,7 +259,7 @@ impl SmtpSink {
             std::env::temp_dir().join(format!("converge-mail-{}", uuid::Uuid::new_v4().simple()));
         let python =
             std::env::var("CONVERGE_TEST_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
-        let child = std::process::Command::new(&python)
+        let mut child = std::process::Command::new(&python)
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
             .arg(&dir)
             .stdout(std::process::Stdio::null())
@@ -277,6 +277,8 @@ impl SmtpSink {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("aiosmtpd did not start on port {port} (is python3-aiosmtpd installed?)");
     }
 

@@ -1,0 +1,33 @@
+import { test, expect } from "@playwright/test";
+import { demo, lockoutThreshold, paths, testid } from "./ids";
+
+test("a locked account gets a mail whose 'This wasn't me' link records a report", async ({ page }) => {
+  for (let i = 0; i < lockoutThreshold; i++) {
+    await page.goto(paths.signin);
+    await page.getByLabel("Username").fill(demo.carol.username);
+    await page.getByLabel("Password", { exact: true }).fill(`wrong-password-${i}`);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect(page).toHaveURL(/error=SIG-001/);
+  }
+  // the dev mailbox shows what would have been sent (the outbox worker delivers within a second)
+  let link = "";
+  await expect(async () => {
+    await page.goto("/dev/messages");
+    const mail = page.locator("article", { hasText: demo.carol.email }).filter({ hasText: "account was locked" });
+    await expect(mail).toHaveCount(1);
+    const body = (await mail.locator("pre").textContent()) ?? "";
+    link = body.match(/http:\/\/localhost:\d+\/report\/[A-Za-z0-9_-]+/)?.[0] ?? "";
+    expect(link).not.toBe("");
+  }).toPass({ timeout: 15_000 });
+
+  await page.goto(link);
+  await expect(page.getByRole("heading", { name: "Report activity you did not do" })).toBeVisible();
+  await expect(page.getByText("Your account was locked")).toBeVisible();
+  await page.getByTestId(testid.reportConfirm).getByRole("button").click();
+  await expect(page).toHaveURL(/\/report-recorded$/);
+  await expect(page.getByTestId(testid.notice)).toContainText("Your helpdesk can see your report");
+
+  // the link works once
+  await page.goto(link);
+  await expect(page.getByText("expired or has already been used")).toBeVisible();
+});
