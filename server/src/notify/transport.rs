@@ -6,7 +6,9 @@ use crate::clock::Clock;
 use crate::store::Store;
 use hmac::{Hmac, Mac};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::PoolConfig;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use sha2::Sha256;
@@ -27,9 +29,29 @@ pub trait SmsProvider: Send + Sync + 'static {
     async fn send(&self, id: &str, to: &str, text: &str) -> Result<(), String>;
 }
 
+/// How the SMTP connection is secured, from the URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Security {
+    Plain,
+    StartTlsOpportunistic,
+    StartTlsRequired,
+    /// `smtps://`: TLS from the first byte.
+    Implicit,
+}
+
+/// SMTP with a pool of open connections. Plain and STARTTLS connections are opened by Converge
+/// with `TCP_NODELAY` (lettre writes the end-of-data marker separately; with Nagle's algorithm
+/// and delayed ACKs every message would wait ~40 ms); `smtps://` uses lettre's own pool.
 pub struct SmtpTransport {
-    inner: AsyncSmtpTransport<Tokio1Executor>,
+    host: String,
+    port: u16,
+    security: Security,
+    credentials: Option<Credentials>,
+    hello: ClientId,
     from: Mailbox,
+    idle: std::sync::Mutex<Vec<(AsyncSmtpConnection, std::time::Instant)>>,
+    permits: tokio::sync::Semaphore,
+    implicit: Option<AsyncSmtpTransport<Tokio1Executor>>,
 }
 
 impl SmtpTransport {
@@ -40,24 +62,134 @@ impl SmtpTransport {
         from: &str,
         pool_size: u32,
     ) -> anyhow::Result<Self> {
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| anyhow::anyhow!("email.smtp_url: {e}"))?
-            .timeout(Some(Duration::from_secs(20)))
-            .pool_config(PoolConfig::new().max_size(pool_size.max(1)));
+        let parsed = url::Url::parse(url).map_err(|e| anyhow::anyhow!("email.smtp_url: {e}"))?;
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| anyhow::anyhow!("email.smtp_url: no host"))?
+            .to_string();
+        let tls = parsed
+            .query_pairs()
+            .find(|(k, _)| k == "tls")
+            .map(|(_, v)| v.to_string());
+        let security = match (parsed.scheme(), tls.as_deref()) {
+            ("smtps", _) => Security::Implicit,
+            ("smtp", Some("required")) => Security::StartTlsRequired,
+            ("smtp", Some("opportunistic")) => Security::StartTlsOpportunistic,
+            ("smtp", None | Some("none")) => Security::Plain,
+            (scheme, tls) => {
+                anyhow::bail!("email.smtp_url: unsupported scheme {scheme} / tls={tls:?}")
+            }
+        };
+        let port = parsed.port().unwrap_or(if security == Security::Implicit {
+            465
+        } else {
+            25
+        });
+        let user = percent_decode(parsed.username());
+        let mut password = parsed.password().map(percent_decode);
         if let Some(file) = password_file.filter(|f| !f.is_empty()) {
-            let password = std::fs::read_to_string(file)
+            let text = std::fs::read_to_string(file)
                 .map_err(|e| anyhow::anyhow!("email.smtp_password_file {file}: {e}"))?;
-            let user = url::Url::parse(url)
-                .map(|u| u.username().to_string())
-                .unwrap_or_default();
-            builder = builder.credentials(Credentials::new(user, password.trim().to_string()));
+            password = Some(text.trim().to_string());
         }
+        let credentials =
+            (!user.is_empty()).then(|| Credentials::new(user, password.unwrap_or_default()));
         let from = Mailbox::from_str(from).map_err(|e| anyhow::anyhow!("email.from: {e}"))?;
+        let implicit = if security == Security::Implicit {
+            let mut builder = AsyncSmtpTransport::<Tokio1Executor>::relay(&host)
+                .map_err(|e| anyhow::anyhow!("email.smtp_url: {e}"))?
+                .port(port)
+                .timeout(Some(Duration::from_secs(20)))
+                .pool_config(PoolConfig::new().max_size(pool_size.max(1)));
+            if let Some(c) = &credentials {
+                builder = builder.credentials(c.clone());
+            }
+            Some(builder.build())
+        } else {
+            None
+        };
         Ok(SmtpTransport {
-            inner: builder.build(),
+            host,
+            port,
+            security,
+            credentials,
+            hello: ClientId::default(),
             from,
+            idle: std::sync::Mutex::new(Vec::new()),
+            permits: tokio::sync::Semaphore::new(pool_size.max(1) as usize),
+            implicit,
         })
     }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, String> {
+        let tcp = tokio::time::timeout(
+            Duration::from_secs(20),
+            tokio::net::TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| format!("SMTP: connecting to {}:{} timed out", self.host, self.port))?
+        .map_err(|e| format!("SMTP: cannot connect to {}:{}: {e}", self.host, self.port))?;
+        let _ = tcp.set_nodelay(true);
+        let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello)
+            .await
+            .map_err(|e| format!("SMTP: {e}"))?;
+        let tls = || TlsParameters::new(self.host.clone()).map_err(|e| format!("SMTP TLS: {e}"));
+        match self.security {
+            Security::StartTlsRequired => conn
+                .starttls(tls()?, &self.hello)
+                .await
+                .map_err(|e| format!("SMTP STARTTLS: {e}"))?,
+            Security::StartTlsOpportunistic if conn.can_starttls() => conn
+                .starttls(tls()?, &self.hello)
+                .await
+                .map_err(|e| format!("SMTP STARTTLS: {e}"))?,
+            _ => {}
+        }
+        if let Some(c) = &self.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], c)
+                .await
+                .map_err(|e| format!("SMTP auth: {e}"))?;
+        }
+        Ok(conn)
+    }
+
+    async fn send_pooled(&self, message: &Message) -> Result<(), String> {
+        let _permit = self.permits.acquire().await.map_err(|e| e.to_string())?;
+        let reused = self.idle.lock().map_err(|e| e.to_string())?.pop();
+        let mut conn = match reused {
+            Some((mut c, since)) => {
+                // a connection idle for long may have been closed by the server: check it first
+                if since.elapsed() < Duration::from_secs(30) || c.test_connected().await {
+                    c
+                } else {
+                    c.abort().await;
+                    self.connect().await?
+                }
+            }
+            None => self.connect().await?,
+        };
+        let bytes = message.formatted();
+        match conn.send(message.envelope(), &bytes).await {
+            Ok(_) if !conn.has_broken() => {
+                if let Ok(mut idle) = self.idle.lock() {
+                    idle.push((conn, std::time::Instant::now()));
+                }
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                conn.abort().await;
+                Err(format!("SMTP: {e}"))
+            }
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={s}").as_bytes())
+        .next()
+        .map(|(_, v)| v.to_string())
+        .unwrap_or_default()
 }
 
 /// Builds the MIME message: multipart/alternative with the plain text and HTML bodies.
@@ -81,11 +213,14 @@ impl EmailTransport for SmtpTransport {
     }
     async fn send(&self, to: &str, email: &RenderedEmail) -> Result<(), String> {
         let message = build_message(&self.from, to, email)?;
-        self.inner
-            .send(message)
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("SMTP: {e}"))
+        match &self.implicit {
+            Some(transport) => transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("SMTP: {e}")),
+            None => self.send_pooled(&message).await,
+        }
     }
 }
 
