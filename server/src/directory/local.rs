@@ -29,11 +29,7 @@ impl Directory for LocalDirectory {
         username: &Username,
         password: &Password,
     ) -> Result<Authentication, DomainError> {
-        let user = self.store.find_user_by_username(username.as_str()).await?;
-        let hash = match &user {
-            Some(u) => self.store.password_hash(&u.id).await?,
-            None => None,
-        };
+        let (user, hash) = self.store.find_user_for_signin(username.as_str()).await?;
         let verified = self.hasher.verify(password, hash.as_deref()).await;
         Ok(Authentication { user, verified })
     }

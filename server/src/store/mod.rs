@@ -5,7 +5,7 @@
 
 pub mod audit;
 pub mod outbox;
-mod sessions;
+pub mod sessions;
 mod throttles;
 pub mod users;
 

@@ -14,22 +14,43 @@ pub struct SessionRow {
     pub user_agent: String,
 }
 
+/// Inserts inside a caller's transaction.
+pub async fn insert_session_in(
+    conn: &mut sqlx::AnyConnection,
+    s: &SessionRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at, client_ip, user_agent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&s.id_hash)
+    .bind(&s.user_id)
+    .bind(s.created_at)
+    .bind(s.last_seen_at)
+    .bind(s.expires_at)
+    .bind(&s.client_ip)
+    .bind(&s.user_agent)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Deletes inside a caller's transaction.
+pub async fn delete_session_in(
+    conn: &mut sqlx::AnyConnection,
+    id_hash: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+        .bind(id_hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     pub async fn insert_session(&self, s: &SessionRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at, client_ip, user_agent) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&s.id_hash)
-        .bind(&s.user_id)
-        .bind(s.created_at)
-        .bind(s.last_seen_at)
-        .bind(s.expires_at)
-        .bind(&s.client_ip)
-        .bind(&s.user_agent)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        insert_session_in(&mut conn, s).await
     }
 
     pub async fn find_session(&self, id_hash: &str) -> Result<Option<SessionRow>, StoreError> {

@@ -46,6 +46,31 @@ impl Store {
         }
     }
 
+    /// A user and their stored password hash in one read (sign-in).
+    pub async fn find_user_for_signin(
+        &self,
+        username: &str,
+    ) -> Result<(Option<User>, Option<String>), StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match row {
+            Some(r) => {
+                let hash: Option<String> = r.try_get("password_hash")?;
+                let id: String = r.try_get("id")?;
+                Ok((
+                    Some(user_from_row(&r, groups(&mut conn, &id).await?)?),
+                    hash,
+                ))
+            }
+            None => Ok((None, None)),
+        }
+    }
+
     /// The stored argon2id PHC string, if the user has a local password.
     pub async fn password_hash(&self, user_id: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query("SELECT password_hash FROM users WHERE id = $1")
@@ -129,15 +154,20 @@ impl Store {
         source: &str,
         now: i64,
     ) -> Result<(String, Upserted), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin().await?;
         let out = upsert_user_in(&mut tx, profile, password_hash, source, now).await?;
         tx.commit().await?;
         Ok(out)
     }
 
-    /// Begins a transaction for bulk work such as an import.
+    /// Begins a write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+    /// a deferred transaction that read first could not upgrade after another writer committed
+    /// (SQLITE_BUSY without waiting); this way it waits for the lock (busy_timeout) instead.
     pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        Ok(self.pool().begin().await?)
+        Ok(match self.dialect() {
+            super::Dialect::Sqlite => self.pool().begin_with("BEGIN IMMEDIATE").await?,
+            super::Dialect::Postgres => self.pool().begin().await?,
+        })
     }
 }
 

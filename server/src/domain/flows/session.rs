@@ -33,16 +33,18 @@ pub struct Client {
     pub user_agent: String,
 }
 
-pub async fn create(
-    store: &Store,
+/// Creates a session inside the caller's transaction; returns the cookie value.
+pub async fn create_in(
+    conn: &mut sqlx::AnyConnection,
     user: &User,
     client: &Client,
     policy: &SessionPolicy,
     now: i64,
 ) -> Result<String, DomainError> {
     let (token, id_hash) = new_token();
-    store
-        .insert_session(&SessionRow {
+    crate::store::sessions::insert_session_in(
+        conn,
+        &SessionRow {
             id_hash,
             user_id: user.id.clone(),
             created_at: now,
@@ -50,8 +52,9 @@ pub async fn create(
             expires_at: now + policy.absolute_timeout_seconds,
             client_ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
-        })
-        .await?;
+        },
+    )
+    .await?;
     Ok(token)
 }
 

@@ -132,15 +132,22 @@ pub async fn sign_in(
 
     match (verdict, auth.user) {
         (Ok(()), Some(user)) => {
-            store
-                .clear_throttle(SCOPE_ACCOUNT, username.as_str())
-                .await?;
-            if let Some(previous) = input.previous_token.as_deref() {
-                store.delete_session(&session::hash_token(previous)).await?;
+            if account.is_some() {
+                store
+                    .clear_throttle(SCOPE_ACCOUNT, username.as_str())
+                    .await?;
             }
-            let token = session::create(store, &user, &input.client, session_policy, now).await?;
+            // rotation, the new session and its audit line commit together
+            let mut tx = store.begin().await?;
+            if let Some(previous) = input.previous_token.as_deref() {
+                crate::store::sessions::delete_session_in(&mut tx, &session::hash_token(previous))
+                    .await?;
+            }
+            let token =
+                session::create_in(&mut tx, &user, &input.client, session_policy, now).await?;
             audit.success = true;
-            store.append_audit(&audit).await?;
+            append_audit_in(&mut tx, &audit).await?;
+            tx.commit().await.map_err(crate::store::StoreError::from)?;
             Ok(SigninOutcome::SignedIn {
                 user: Box::new(user),
                 token,
