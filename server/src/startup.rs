@@ -55,6 +55,18 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
     let hasher = Arc::new(PasswordHasher::new(&config.policy.argon2).context("argon2 parameters")?);
     let directory = Arc::new(LocalDirectory::new(store.clone(), hasher.clone()));
     let outbox_wake = Arc::new(Notify::new());
+    let webhook_key = if config.sms.provider == "webhook" {
+        let key = std::fs::read(&config.sms.webhook_secret_file).with_context(|| {
+            format!("sms.webhook_secret_file {}", config.sms.webhook_secret_file)
+        })?;
+        anyhow::ensure!(
+            key.len() >= 16,
+            "sms.webhook_secret_file: the key must be at least 16 bytes"
+        );
+        Some(Arc::new(key))
+    } else {
+        None
+    };
     let notifier = Arc::new(Notifier::new(
         store.clone(),
         sealer.clone(),
@@ -72,6 +84,7 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
         sealer,
         notifier,
         outbox_wake,
+        webhook_key,
     })
 }
 

@@ -16,6 +16,8 @@ pub mod event {
     pub const ROLE_SET: &str = "role_set";
     /// The user followed a "This wasn't me" link and confirmed.
     pub const FRAUD_REPORTED: &str = "fraud_reported";
+    /// A voice gateway reported how the person answered a call.
+    pub const VOICE_ANSWERED: &str = "voice_call_answered";
 }
 
 /// One line of the audit log. `reason` is internal (never shown to the person signing in).

@@ -7,6 +7,7 @@ mod dev;
 mod health;
 pub mod metrics;
 mod security;
+mod voice;
 
 use crate::clock::Clock;
 use crate::config::Configuration;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub notifier: Arc<crate::notify::Notifier>,
     /// Wakes the local outbox worker when something was queued.
     pub outbox_wake: Arc<tokio::sync::Notify>,
+    /// The SMS/voice webhook key (provider `webhook`), also used to check voice callbacks.
+    pub webhook_key: Option<Arc<Vec<u8>>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -53,7 +56,11 @@ pub fn router(state: AppState) -> Router {
     let mut ops = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::render));
+        .route("/metrics", get(metrics::render))
+        .route(
+            crate::notify::VOICE_CALLBACK_PATH,
+            axum::routing::post(voice::callback),
+        );
     if state.config.sms.dev_page {
         tracing::warn!("sms.dev_page is on: /dev/messages shows every dev message, codes included");
         ops = ops.route("/dev/messages", get(dev::messages));

@@ -36,6 +36,11 @@ pub enum Payload {
     Sms {
         text: String,
     },
+    /// A call that speaks `text`; the gateway reports the answer to `callback_url`.
+    Voice {
+        text: String,
+        callback_url: String,
+    },
 }
 
 impl Payload {
@@ -43,6 +48,7 @@ impl Payload {
         match self {
             Payload::Email { .. } => "email",
             Payload::Sms { .. } => "sms",
+            Payload::Voice { .. } => "voice",
         }
     }
 }
@@ -57,9 +63,13 @@ pub enum NotifyError {
     RateLimited(&'static str),
     #[error("{0} is not one of the user's stored phone numbers")]
     UnknownNumber(String),
+    #[error("the configured SMS provider cannot place voice calls")]
+    VoiceUnsupported,
 }
 
 pub const SCOPE_SMS_NUMBER: &str = "sms_number";
+/// Where voice gateways report the answer to a call.
+pub const VOICE_CALLBACK_PATH: &str = "/api/voice/callback";
 pub const SCOPE_SMS_ACCOUNT: &str = "sms_account";
 
 pub struct Notifier {
@@ -70,6 +80,7 @@ pub struct Notifier {
     report_link_seconds: i64,
     per_number_per_hour: u32,
     per_account_per_hour: u32,
+    voice_supported: bool,
     wake: Arc<Notify>,
 }
 
@@ -96,6 +107,7 @@ impl Notifier {
             report_link_seconds: i64::from(config.email.report_link_days) * 86_400,
             per_number_per_hour: config.sms.per_number_per_hour,
             per_account_per_hour: config.sms.per_account_per_hour,
+            voice_supported: config.sms.provider != "email_gateway",
             wake,
         }
     }
@@ -207,6 +219,27 @@ impl Notifier {
             now,
         )
         .await
+    }
+
+    /// Queues a voice call to one of the user's stored numbers (same limits as SMS). The gateway
+    /// reports approve / deny / fraud to `/api/voice/callback`; read it with
+    /// `Store::voice_result(id)`.
+    pub async fn voice_user(
+        &self,
+        user: &User,
+        number: &str,
+        text: &str,
+        now: i64,
+    ) -> Result<String, NotifyError> {
+        if !self.voice_supported {
+            return Err(NotifyError::VoiceUnsupported);
+        }
+        let payload = Payload::Voice {
+            text: text.to_string(),
+            callback_url: self.link(VOICE_CALLBACK_PATH),
+        };
+        self.phone_message(user, number, payload, "voice", now)
+            .await
     }
 
     async fn phone_message(

@@ -27,6 +27,8 @@ pub trait SmsProvider: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// `id` is the outbox id (stable across retries, for de-duplication by the gateway).
     async fn send(&self, id: &str, to: &str, text: &str) -> Result<(), String>;
+    /// Places a call that speaks `text`; the gateway POSTs the answer to `callback_url`.
+    async fn call(&self, id: &str, to: &str, text: &str, callback_url: &str) -> Result<(), String>;
 }
 
 /// How the SMTP connection is secured, from the URL.
@@ -264,6 +266,20 @@ impl SmsProvider for DevSms {
         tracing::info!(to = %super::mask_number(to), "dev SMS provider: message kept (see /dev/messages when enabled)");
         Ok(())
     }
+    async fn call(
+        &self,
+        id: &str,
+        to: &str,
+        text: &str,
+        _callback_url: &str,
+    ) -> Result<(), String> {
+        self.store
+            .insert_dev_message("voice", to, id, text, self.clock.now())
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(to = %super::mask_number(to), "dev voice provider: call kept (see /dev/messages when enabled)");
+        Ok(())
+    }
 }
 
 /// POSTs `{"id","channel","to","text"}` as JSON with `X-Converge-Timestamp` and
@@ -316,10 +332,20 @@ impl SmsProvider for WebhookSms {
         "webhook"
     }
     async fn send(&self, id: &str, to: &str, text: &str) -> Result<(), String> {
-        let body = serde_json::to_vec(
-            &serde_json::json!({ "id": id, "channel": "sms", "to": to, "text": text }),
-        )
-        .map_err(|e| e.to_string())?;
+        self.post(serde_json::json!({ "id": id, "channel": "sms", "to": to, "text": text }))
+            .await
+    }
+    async fn call(&self, id: &str, to: &str, text: &str, callback_url: &str) -> Result<(), String> {
+        self.post(serde_json::json!({
+            "id": id, "channel": "voice", "to": to, "text": text, "callback_url": callback_url,
+        }))
+        .await
+    }
+}
+
+impl WebhookSms {
+    async fn post(&self, json: serde_json::Value) -> Result<(), String> {
+        let body = serde_json::to_vec(&json).map_err(|e| e.to_string())?;
         let ts = self.clock.now();
         let res = self
             .client
@@ -358,5 +384,14 @@ impl SmsProvider for EmailGatewaySms {
             text: text.to_string(),
         };
         self.email.send(&address, &email).await
+    }
+    async fn call(
+        &self,
+        _id: &str,
+        _to: &str,
+        _text: &str,
+        _callback_url: &str,
+    ) -> Result<(), String> {
+        Err("the email gateway cannot place voice calls".into())
     }
 }

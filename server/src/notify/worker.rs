@@ -88,6 +88,11 @@ impl Worker {
                         .await
                 }
                 Ok(Payload::Sms { text }) => self.sms.send(&row.id, &row.recipient, &text).await,
+                Ok(Payload::Voice { text, callback_url }) => {
+                    self.sms
+                        .call(&row.id, &row.recipient, &text, &callback_url)
+                        .await
+                }
             },
         };
         let now = self.clock.now();

@@ -294,4 +294,32 @@ impl Store {
         .await?;
         Ok(done.rows_affected() > 0)
     }
+
+    /// Records the gateway's answer for a call; false when one was already recorded.
+    pub async fn insert_voice_result(
+        &self,
+        outbox_id: &str,
+        result: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO voice_results (outbox_id, result, received_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (outbox_id) DO NOTHING",
+        )
+        .bind(outbox_id)
+        .bind(result)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The answer to a call, if the gateway reported one.
+    pub async fn voice_result(&self, outbox_id: &str) -> Result<Option<String>, StoreError> {
+        let r = sqlx::query("SELECT result FROM voice_results WHERE outbox_id = $1")
+            .bind(outbox_id)
+            .fetch_optional(self.pool())
+            .await?;
+        r.map(|r| Ok(r.try_get("result")?)).transpose()
+    }
 }

@@ -23,6 +23,7 @@ both_databases! {
     two_workers_deliver_each_message_once => two_workers_deliver_each_message_once;
     dead_letters_and_retry => dead_letters_and_retry;
     sms_webhook_is_signed_and_rate_limited => sms_webhook_is_signed_and_rate_limited;
+    voice_calls_report_answers_by_signed_callback => voice_calls_report_answers_by_signed_callback;
 }
 
 fn alice_person() -> Person {
@@ -608,4 +609,128 @@ async fn sms_webhook_is_signed_and_rate_limited(db: Db) {
         .sms_user(&alice, "+31612345678", "later", clock.now())
         .await
         .expect("after an hour");
+}
+
+async fn voice_calls_report_answers_by_signed_callback(db: Db) {
+    use axum::routing::post;
+    let key = b"voice-callback-key-0123456789".to_vec();
+    let calls: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let got = calls.clone();
+    let receiver = axum::Router::new().route(
+        "/gw",
+        post(move |body: axum::body::Bytes| {
+            let got = got.clone();
+            async move {
+                got.lock()
+                    .expect("lock")
+                    .push(serde_json::from_slice(&body).unwrap_or_default());
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let key_file =
+        std::env::temp_dir().join(format!("converge-voice-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::write(&key_file, &key).expect("key");
+    let kf = key_file.display().to_string();
+    let app = spawn_app_with(db, move |s| {
+        s.sms.provider = "webhook".into();
+        s.sms.webhook_url = format!("http://127.0.0.1:{port}/gw");
+        s.sms.webhook_secret_file = kf;
+    })
+    .await;
+    let alice = app
+        .state
+        .store
+        .find_user_by_username("alice")
+        .await
+        .expect("db")
+        .expect("alice");
+    let mut with_phone = alice.clone();
+    with_phone.mobile_phone = Some("+31612345678".into());
+    let id = app
+        .state
+        .notifier
+        .voice_user(
+            &with_phone,
+            "+31612345678",
+            "Press 1 to approve",
+            app.clock.now(),
+        )
+        .await
+        .expect("queued");
+    for _ in 0..100 {
+        if !calls.lock().expect("lock").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let call = calls.lock().expect("lock")[0].clone();
+    assert_eq!(call["channel"], "voice");
+    assert_eq!(call["id"], id.as_str());
+    assert_eq!(
+        call["callback_url"],
+        format!("{PUBLIC_URL}/api/voice/callback")
+    );
+
+    let answer = |result: &str, sign_with: &[u8], ts: i64| {
+        let body =
+            serde_json::to_vec(&serde_json::json!({ "id": id, "result": result })).expect("json");
+        let sig = webhook_signature(sign_with, ts, &body);
+        app.http
+            .post(format!("{}/api/voice/callback", app.base))
+            .header(TIMESTAMP_HEADER, ts.to_string())
+            .header(SIGNATURE_HEADER, sig)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let now = app.clock.now();
+    assert_eq!(
+        answer("approve", b"wrong-key-wrong-key", now)
+            .await
+            .expect("req")
+            .status(),
+        401
+    );
+    assert_eq!(
+        answer("approve", &key, now - 3600)
+            .await
+            .expect("req")
+            .status(),
+        401,
+        "stale timestamp"
+    );
+    assert_eq!(answer("maybe", &key, now).await.expect("req").status(), 400);
+    assert_eq!(app.state.store.voice_result(&id).await.expect("db"), None);
+    assert_eq!(answer("fraud", &key, now).await.expect("req").status(), 200);
+    assert_eq!(
+        answer("approve", &key, now).await.expect("req").status(),
+        200,
+        "idempotent"
+    );
+    assert_eq!(
+        app.state
+            .store
+            .voice_result(&id)
+            .await
+            .expect("db")
+            .as_deref(),
+        Some("fraud"),
+        "first answer wins"
+    );
+    let audit = app
+        .state
+        .store
+        .audit_for_user(&alice.id, 20)
+        .await
+        .expect("audit");
+    assert!(audit
+        .iter()
+        .any(|e| e.event == "voice_call_answered" && e.reason.as_deref() == Some("fraud")));
+    assert!(audit.iter().any(|e| e.event == "fraud_reported"));
 }
