@@ -24,6 +24,7 @@ both_databases! {
     dead_letters_and_retry => dead_letters_and_retry;
     sms_webhook_is_signed_and_rate_limited => sms_webhook_is_signed_and_rate_limited;
     voice_calls_report_answers_by_signed_callback => voice_calls_report_answers_by_signed_callback;
+    sms_through_an_email_gateway => sms_through_an_email_gateway;
 }
 
 fn alice_person() -> Person {
@@ -733,4 +734,38 @@ async fn voice_calls_report_answers_by_signed_callback(db: Db) {
         .iter()
         .any(|e| e.event == "voice_call_answered" && e.reason.as_deref() == Some("fraud")));
     assert!(audit.iter().any(|e| e.event == "fraud_reported"));
+}
+
+async fn sms_through_an_email_gateway(db: Db) {
+    let sink = SmtpSink::start().await;
+    let (state, clock) = messaging_state(db, &sink.url(), |s| {
+        s.sms.provider = "email_gateway".into();
+        s.sms.email_gateway_pattern = "{number}@sms.example.net".into();
+    })
+    .await;
+    let alice = add_user(&state, "alice").await;
+    state
+        .notifier
+        .sms_user(&alice, "+31612345678", "Your code is 777111", clock.now())
+        .await
+        .expect("sms");
+    assert!(matches!(
+        state
+            .notifier
+            .voice_user(&alice, "+31612345678", "call", clock.now())
+            .await,
+        Err(NotifyError::VoiceUnsupported)
+    ));
+    let worker = outbox_worker(&state).expect("worker");
+    assert_eq!(worker.run_once().await.expect("run"), 1);
+    let raw = sink.wait_for(1).await;
+    let mail = MessageParser::default().parse(&raw[0]).expect("MIME");
+    assert_eq!(
+        mail.to().and_then(|a| a.first()).and_then(|a| a.address()),
+        Some("31612345678@sms.example.net")
+    );
+    assert!(mail
+        .body_text(0)
+        .expect("text")
+        .contains("Your code is 777111"));
 }
