@@ -644,6 +644,26 @@ async fn voice_calls_report_answers_by_signed_callback(db: Db) {
         s.sms.webhook_secret_file = kf;
     })
     .await;
+    // give alice a stored mobile number (calls go only to stored numbers)
+    let profile = {
+        use converge::domain::users::*;
+        UserProfile {
+            username: Username::parse("alice").expect("u"),
+            display_name: DisplayName::parse("Alice Andersen").expect("d"),
+            email: Some(EmailAddress::parse("alice@example.org").expect("e")),
+            mobile_phone: Some(PhoneNumber::parse("+31 6 1234 5678", None).expect("p")),
+            alternate_phone: None,
+            office_phone: None,
+            groups: vec!["Staff".into()],
+            enabled: true,
+            role: Role::User,
+        }
+    };
+    app.state
+        .store
+        .upsert_user(&profile, None, "local", T0)
+        .await
+        .expect("update");
     let alice = app
         .state
         .store
@@ -651,13 +671,11 @@ async fn voice_calls_report_answers_by_signed_callback(db: Db) {
         .await
         .expect("db")
         .expect("alice");
-    let mut with_phone = alice.clone();
-    with_phone.mobile_phone = Some("+31612345678".into());
     let id = app
         .state
         .notifier
         .voice_user(
-            &with_phone,
+            &alice,
             "+31612345678",
             "Press 1 to approve",
             app.clock.now(),
