@@ -107,9 +107,7 @@ pub fn outbox_worker(state: &AppState) -> anyhow::Result<Worker> {
     };
     let sms: Arc<dyn SmsProvider> = match c.sms.provider.as_str() {
         "webhook" => {
-            let key = std::fs::read(&c.sms.webhook_secret_file).with_context(|| {
-                format!("sms.webhook_secret_file {}", c.sms.webhook_secret_file)
-            })?;
+            let key = state.webhook_key.as_deref().cloned().unwrap_or_default();
             Arc::new(WebhookSms::new(
                 &c.sms.webhook_url,
                 key,
