@@ -13,6 +13,8 @@ pub const PROTECTED: &[&str] = &[SECURITY_INFO, ACTIVITY];
 
 /// Query parameter the sign-in page reads to show why the last attempt failed.
 pub const ERROR_PARAM: &str = "error";
+/// Query parameter that refills the username after a failed sign-in.
+pub const USERNAME_PARAM: &str = "username";
 
 /// `data-testid` values used by end2end/.
 pub mod testid {

@@ -46,8 +46,11 @@ pub enum SigninStatus {
     SignedIn {
         set_cookie: String,
     },
-    /// Wrong credentials, unknown user, disabled, locked or throttled: one answer for all.
-    Rejected,
+    /// Wrong credentials, unknown user, disabled, locked or throttled: one answer for all. The
+    /// submitted username is echoed back so the form keeps it (never the password).
+    Rejected {
+        username: String,
+    },
     SignedOut {
         set_cookie: String,
     },
@@ -124,12 +127,15 @@ pub fn finish_signin(status: SigninStatus) {
             set_cookie(&c);
             leptos_axum::redirect(&format!("{}?notice=signed_out", routes::SIGNIN));
         }
-        SigninStatus::Rejected => leptos_axum::redirect(&format!(
-            "{}?{}={}",
-            routes::SIGNIN,
-            routes::ERROR_PARAM,
-            ErrorCode::SigninFailed.code()
-        )),
+        SigninStatus::Rejected { username } => {
+            let mut query = format!("{}={}", routes::ERROR_PARAM, ErrorCode::SigninFailed.code());
+            let username: String = username.trim().chars().take(256).collect();
+            if !username.is_empty() {
+                query.push('&');
+                query.push_str(&serde_urlencoded_pair(routes::USERNAME_PARAM, &username));
+            }
+            leptos_axum::redirect(&format!("{}?{query}", routes::SIGNIN))
+        }
         SigninStatus::Failed(code) => leptos_axum::redirect(&format!(
             "{}?{}={}",
             routes::SIGNIN,
@@ -147,4 +153,18 @@ pub fn set_status(code: u16) {
     ) {
         opts.set_status(status);
     }
+}
+
+/// `key=value` with the value percent-encoded for a query string.
+fn serde_urlencoded_pair(key: &str, value: &str) -> String {
+    let mut out = format!("{key}=");
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }

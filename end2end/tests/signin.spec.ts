@@ -52,7 +52,10 @@ test("wrong password, unknown user and disabled user get the same message", asyn
     [demo.dave.username, demo.dave.password],
   ]) {
     await signIn(page, u, p);
-    await expect(page).toHaveURL(/\/signin\?error=SIG-001$/);
+    await expect(page).toHaveURL(/\/signin\?error=SIG-001&username=/);
+    // the form keeps what was typed as username, never the password
+    await expect(page.getByLabel("Username")).toHaveValue(u);
+    await expect(page.getByLabel("Password", { exact: true })).toHaveValue("");
     const alert = page.getByTestId(testid.signinError);
     await expect(alert).toBeVisible();
     messages.push((await alert.textContent()) ?? "");

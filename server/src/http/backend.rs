@@ -54,6 +54,7 @@ impl Backend for PortalBackend {
                     signin: &s.config.policy.signin,
                     session: &s.config.policy.session,
                 };
+                let submitted = username.clone();
                 let input = SigninInput {
                     username,
                     password,
@@ -71,7 +72,9 @@ impl Backend for PortalBackend {
                     Ok(SigninOutcome::Rejected(reason)) => {
                         s.metrics.signin(SigninResult::Rejected);
                         tracing::info!(reason = reason.as_str(), "sign-in rejected");
-                        SigninStatus::Rejected
+                        SigninStatus::Rejected {
+                            username: submitted,
+                        }
                     }
                     Err(e) => {
                         s.metrics.signin(SigninResult::Error);

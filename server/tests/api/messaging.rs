@@ -161,7 +161,7 @@ async fn lockout_mail_arrives_with_public_links_only(db: Db) {
             .send()
             .await
             .expect("req");
-        assert_eq!(location(&res), "/signin?error=SIG-001");
+        assert_eq!(location(&res), "/signin?error=SIG-001&username=alice");
     }
     let raw = sink.wait_for(1).await;
     let mail = MessageParser::default().parse(&raw[0]).expect("MIME");

@@ -142,9 +142,12 @@ async fn failures_are_indistinguishable(db: Db) {
             .iter()
             .map(|v| v.to_str().unwrap_or_default().to_string())
             .collect();
+        // the only difference allowed: the form gets back the username that was typed
+        let loc = location(&res);
+        assert_eq!(loc, format!("/signin?error=SIG-001&username={u}"));
         answers.push((
             res.status().as_u16(),
-            location(&res),
+            loc.replace(&format!("&username={u}"), ""),
             cookies,
             res.text().await.unwrap_or_default(),
         ));
@@ -181,6 +184,16 @@ async fn failures_are_indistinguishable(db: Db) {
         .expect("body");
     assert!(page.contains("That username and password did not work"));
     assert!(page.contains("SIG-001"));
+    let refilled = app
+        .get("/signin?error=SIG-001&username=al%22ice%3Cx", None)
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        refilled.contains("value=\"al&quot;ice&lt;x\""),
+        "username refilled, escaped"
+    );
 }
 
 async fn throttle_delays_grow_and_success_resets(db: Db) {
@@ -193,13 +206,13 @@ async fn throttle_delays_grow_and_success_resets(db: Db) {
     for _ in 0..2 {
         assert_eq!(
             location(&app.sign_in("alice", "nope-nope", None).await),
-            "/signin?error=SIG-001"
+            "/signin?error=SIG-001&username=alice"
         );
     }
     // blocked for 10 s after the 2nd failure: even the right password is refused, without hashing
     let before = app.state.hasher.verifications();
     let res = app.sign_in("alice", "correct-horse-alice", None).await;
-    assert_eq!(location(&res), "/signin?error=SIG-001");
+    assert_eq!(location(&res), "/signin?error=SIG-001&username=alice");
     assert_eq!(
         app.state.hasher.verifications(),
         before,
@@ -208,13 +221,13 @@ async fn throttle_delays_grow_and_success_resets(db: Db) {
     app.clock.advance(11);
     assert_eq!(
         location(&app.sign_in("alice", "nope-nope", None).await),
-        "/signin?error=SIG-001"
+        "/signin?error=SIG-001&username=alice"
     );
     // 3rd failure: 20 s
     app.clock.advance(11);
     assert_eq!(
         location(&app.sign_in("alice", "correct-horse-alice", None).await),
-        "/signin?error=SIG-001"
+        "/signin?error=SIG-001&username=alice"
     );
     app.clock.advance(10);
     assert_eq!(
@@ -262,7 +275,7 @@ async fn locks_after_threshold(db: Db) {
     // locked: same answer with the right password; existing sessions ended
     assert_eq!(
         location(&app.sign_in("alice", "correct-horse-alice", None).await),
-        "/signin?error=SIG-001"
+        "/signin?error=SIG-001&username=alice"
     );
     assert_eq!(app.get("/security-info", Some(&cookie)).await.status(), 303);
     let audit = app

@@ -21,6 +21,7 @@ pub fn SigninPage() -> impl IntoView {
         Some("expired") => Some(t.session_expired_notice),
         _ => None,
     });
+    let username = query.with_untracked(|q| q.get(routes::USERNAME_PARAM).unwrap_or_default());
     let action = ServerAction::<SignIn>::new();
     view! {
         <Title text=format!("{} · {}", t.signin_title, t.product)/>
@@ -47,6 +48,7 @@ pub fn SigninPage() -> impl IntoView {
                                 spellcheck="false"
                                 required=true
                                 maxlength="256"
+                                value=username
                             />
                         </div>
                         <PasswordField
