@@ -130,13 +130,8 @@ impl Store {
         locked_at: Option<i64>,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE users SET locked_at = $1, updated_at = $2 WHERE id = $3")
-            .bind(locked_at)
-            .bind(now)
-            .bind(user_id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        set_locked_in(&mut conn, user_id, locked_at, now).await
     }
 
     pub async fn count_users(&self) -> Result<i64, StoreError> {

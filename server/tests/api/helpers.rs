@@ -147,6 +147,26 @@ pub fn location(res: &reqwest::Response) -> String {
         .to_string()
 }
 
+/// A user as an import would describe it: `<username>@example.org`, group Staff, role user.
+pub fn profile(
+    username: &str,
+    display: &str,
+    mobile: Option<&str>,
+) -> converge::domain::users::UserProfile {
+    use converge::domain::users::*;
+    UserProfile {
+        username: Username::parse(username).expect("username"),
+        display_name: DisplayName::parse(display).expect("display"),
+        email: Some(EmailAddress::parse(&format!("{username}@example.org")).expect("email")),
+        mobile_phone: mobile.map(|m| PhoneNumber::parse(m, None).expect("phone")),
+        alternate_phone: None,
+        office_phone: None,
+        groups: vec!["Staff".into()],
+        enabled: true,
+        role: Role::User,
+    }
+}
+
 impl TestApp {
     pub async fn add_user(
         &self,
@@ -156,17 +176,9 @@ impl TestApp {
         enabled: bool,
     ) -> String {
         use converge::domain::password::Password;
-        use converge::domain::users::*;
-        let profile = UserProfile {
-            username: Username::parse(username).expect("username"),
-            display_name: DisplayName::parse(display).expect("display"),
-            email: Some(EmailAddress::parse(&format!("{username}@example.org")).expect("email")),
-            mobile_phone: None,
-            alternate_phone: None,
-            office_phone: None,
-            groups: vec!["Staff".into()],
+        let profile = converge::domain::users::UserProfile {
             enabled,
-            role: Role::User,
+            ..profile(username, display, None)
         };
         let hash = self
             .state

@@ -281,18 +281,7 @@ async fn messaging_state(
 }
 
 async fn add_user(state: &AppState, name: &str) -> converge::domain::users::User {
-    use converge::domain::users::*;
-    let profile = UserProfile {
-        username: Username::parse(name).expect("u"),
-        display_name: DisplayName::parse(name).expect("d"),
-        email: Some(EmailAddress::parse(&format!("{name}@example.org")).expect("e")),
-        mobile_phone: Some(PhoneNumber::parse("+31612345678", None).expect("p")),
-        alternate_phone: None,
-        office_phone: None,
-        groups: vec![],
-        enabled: true,
-        role: Role::User,
-    };
+    let profile = profile(name, name, Some("+31612345678"));
     let (id, _) = state
         .store
         .upsert_user(&profile, None, "local", T0)
@@ -645,20 +634,7 @@ async fn voice_calls_report_answers_by_signed_callback(db: Db) {
     })
     .await;
     // give alice a stored mobile number (calls go only to stored numbers)
-    let profile = {
-        use converge::domain::users::*;
-        UserProfile {
-            username: Username::parse("alice").expect("u"),
-            display_name: DisplayName::parse("Alice Andersen").expect("d"),
-            email: Some(EmailAddress::parse("alice@example.org").expect("e")),
-            mobile_phone: Some(PhoneNumber::parse("+31 6 1234 5678", None).expect("p")),
-            alternate_phone: None,
-            office_phone: None,
-            groups: vec!["Staff".into()],
-            enabled: true,
-            role: Role::User,
-        }
-    };
+    let profile = profile("alice", "Alice Andersen", Some("+31 6 1234 5678"));
     app.state
         .store
         .upsert_user(&profile, None, "local", T0)

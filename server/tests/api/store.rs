@@ -14,7 +14,7 @@ both_databases! {
     migrations_are_idempotent => migrations_are_idempotent;
 }
 
-fn profile(name: &str) -> UserProfile {
+fn zoe_profile(name: &str) -> UserProfile {
     UserProfile {
         username: Username::parse(name).expect("u"),
         display_name: DisplayName::parse("Zoë Ünicode-Test").expect("d"),
@@ -30,7 +30,7 @@ fn profile(name: &str) -> UserProfile {
 
 async fn users_round_trip(db: Db) {
     let store = store(db).await;
-    let p = profile("zoe");
+    let p = zoe_profile("zoe");
     let (id, outcome) = store
         .upsert_user(&p, Some("$argon2id$fake"), "local", T0)
         .await
@@ -113,7 +113,7 @@ async fn users_round_trip(db: Db) {
 async fn sessions_round_trip(db: Db) {
     let store = store(db).await;
     let (uid, _) = store
-        .upsert_user(&profile("sam"), None, "local", T0)
+        .upsert_user(&zoe_profile("sam"), None, "local", T0)
         .await
         .expect("user");
     let row = |h: &str, last_seen: i64, expires: i64| SessionRow {
