@@ -7,9 +7,68 @@ pub const ACTIVITY: &str = "/activity";
 /// `/report/<token>`: the "This wasn't me" link in security emails.
 pub const REPORT: &str = "/report";
 pub const REPORT_RECORDED: &str = "/report-recorded";
+/// The second sign-in step, and re-authentication before changes (`?next=`).
+pub const VERIFY: &str = "/signin/verify";
+/// The registration wizard (interrupt mode after sign-in).
+pub const SETUP: &str = "/setup";
+pub const ADD_APP: &str = "/security-info/add/app";
+pub const ADD_PASSKEY: &str = "/security-info/add/passkey";
+pub const ADD_PHONE: &str = "/security-info/add/phone";
+pub const ADD_EMAIL: &str = "/security-info/add/email";
+pub const ADD_QUESTIONS: &str = "/security-info/add/questions";
+pub const ADD_PIN: &str = "/security-info/add/pin";
 
 /// Pages that need a signed-in user; the server redirects anonymous visitors to [`SIGNIN`].
-pub const PROTECTED: &[&str] = &[SECURITY_INFO, ACTIVITY];
+pub const PROTECTED: &[&str] = &[
+    SECURITY_INFO,
+    ACTIVITY,
+    SETUP,
+    ADD_APP,
+    ADD_PASSKEY,
+    ADD_PHONE,
+    ADD_EMAIL,
+    ADD_QUESTIONS,
+    ADD_PIN,
+];
+
+/// The page that adds a method of `kind`.
+pub fn add_page(kind: &str) -> &'static str {
+    match kind {
+        "totp" => ADD_APP,
+        "passkey" => ADD_PASSKEY,
+        "phone" => ADD_PHONE,
+        "email" => ADD_EMAIL,
+        "questions" => ADD_QUESTIONS,
+        "pin" => ADD_PIN,
+        _ => SECURITY_INFO,
+    }
+}
+
+/// A `next=` target is accepted only when it is one of our own pages with a plain query (no
+/// open redirects, no header tricks); anything else becomes Security info.
+pub fn safe_next(next: &str) -> String {
+    let (path, query) = next.split_once('?').unwrap_or((next, ""));
+    let plain = query
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.~%=&+".contains(&b));
+    match PROTECTED.iter().find(|p| **p == path) {
+        Some(p) if plain && !query.is_empty() => format!("{p}?{query}"),
+        Some(p) => p.to_string(),
+        None => SECURITY_INFO.to_string(),
+    }
+}
+
+/// Where a finished step of adding a method leads: back into the wizard or to Security info.
+pub fn after_add(flow: &str) -> String {
+    if flow == "setup" {
+        format!("{SETUP}?notice=added")
+    } else {
+        format!("{SECURITY_INFO}?notice=added")
+    }
+}
+
+/// Query parameter naming the page flow (`setup` or `info`).
+pub const FLOW_PARAM: &str = "flow";
 
 /// Query parameter the sign-in page reads to show why the last attempt failed.
 pub const ERROR_PARAM: &str = "error";
@@ -28,4 +87,13 @@ pub mod testid {
     pub const NOTICE: &str = "notice";
     pub const REPORT_CONFIRM: &str = "report-confirm";
     pub const REPORT_INVALID: &str = "report-invalid";
+    pub const TOTP_KEY: &str = "totp-key";
+    pub const QR: &str = "totp-qr";
+    pub const CODE_INPUT: &str = "code-input";
+    pub const WIZARD: &str = "wizard";
+    pub const WIZARD_DONE: &str = "wizard-done";
+    pub const METHOD_ROW: &str = "method-row";
+    pub const ERROR: &str = "error";
+    pub const VERIFY_FORM: &str = "verify-form";
+    pub const PASSKEY_BUTTON: &str = "passkey-button";
 }

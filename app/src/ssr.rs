@@ -14,8 +14,10 @@ pub struct RequestCtx {
     pub user_agent: String,
     /// The raw session cookie value, if any (so sign-in can rotate it and sign-out can end it).
     pub session_token: Option<String>,
-    /// The valid session behind that cookie, if any.
+    /// The valid, fully signed-in session behind that cookie, if any.
     pub session: Option<SignedIn>,
+    /// A session whose password step is done and whose second factor is pending.
+    pub pending: Option<SignedIn>,
     /// CSP nonce for this response's inline hydration script.
     pub nonce: String,
 }
@@ -24,6 +26,11 @@ pub struct RequestCtx {
 pub struct SignedIn {
     pub user_id: String,
     pub view: SessionView,
+    /// SHA-256 of the session token (the stored session id).
+    pub session_hash: String,
+    pub created_at: i64,
+    /// When a second factor was last proven in this session (0: never).
+    pub mfa_at: i64,
 }
 
 impl RequestCtx {
@@ -45,6 +52,8 @@ pub enum SigninRequest {
 pub enum SigninStatus {
     SignedIn {
         set_cookie: String,
+        /// The second step, the wizard, or Security info.
+        next: String,
     },
     /// Wrong credentials, unknown user, disabled, locked or throttled: one answer for all. The
     /// submitted username is echoed back so the form keeps it (never the password).
@@ -72,6 +81,47 @@ pub enum ReportRequest {
     Confirm { token: String },
 }
 
+/// Security info, the wizard and the second sign-in step (see `api::security`).
+pub enum SecurityRequest {
+    Overview,
+    TotpStart { name: String },
+    TotpSetup { id: String },
+    TotpConfirm { id: String, code: String },
+    PhoneStart { slot: String, number: String, extension: String, voice: bool },
+    EmailStart { address: String },
+    PendingCode { id: String },
+    CodeConfirm { id: String, code: String },
+    CodeResend { id: String, voice: Option<bool> },
+    Questions { answers: Vec<(String, String)> },
+    Pin { pin: String, confirm: String },
+    SetDefault { id: String },
+    Rename { id: String, name: String },
+    Remove { id: String },
+    Confirm,
+    Snooze,
+    SignOutOthers,
+    PasskeyRegisterStart { name: String },
+    PasskeyRegisterFinish { ceremony: String, credential: String },
+    VerifyView { method: Option<String>, reauth: bool },
+    MfaSend { method: String, voice: bool, reauth: bool },
+    MfaCode { method: String, code: String, pin: Option<String>, reauth: bool },
+    PasskeyAuthStart,
+    PasskeyAuthFinish { ceremony: String, credential: String, reauth: bool },
+}
+
+pub enum SecurityStatus {
+    Overview(crate::api::Overview),
+    TotpSetup(crate::api::TotpSetupView),
+    PendingCode(crate::api::PendingCodeView),
+    Verify(crate::api::VerifyView),
+    Passkey(crate::api::PasskeyOptions),
+    /// Something pending was created: its id (setup or code).
+    Started(String),
+    /// Done; go here next.
+    Next(String),
+    Done,
+}
+
 /// The backend as the UI sees it: one method per flow, a request enum in, a status out.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -81,6 +131,11 @@ pub trait Backend: Send + Sync + 'static {
         ctx: &RequestCtx,
         req: AccountRequest,
     ) -> Result<AccountStatus, ApiError>;
+    async fn security(
+        &self,
+        ctx: &RequestCtx,
+        req: SecurityRequest,
+    ) -> Result<SecurityStatus, ApiError>;
     /// "This wasn't me" links: `Confirm` answers `Valid` once, when it recorded the report.
     async fn report(
         &self,
@@ -119,9 +174,9 @@ pub fn finish_signin(status: SigninStatus) {
         }
     };
     match status {
-        SigninStatus::SignedIn { set_cookie: c } => {
+        SigninStatus::SignedIn { set_cookie: c, next } => {
             set_cookie(&c);
-            leptos_axum::redirect(routes::SECURITY_INFO);
+            leptos_axum::redirect(&next);
         }
         SigninStatus::SignedOut { set_cookie: c } => {
             set_cookie(&c);
@@ -132,7 +187,7 @@ pub fn finish_signin(status: SigninStatus) {
             let username: String = username.trim().chars().take(256).collect();
             if !username.is_empty() {
                 query.push('&');
-                query.push_str(&serde_urlencoded_pair(routes::USERNAME_PARAM, &username));
+                query.push_str(&query_pair(routes::USERNAME_PARAM, &username));
             }
             leptos_axum::redirect(&format!("{}?{query}", routes::SIGNIN))
         }
@@ -156,7 +211,7 @@ pub fn set_status(code: u16) {
 }
 
 /// `key=value` with the value percent-encoded for a query string.
-fn serde_urlencoded_pair(key: &str, value: &str) -> String {
+pub fn query_pair(key: &str, value: &str) -> String {
     let mut out = format!("{key}=");
     for b in value.bytes() {
         match b {

@@ -2,7 +2,10 @@
 //! `CONVERGE__SECTION__KEY` environment variables. Unknown keys are rejected by name; values are
 //! validated into a [`Configuration`] that the rest of the server uses.
 
-use crate::domain::policy::{Argon2Policy, Policy, SessionPolicy, SigninPolicy};
+use crate::domain::policy::{
+    Argon2Policy, MethodKind, Policy, RegistrationPolicy, SessionPolicy, SigninPolicy, TotpAlgorithm,
+    TotpPolicy,
+};
 use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
@@ -29,6 +32,75 @@ pub struct Settings {
     pub email: EmailSettings,
     pub outbox: OutboxSettings,
     pub sms: SmsSettings,
+    pub registration: RegistrationSettings,
+}
+
+/// `[registration]`: what users must register and how (see `RegistrationPolicy`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegistrationSettings {
+    pub allowed_methods: Vec<String>,
+    pub mandatory_methods: Vec<String>,
+    pub methods_required: u32,
+    pub admin_methods_required: u32,
+    pub snooze_max: u32,
+    pub snooze_window_days: u32,
+    pub reconfirm_days: u32,
+    pub fresh_mfa_minutes: u32,
+    pub totp_algorithm: String,
+    pub totp_digits: u32,
+    pub totp_period_seconds: u32,
+    /// Empty: the organisation name.
+    pub totp_issuer: String,
+    pub totp_max_devices: u32,
+    pub max_passkeys: u32,
+    pub questions: Vec<String>,
+    pub questions_required: u32,
+    pub allow_custom_questions: bool,
+    pub pin_min_length: u32,
+    pub pin_max_length: u32,
+    pub pin_mode: bool,
+    pub users_edit_directory_phones: bool,
+}
+
+impl Default for RegistrationSettings {
+    fn default() -> Self {
+        RegistrationSettings {
+            allowed_methods: MethodKind::ALL.iter().map(|k| k.as_str().to_string()).collect(),
+            mandatory_methods: vec![],
+            methods_required: 1,
+            admin_methods_required: 2,
+            snooze_max: 3,
+            snooze_window_days: 14,
+            reconfirm_days: 180,
+            fresh_mfa_minutes: 10,
+            totp_algorithm: "SHA1".into(),
+            totp_digits: 6,
+            totp_period_seconds: 30,
+            totp_issuer: String::new(),
+            totp_max_devices: 5,
+            max_passkeys: 10,
+            questions: [
+                "What was the name of your first pet?",
+                "In what city were you born?",
+                "What was the make of your first car?",
+                "What is your favourite book?",
+                "What was the name of your primary school?",
+                "What is your oldest cousin's first name?",
+                "In what city did your parents meet?",
+                "What was your childhood nickname?",
+            ]
+            .iter()
+            .map(|q| q.to_string())
+            .collect(),
+            questions_required: 4,
+            allow_custom_questions: false,
+            pin_min_length: 6,
+            pin_max_length: 8,
+            pin_mode: false,
+            users_edit_directory_phones: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -167,6 +239,7 @@ impl Default for Settings {
             email: EmailSettings::default(),
             outbox: OutboxSettings::default(),
             sms: SmsSettings::default(),
+            registration: RegistrationSettings::default(),
         }
     }
 }
@@ -545,6 +618,7 @@ impl Settings {
                 "sms.provider `{other}`: must be dev, webhook or email_gateway"
             )),
         }
+        let registration = self.registration_policy(&mut problems);
         let (Some(public_url), Ok(bind), true) = (public_url, bind, problems.is_empty()) else {
             return Err(ConfigError::Invalid(problems));
         };
@@ -586,6 +660,7 @@ impl Settings {
                     client_free_attempts: si.client_free_attempts,
                     client_window_seconds: i64::from(si.client_window_minutes) * 60,
                 },
+                registration,
             },
             log_filter: self.log.filter,
             log_json: self.log.format == "json",
@@ -593,6 +668,107 @@ impl Settings {
             outbox: self.outbox,
             sms: self.sms,
         })
+    }
+}
+
+impl Settings {
+    fn registration_policy(&self, problems: &mut Vec<String>) -> RegistrationPolicy {
+        let r = &self.registration;
+        let mut kinds = |key: &str, names: &[String]| -> Vec<MethodKind> {
+            names
+                .iter()
+                .filter_map(|n| {
+                    let k = MethodKind::parse(n.trim());
+                    if k.is_none() {
+                        problems.push(format!(
+                            "registration.{key}: `{n}` is not a method (totp, passkey, phone, email, questions, pin)"
+                        ));
+                    }
+                    k
+                })
+                .collect()
+        };
+        let allowed = kinds("allowed_methods", &r.allowed_methods);
+        let mandatory = kinds("mandatory_methods", &r.mandatory_methods);
+        if let Some(k) = mandatory.iter().find(|k| !allowed.contains(k)) {
+            problems.push(format!(
+                "registration.mandatory_methods: `{}` is mandatory but not in allowed_methods",
+                k.as_str()
+            ));
+        }
+        if !(1..=2).contains(&r.methods_required) {
+            problems.push("registration.methods_required: must be 1 or 2".into());
+        }
+        let algorithm = match r.totp_algorithm.to_ascii_uppercase().as_str() {
+            "SHA1" => TotpAlgorithm::Sha1,
+            "SHA256" => TotpAlgorithm::Sha256,
+            "SHA512" => TotpAlgorithm::Sha512,
+            other => {
+                problems.push(format!(
+                    "registration.totp_algorithm `{other}`: must be SHA1, SHA256 or SHA512"
+                ));
+                TotpAlgorithm::Sha1
+            }
+        };
+        if !(6..=8).contains(&r.totp_digits) {
+            problems.push("registration.totp_digits: must be 6, 7 or 8".into());
+        }
+        if !(15..=120).contains(&r.totp_period_seconds) {
+            problems.push("registration.totp_period_seconds: must be 15 to 120".into());
+        }
+        if !(4..=16).contains(&r.pin_min_length) || r.pin_max_length < r.pin_min_length {
+            problems.push(
+                "registration.pin_min_length / pin_max_length: 4 ≤ min ≤ max ≤ 16".into(),
+            );
+        }
+        let pool = r.questions.iter().filter(|q| !q.trim().is_empty()).count();
+        if allowed.contains(&MethodKind::Questions)
+            && (r.questions_required == 0
+                || (pool < r.questions_required as usize && !r.allow_custom_questions))
+        {
+            problems.push(format!(
+                "registration.questions: {pool} questions cannot cover questions_required = {}",
+                r.questions_required
+            ));
+        }
+        RegistrationPolicy {
+            allowed,
+            mandatory,
+            required: r.methods_required,
+            admin_required: r.admin_methods_required.max(r.methods_required),
+            snooze_max: r.snooze_max,
+            snooze_window_seconds: i64::from(r.snooze_window_days) * 86_400,
+            reconfirm_seconds: i64::from(r.reconfirm_days) * 86_400,
+            fresh_mfa_seconds: i64::from(r.fresh_mfa_minutes.max(1)) * 60,
+            totp: TotpPolicy {
+                algorithm,
+                digits: r.totp_digits,
+                period_seconds: u64::from(r.totp_period_seconds),
+                issuer: if r.totp_issuer.trim().is_empty() {
+                    self.organisation.name.clone()
+                } else {
+                    r.totp_issuer.trim().to_string()
+                },
+                max_devices: r.totp_max_devices.max(1),
+            },
+            max_passkeys: r.max_passkeys.max(1),
+            questions: r
+                .questions
+                .iter()
+                .map(|q| q.trim().to_string())
+                .filter(|q| !q.is_empty())
+                .collect(),
+            questions_required: r.questions_required,
+            allow_custom_questions: r.allow_custom_questions,
+            pin_min_length: r.pin_min_length,
+            pin_max_length: r.pin_max_length,
+            pin_max_failures: 10,
+            pin_mode: r.pin_mode,
+            users_edit_directory_phones: r.users_edit_directory_phones,
+            code_ttl_seconds: 600,
+            code_max_failures: 5,
+            pending_ttl_seconds: 900,
+        }
     }
 }
 

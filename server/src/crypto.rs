@@ -9,6 +9,8 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 #[derive(Clone)]
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
+    /// Key for [`Sealer::mac`], derived from the instance key (never the key itself).
+    mac_key: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -25,8 +27,13 @@ const PREFIX: &str = "v1:";
 
 impl Sealer {
     pub fn new(key: &SecretKey) -> Self {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(b"converge mac key v1");
+        h.update(key.expose());
         Sealer {
             cipher: XChaCha20Poly1305::new(key.expose().into()),
+            mac_key: h.finalize().into(),
         }
     }
 
@@ -46,6 +53,24 @@ impl Sealer {
             "{PREFIX}{}",
             base64::engine::general_purpose::STANDARD_NO_PAD.encode(out)
         )
+    }
+
+    /// HMAC-SHA256 of `data` bound to `context`, hex: how short codes are stored, so a copy of
+    /// the database alone does not reveal them (6 digits would fall to plain hashing at once).
+    pub fn mac(&self, context: &str, data: &str) -> String {
+        use hmac::Mac;
+        let mut m = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.mac_key)
+            .expect("HMAC accepts any key length");
+        m.update(context.as_bytes());
+        m.update(&[0]);
+        m.update(data.as_bytes());
+        hex::encode(m.finalize().into_bytes())
+    }
+
+    /// Compares a candidate against a stored [`Sealer::mac`] in constant time.
+    pub fn mac_matches(&self, context: &str, data: &str, stored: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.mac(context, data).as_bytes().ct_eq(stored.as_bytes()).into()
     }
 
     pub fn open(&self, sealed: &str, context: &str) -> Result<Vec<u8>, OpenError> {

@@ -74,6 +74,18 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
         &config,
         outbox_wake.clone(),
     ));
+    let webauthn = Arc::new(webauthn(&config)?);
+    let security = Arc::new(crate::domain::flows::security::Security {
+        store: store.clone(),
+        notifier: notifier.clone(),
+        sealer: sealer.clone(),
+        hasher: hasher.clone(),
+        policy: config.policy.registration.clone(),
+        signin: config.policy.signin.clone(),
+        webauthn,
+        default_country: config.default_country_code.clone(),
+        org_name: config.organisation_name.clone(),
+    });
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -85,7 +97,22 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
         notifier,
         outbox_wake,
         webhook_key,
+        security,
     })
+}
+
+/// The WebAuthn relying party: id and origin from `public_url` only.
+fn webauthn(config: &Configuration) -> anyhow::Result<webauthn_rs::Webauthn> {
+    let rp_id = config
+        .public_url
+        .host_str()
+        .ok_or_else(|| anyhow::anyhow!("public_url has no host"))?;
+    let origin = url::Url::parse(&config.public_origin)?;
+    webauthn_rs::WebauthnBuilder::new(rp_id, &origin)
+        .map_err(|e| anyhow::anyhow!("WebAuthn relying party from public_url: {e}"))?
+        .rp_name(&config.organisation_name)
+        .build()
+        .map_err(|e| anyhow::anyhow!("WebAuthn relying party from public_url: {e}"))
 }
 
 /// The outbox worker for this instance, with the transports the configuration names.

@@ -3,11 +3,13 @@
 
 mod activity;
 mod report;
+mod security;
 mod security_info;
 mod session;
 
 pub use activity::*;
 pub use report::*;
+pub use security::*;
 pub use security_info::*;
 pub use session::*;
 
@@ -15,7 +17,7 @@ use leptos::server_fn::codec::JsonEncoding;
 use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
 use serde::{Deserialize, Serialize};
 
-/// Stable error codes users can quote to the helpdesk. The text for each lives in `text.rs`.
+/// Stable error codes users can quote to the helpdesk. The text for each lives in `text`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorCode {
     SigninFailed,
@@ -23,15 +25,57 @@ pub enum ErrorCode {
     RequestBlocked,
     Unavailable,
     Internal,
+    WrongCode,
+    CodeExpired,
+    TooManyAttempts,
+    MethodLocked,
+    ReauthRequired,
+    PasskeyFailed,
+    PasskeyExists,
+    PhoneInvalid,
+    EmailInvalid,
+    NameInvalid,
+    TooManyMethods,
+    PinWeak,
+    PinLength,
+    AnswersInvalid,
+    LastMethod,
+    DirectoryManaged,
+    MethodNotAllowed,
+    SetupExpired,
+    SnoozeExhausted,
+    MessageLimit,
+    VoiceUnsupported,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 5] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::SigninFailed,
         ErrorCode::NotSignedIn,
         ErrorCode::RequestBlocked,
         ErrorCode::Unavailable,
         ErrorCode::Internal,
+        ErrorCode::WrongCode,
+        ErrorCode::CodeExpired,
+        ErrorCode::TooManyAttempts,
+        ErrorCode::MethodLocked,
+        ErrorCode::ReauthRequired,
+        ErrorCode::PasskeyFailed,
+        ErrorCode::PasskeyExists,
+        ErrorCode::PhoneInvalid,
+        ErrorCode::EmailInvalid,
+        ErrorCode::NameInvalid,
+        ErrorCode::TooManyMethods,
+        ErrorCode::PinWeak,
+        ErrorCode::PinLength,
+        ErrorCode::AnswersInvalid,
+        ErrorCode::LastMethod,
+        ErrorCode::DirectoryManaged,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::SetupExpired,
+        ErrorCode::SnoozeExhausted,
+        ErrorCode::MessageLimit,
+        ErrorCode::VoiceUnsupported,
     ];
 
     /// The code shown to users and written in logs, e.g. `SIG-001`.
@@ -42,6 +86,27 @@ impl ErrorCode {
             ErrorCode::RequestBlocked => "HTTP-403",
             ErrorCode::Unavailable => "SYS-503",
             ErrorCode::Internal => "SYS-500",
+            ErrorCode::WrongCode => "MFA-001",
+            ErrorCode::CodeExpired => "MFA-002",
+            ErrorCode::TooManyAttempts => "MFA-003",
+            ErrorCode::MethodLocked => "MFA-004",
+            ErrorCode::ReauthRequired => "MFA-005",
+            ErrorCode::PasskeyFailed => "KEY-001",
+            ErrorCode::PasskeyExists => "KEY-002",
+            ErrorCode::PhoneInvalid => "REG-001",
+            ErrorCode::EmailInvalid => "REG-002",
+            ErrorCode::NameInvalid => "REG-003",
+            ErrorCode::TooManyMethods => "REG-004",
+            ErrorCode::PinWeak => "REG-005",
+            ErrorCode::PinLength => "REG-006",
+            ErrorCode::AnswersInvalid => "REG-007",
+            ErrorCode::LastMethod => "REG-008",
+            ErrorCode::DirectoryManaged => "REG-009",
+            ErrorCode::MethodNotAllowed => "REG-010",
+            ErrorCode::SetupExpired => "REG-011",
+            ErrorCode::SnoozeExhausted => "REG-012",
+            ErrorCode::MessageLimit => "MSG-429",
+            ErrorCode::VoiceUnsupported => "MSG-501",
         }
     }
 
@@ -93,7 +158,11 @@ mod tests {
         for code in ErrorCode::ALL {
             assert_eq!(ErrorCode::from_code(code.code()), Some(code));
             assert!(seen.insert(code.code()), "duplicate {}", code.code());
-            assert!(!crate::text::en().for_error(code).is_empty());
+            let t = crate::text::en();
+            assert!(!t.for_error(code).is_empty());
+            if code != ErrorCode::Internal {
+                assert_ne!(t.for_error(code), t.internal_error, "{} has no text", code.code());
+            }
         }
         assert_eq!(ErrorCode::from_code("nope"), None);
     }

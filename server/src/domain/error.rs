@@ -15,6 +15,9 @@ pub enum DomainError {
     Directory(String),
     #[error("{0}")]
     Invalid(String),
+    /// The request was understood and refused for a reason the user can act on.
+    #[error("refused: {}", .0.code())]
+    Refused(converge_app::api::ErrorCode),
     /// A message could not be queued.
     #[error("notification: {0}")]
     Notify(String),

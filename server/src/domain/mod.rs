@@ -5,7 +5,9 @@ pub mod audit;
 pub mod error;
 pub mod flows;
 pub mod password;
+pub mod phone;
 pub mod policy;
+pub mod totp;
 pub mod users;
 
 /// `YYYY-MM-DD HH:MM:SS` (UTC), as shown to people.

@@ -5,6 +5,7 @@ pub struct Policy {
     pub session: SessionPolicy,
     pub argon2: Argon2Policy,
     pub signin: SigninPolicy,
+    pub registration: RegistrationPolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -47,3 +48,129 @@ impl SigninPolicy {
 
 /// Longest password accepted anywhere; longer input is refused before hashing.
 pub const MAX_PASSWORD_BYTES: usize = 256;
+
+/// The kinds of security info a user can register.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MethodKind {
+    Totp,
+    Passkey,
+    Phone,
+    Email,
+    Questions,
+    Pin,
+}
+
+impl MethodKind {
+    pub const ALL: [MethodKind; 6] = [
+        MethodKind::Totp,
+        MethodKind::Passkey,
+        MethodKind::Phone,
+        MethodKind::Email,
+        MethodKind::Questions,
+        MethodKind::Pin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MethodKind::Totp => "totp",
+            MethodKind::Passkey => "passkey",
+            MethodKind::Phone => "phone",
+            MethodKind::Email => "email",
+            MethodKind::Questions => "questions",
+            MethodKind::Pin => "pin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MethodKind> {
+        MethodKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Can this method be the second factor at portal sign-in? (Email never is; questions and
+    /// PIN only serve helpdesk verification and PIN mode.)
+    pub fn signs_in(self) -> bool {
+        matches!(self, MethodKind::Totp | MethodKind::Passkey | MethodKind::Phone)
+    }
+
+    /// Does this method count toward the number required for password reset? Questions count
+    /// only next to another method; a PIN never does.
+    pub fn counts_for_reset(self) -> bool {
+        !matches!(self, MethodKind::Pin)
+    }
+}
+
+/// TOTP parameters (RFC 6238).
+#[derive(Debug, Clone)]
+pub struct TotpPolicy {
+    pub algorithm: TotpAlgorithm,
+    pub digits: u32,
+    pub period_seconds: u64,
+    /// Issuer shown in the authenticator app.
+    pub issuer: String,
+    pub max_devices: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotpAlgorithm {
+    Sha1,
+    Sha256,
+    Sha512,
+}
+
+impl TotpAlgorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TotpAlgorithm::Sha1 => "SHA1",
+            TotpAlgorithm::Sha256 => "SHA256",
+            TotpAlgorithm::Sha512 => "SHA512",
+        }
+    }
+}
+
+/// What users must register, and the rules for registering it.
+#[derive(Debug, Clone)]
+pub struct RegistrationPolicy {
+    pub allowed: Vec<MethodKind>,
+    /// Kinds every user must have (e.g. `[totp]`).
+    pub mandatory: Vec<MethodKind>,
+    /// Methods (of different kinds) needed for password reset: 1 or 2.
+    pub required: u32,
+    /// Users in admin roles always need this many (2).
+    pub admin_required: u32,
+    pub snooze_max: u32,
+    pub snooze_window_seconds: i64,
+    /// Every this many seconds users are asked to review their info (0: never).
+    pub reconfirm_seconds: i64,
+    /// Changes to security info need a second factor proven within this many seconds.
+    pub fresh_mfa_seconds: i64,
+    pub totp: TotpPolicy,
+    pub max_passkeys: u32,
+    /// Administrator-defined questions (English; more locales later).
+    pub questions: Vec<String>,
+    pub questions_required: u32,
+    pub allow_custom_questions: bool,
+    pub pin_min_length: u32,
+    pub pin_max_length: u32,
+    pub pin_max_failures: u32,
+    /// Phone verification at sign-in also asks for the PIN.
+    pub pin_mode: bool,
+    /// May users change or remove phone numbers that came from the directory?
+    pub users_edit_directory_phones: bool,
+    pub code_ttl_seconds: i64,
+    pub code_max_failures: u32,
+    /// Pending setups (an app not yet confirmed, a passkey ceremony) expire after this.
+    pub pending_ttl_seconds: i64,
+}
+
+impl RegistrationPolicy {
+    pub fn required_for(&self, is_admin: bool) -> u32 {
+        if is_admin {
+            self.required.max(self.admin_required)
+        } else {
+            self.required
+        }
+    }
+
+    pub fn allows(&self, kind: MethodKind) -> bool {
+        self.allowed.contains(&kind)
+    }
+}

@@ -62,11 +62,24 @@ impl Backend for PortalBackend {
                     previous_token: ctx.session_token.clone(),
                 };
                 match signin::sign_in(&deps, input, now).await {
-                    Ok(SigninOutcome::SignedIn { user, token }) => {
+                    Ok(SigninOutcome::SignedIn {
+                        user,
+                        token,
+                        needs_mfa,
+                    }) => {
                         s.metrics.signin(SigninResult::Success);
-                        tracing::info!(user = %user.username, "signed in");
-                        SigninStatus::SignedIn {
-                            set_cookie: session_cookie_value(&s.config, &token),
+                        tracing::info!(user = %user.username, needs_mfa, "password accepted");
+                        let next = if needs_mfa {
+                            Ok(converge_app::routes::VERIFY.to_string())
+                        } else {
+                            super::security_port::after_signin(&s.security, &user, now).await
+                        };
+                        match next {
+                            Ok(next) => SigninStatus::SignedIn {
+                                set_cookie: session_cookie_value(&s.config, &token),
+                                next,
+                            },
+                            Err(e) => SigninStatus::Failed(unavailable(e).code()),
                         }
                     }
                     Ok(SigninOutcome::Rejected(reason)) => {
@@ -138,6 +151,14 @@ impl Backend for PortalBackend {
                 ))
             }
         }
+    }
+
+    async fn security(
+        &self,
+        ctx: &RequestCtx,
+        req: converge_app::ssr::SecurityRequest,
+    ) -> Result<converge_app::ssr::SecurityStatus, ApiError> {
+        super::security_port::handle(&self.state, ctx, req).await
     }
 
     async fn report(&self, ctx: &RequestCtx, req: ReportRequest) -> Result<ReportCheck, ApiError> {

@@ -38,6 +38,7 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
             .unwrap_or_default(),
         session_token: token.clone(),
         session: None,
+        pending: None,
         nonce: req
             .extensions()
             .get::<CspNonce>()
@@ -53,15 +54,23 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
         )
         .await
         {
-            Ok(Some(user)) => {
-                ctx.session = Some(SignedIn {
+            Ok(Some((user, row))) => {
+                let signed_in = SignedIn {
                     user_id: user.id.clone(),
                     view: SessionView {
                         username: user.username,
                         display_name: user.display_name,
                         role: user.role.as_str().to_string(),
                     },
-                })
+                    session_hash: row.id_hash,
+                    created_at: row.created_at,
+                    mfa_at: row.mfa_at,
+                };
+                if row.stage == "full" {
+                    ctx.session = Some(signed_in);
+                } else {
+                    ctx.pending = Some(signed_in);
+                }
             }
             Ok(None) => {}
             Err(e) => {
@@ -75,6 +84,13 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         let signed_in = ctx.session.is_some();
         let protected = path == routes::HOME || routes::PROTECTED.contains(&path.as_str());
+        // the password is done, the second factor is not: only the second step is open
+        if protected && !signed_in && ctx.pending.is_some() {
+            return Redirect::to(routes::VERIFY).into_response();
+        }
+        if path == routes::VERIFY && !signed_in && ctx.pending.is_none() {
+            return Redirect::to(routes::SIGNIN).into_response();
+        }
         if protected && !signed_in {
             let (to, clear) = if token.is_some() {
                 (format!("{}?notice=expired", routes::SIGNIN), true)

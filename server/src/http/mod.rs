@@ -7,6 +7,7 @@ mod dev;
 mod health;
 pub mod metrics;
 mod security;
+mod security_port;
 mod voice;
 
 use crate::clock::Clock;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub outbox_wake: Arc<tokio::sync::Notify>,
     /// The SMS/voice webhook key (provider `webhook`), also used to check voice callbacks.
     pub webhook_key: Option<Arc<Vec<u8>>>,
+    /// Security info: registration, management, second factors.
+    pub security: Arc<crate::domain::flows::security::Security>,
 }
 
 pub fn router(state: AppState) -> Router {

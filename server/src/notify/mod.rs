@@ -135,6 +135,21 @@ impl Notifier {
             tracing::info!(user = %user.username, message = notice.name(), "no email address on file; nothing queued");
             return Ok(None);
         };
+        self.email_address_in(conn, user, to, notice, now)
+            .await
+            .map(Some)
+    }
+
+    /// Queues `notice` for one address that belongs to the user (a verified email method, or
+    /// the old address after a change) inside the caller's transaction.
+    pub async fn email_address_in(
+        &self,
+        conn: &mut AnyConnection,
+        user: &User,
+        to: &str,
+        notice: &Notice,
+        now: i64,
+    ) -> Result<String, NotifyError> {
         let not_me = if notice.wants_report_link() {
             let mut bytes = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -162,7 +177,6 @@ impl Notifier {
         };
         self.queue_in(conn, to, notice.name(), Some(&user.id), &payload, now)
             .await
-            .map(Some)
     }
 
     /// Same as [`Self::email_user_in`] in its own transaction, then wakes the worker.
@@ -221,6 +235,39 @@ impl Notifier {
         .await
     }
 
+    /// Queues a text, or a call that reads `text`, to a number the caller vouches for: one of
+    /// the user's registered phone methods, or the number being registered. Same hourly limits.
+    pub async fn phone_code(
+        &self,
+        user: &User,
+        number: &str,
+        text: &str,
+        voice: bool,
+        now: i64,
+    ) -> Result<String, NotifyError> {
+        let (payload, message) = if voice {
+            if !self.voice_supported {
+                return Err(NotifyError::VoiceUnsupported);
+            }
+            (
+                Payload::Voice {
+                    text: text.to_string(),
+                    callback_url: self.link(VOICE_CALLBACK_PATH),
+                },
+                "voice",
+            )
+        } else {
+            (
+                Payload::Sms {
+                    text: text.to_string(),
+                },
+                "sms",
+            )
+        };
+        self.limited_phone_message(user, number, payload, message, now)
+            .await
+    }
+
     /// Queues a voice call to one of the user's stored numbers (same limits as SMS). The gateway
     /// reports approve / deny / fraud to `/api/voice/callback`; read it with
     /// `Store::voice_result(id)`.
@@ -258,6 +305,18 @@ impl Notifier {
         if !stored.iter().any(|n| n.as_deref() == Some(number)) {
             return Err(NotifyError::UnknownNumber(mask_number(number)));
         }
+        self.limited_phone_message(user, number, payload, message, now)
+            .await
+    }
+
+    async fn limited_phone_message(
+        &self,
+        user: &User,
+        number: &str,
+        payload: Payload,
+        message: &str,
+        now: i64,
+    ) -> Result<String, NotifyError> {
         let hour_ago = now - 3600;
         let per_number = self
             .store

@@ -12,6 +12,10 @@ pub struct SessionRow {
     pub expires_at: i64,
     pub client_ip: String,
     pub user_agent: String,
+    /// `mfa` while a second factor is pending, `full` once signed in.
+    pub stage: String,
+    /// When the user last proved a second factor in this session (0: never).
+    pub mfa_at: i64,
 }
 
 /// Inserts inside a caller's transaction.
@@ -20,8 +24,8 @@ pub async fn insert_session_in(
     s: &SessionRow,
 ) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at, client_ip, user_agent) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO sessions (id_hash, user_id, created_at, last_seen_at, expires_at, client_ip, user_agent, stage, mfa_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(&s.id_hash)
     .bind(&s.user_id)
@@ -30,6 +34,8 @@ pub async fn insert_session_in(
     .bind(s.expires_at)
     .bind(&s.client_ip)
     .bind(&s.user_agent)
+    .bind(&s.stage)
+    .bind(s.mfa_at)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -55,8 +61,8 @@ impl Store {
 
     pub async fn find_session(&self, id_hash: &str) -> Result<Option<SessionRow>, StoreError> {
         let row = sqlx::query(
-            "SELECT id_hash, user_id, created_at, last_seen_at, expires_at, client_ip, user_agent \
-             FROM sessions WHERE id_hash = $1",
+            "SELECT id_hash, user_id, created_at, last_seen_at, expires_at, client_ip, user_agent, \
+             stage, mfa_at FROM sessions WHERE id_hash = $1",
         )
         .bind(id_hash)
         .fetch_optional(self.pool())
@@ -70,6 +76,8 @@ impl Store {
                 expires_at: r.try_get("expires_at")?,
                 client_ip: r.try_get("client_ip")?,
                 user_agent: r.try_get("user_agent")?,
+                stage: r.try_get("stage")?,
+                mfa_at: r.try_get("mfa_at")?,
             })
         })
         .transpose()

@@ -33,12 +33,17 @@ pub struct Client {
     pub user_agent: String,
 }
 
-/// Creates a session inside the caller's transaction; returns the cookie value.
+/// A session waiting for its second factor lives at most this long.
+pub const MFA_PENDING_SECONDS: i64 = 600;
+
+/// Creates a session inside the caller's transaction; returns the cookie value. With
+/// `mfa_pending` the session is only good for proving a second factor.
 pub async fn create_in(
     conn: &mut sqlx::AnyConnection,
     user: &User,
     client: &Client,
     policy: &SessionPolicy,
+    mfa_pending: bool,
     now: i64,
 ) -> Result<String, DomainError> {
     let (token, id_hash) = new_token();
@@ -52,20 +57,22 @@ pub async fn create_in(
             expires_at: now + policy.absolute_timeout_seconds,
             client_ip: client.ip.clone(),
             user_agent: client.user_agent.clone(),
+            stage: if mfa_pending { "mfa" } else { "full" }.into(),
+            mfa_at: 0,
         },
     )
     .await?;
     Ok(token)
 }
 
-/// The user behind a session token, if the session is still valid (and the user may still sign
-/// in). Expired sessions are removed and audited.
+/// The user behind a session token, and the session, if it is still valid (and the user may
+/// still sign in). Expired sessions are removed and audited.
 pub async fn resolve(
     store: &Store,
     token: &str,
     policy: &SessionPolicy,
     now: i64,
-) -> Result<Option<User>, DomainError> {
+) -> Result<Option<(User, SessionRow)>, DomainError> {
     if token.is_empty() || token.len() > 128 {
         return Ok(None);
     }
@@ -74,7 +81,8 @@ pub async fn resolve(
         return Ok(None);
     };
     let idle_expired = now - session.last_seen_at >= policy.idle_timeout_seconds;
-    let absolute_expired = now >= session.expires_at;
+    let absolute_expired = now >= session.expires_at
+        || (session.stage == "mfa" && now - session.created_at >= MFA_PENDING_SECONDS);
     if idle_expired || absolute_expired {
         if store.delete_session(&id_hash).await? {
             let mut e = AuditEntry::new(event::SESSION_EXPIRED, true, now);
@@ -104,7 +112,7 @@ pub async fn resolve(
     if now - session.last_seen_at >= TOUCH_INTERVAL_SECONDS {
         store.touch_session(&id_hash, now).await?;
     }
-    Ok(Some(user))
+    Ok(Some((user, session)))
 }
 
 /// Ends the session behind `token` (if any) and audits the sign-out.

@@ -57,7 +57,12 @@ impl RejectReason {
 
 #[derive(Debug)]
 pub enum SigninOutcome {
-    SignedIn { user: Box<User>, token: String },
+    /// `needs_mfa`: the session waits for a second factor before it is signed in.
+    SignedIn {
+        user: Box<User>,
+        token: String,
+        needs_mfa: bool,
+    },
     Rejected(RejectReason),
 }
 
@@ -137,20 +142,35 @@ pub async fn sign_in(
                     .clear_throttle(SCOPE_ACCOUNT, username.as_str())
                     .await?;
             }
+            // users with a sign-in capable method must prove it next
+            let needs_mfa = store.active_methods(&user.id).await?.iter().any(|m| {
+                crate::domain::policy::MethodKind::parse(&m.kind).is_some_and(|k| k.signs_in())
+            });
             // rotation, the new session and its audit line commit together
             let mut tx = store.begin().await?;
             if let Some(previous) = input.previous_token.as_deref() {
                 crate::store::sessions::delete_session_in(&mut tx, &session::hash_token(previous))
                     .await?;
             }
-            let token =
-                session::create_in(&mut tx, &user, &input.client, session_policy, now).await?;
+            let token = session::create_in(
+                &mut tx,
+                &user,
+                &input.client,
+                session_policy,
+                needs_mfa,
+                now,
+            )
+            .await?;
             audit.success = true;
+            if needs_mfa {
+                audit.reason = Some("password accepted; second factor pending".into());
+            }
             append_audit_in(&mut tx, &audit).await?;
             tx.commit().await.map_err(crate::store::StoreError::from)?;
             Ok(SigninOutcome::SignedIn {
                 user: Box::new(user),
                 token,
+                needs_mfa,
             })
         }
         (verdict, user) => {

@@ -1,10 +1,17 @@
 //! Every user-facing string of the UI, in one place. A language is one `Texts` value; adding Dutch
 //! means adding `NL` and a way to pick it — the compiler then insists every string is translated.
 
+mod security;
+pub use security::SecurityTexts;
+
 /// All strings one language needs. Fields are grouped by page.
 #[derive(Debug)]
 pub struct Texts {
     pub product: &'static str,
+    /// Security info, the wizard and the second sign-in step.
+    pub sec: &'static SecurityTexts,
+    /// Message per error code (see `api::ErrorCode`), in `ErrorCode::ALL` order.
+    pub errors: &'static [(&'static str, &'static str)],
     pub tagline: &'static str,
     pub skip_to_content: &'static str,
     pub nav_label: &'static str,
@@ -86,6 +93,30 @@ pub struct Texts {
 }
 
 pub const EN: Texts = Texts {
+    sec: &security::EN,
+    errors: &[
+        ("MFA-001", "That code is not right. Check it and try again."),
+        ("MFA-002", "That code has expired or was already used. Ask for a new one."),
+        ("MFA-003", "Too many wrong attempts. Wait a few minutes, then try again or use another method."),
+        ("MFA-004", "This method is locked after too many wrong attempts. Use another method or contact your helpdesk."),
+        ("MFA-005", "Confirm it's you with one of your methods before changing your security info."),
+        ("KEY-001", "The passkey could not be verified. Try again, or use another method."),
+        ("KEY-002", "This passkey or security key is already registered."),
+        ("REG-001", "That is not a valid phone number. Include the country code, for example +31 6 1234 5678; an extension goes in its own field."),
+        ("REG-002", "That is not a valid email address."),
+        ("REG-003", "Give it a name of 1 to 40 characters that you don't already use for another device."),
+        ("REG-004", "You already have the maximum number of these (or this one is already registered). Remove one first."),
+        ("REG-005", "That PIN is too easy to guess. Avoid repeated or consecutive digits and digits from your phone numbers."),
+        ("REG-006", "The PIN must be digits only, have the required length, and both entries must match."),
+        ("REG-007", "Choose a different question for each row and answer each one with at least 3 characters."),
+        ("REG-008", "You can't remove this method: your organisation requires it. Add another method first."),
+        ("REG-009", "This phone number comes from your organisation's directory and can't be changed here."),
+        ("REG-010", "Your organisation does not offer this method."),
+        ("REG-011", "This step expired or was already completed. Please start again."),
+        ("REG-012", "Please finish setting up your security info now; it can't be postponed any more."),
+        ("MSG-429", "Too many codes were sent in the last hour. Try again later or use another method."),
+        ("MSG-501", "Phone calls are not available. Choose a text message instead."),
+    ],
     product: "Converge",
     tagline: "Security info and password self-service",
     skip_to_content: "Skip to main content",
@@ -190,6 +221,12 @@ impl Texts {
             RequestBlocked => self.request_blocked,
             Unavailable => self.unavailable,
             Internal => self.internal_error,
+            other => self
+                .errors
+                .iter()
+                .find(|(c, _)| *c == other.code())
+                .map(|(_, m)| *m)
+                .unwrap_or(self.internal_error),
         }
     }
 

@@ -1,0 +1,441 @@
+//! Security info: the wizard, the Security info page, adding and managing methods, and the
+//! second sign-in step. Form posts end in a redirect (so everything except the passkey ceremony
+//! works without JavaScript); the passkey functions answer JSON to `public/passkey.js`.
+
+use super::ApiError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// A registered method as pages show it: never a secret, destinations masked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MethodView {
+    pub id: String,
+    /// `totp`, `passkey`, `phone`, `email`, `questions`, `pin`
+    pub kind: String,
+    pub name: String,
+    /// Masked number or address, phone slot, or empty.
+    pub detail: String,
+    pub added_on: String,
+    pub last_used: Option<String>,
+    pub is_default: bool,
+    pub from_directory: bool,
+    /// Can be made the default sign-in method.
+    pub signs_in: bool,
+}
+
+/// One kind of method the user may add, with what stops it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddOption {
+    pub kind: String,
+    pub mandatory: bool,
+    /// The user already has the maximum of this kind.
+    pub full: bool,
+    pub registered: bool,
+}
+
+/// Everything the Security info page and the wizard need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Overview {
+    pub methods: Vec<MethodView>,
+    pub options: Vec<AddOption>,
+    /// Numbers the directory has for the user that are not registered yet: (slot, masked).
+    pub directory_phones: Vec<(String, String)>,
+    pub registered: u32,
+    pub required: u32,
+    pub complete: bool,
+    pub review_due: bool,
+    pub can_snooze: bool,
+    pub snoozes_left: u32,
+    /// The pool of security questions and how many to answer.
+    pub questions: Vec<String>,
+    pub questions_required: u32,
+    pub allow_custom_questions: bool,
+    pub pin_min: u32,
+    pub pin_max: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpSetupView {
+    pub id: String,
+    pub name: String,
+    /// Base32 key in groups of four, for manual entry.
+    pub key: String,
+    pub account: String,
+    pub issuer: String,
+    /// The QR code as an SVG document.
+    pub qr_svg: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingCodeView {
+    pub id: String,
+    pub kind: String,
+    /// `sms`, `voice` or `email`
+    pub channel: String,
+    pub destination: String,
+}
+
+/// The second step of sign-in (or re-authentication): the method in use and the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyView {
+    pub current: Option<MethodView>,
+    pub others: Vec<MethodView>,
+    pub pin_mode: bool,
+    pub reauth: bool,
+}
+
+/// What `public/passkey.js` needs for a ceremony.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyOptions {
+    pub ceremony: String,
+    /// WebAuthn options as JSON (`publicKey` inside).
+    pub options: String,
+}
+
+/// Redirects to `to` (the end of every form post).
+#[cfg(feature = "ssr")]
+fn go(to: &str) {
+    leptos_axum::redirect(to);
+}
+
+/// `page?key=value&…&error=CODE`, or a detour through re-authentication when that is the
+/// problem.
+#[cfg(feature = "ssr")]
+fn fail(page: &str, params: &[(&str, &str)], e: ApiError) {
+    use crate::api::ErrorCode;
+    use crate::routes;
+    let code = e.code();
+    if code == ErrorCode::NotSignedIn {
+        return go(routes::SIGNIN);
+    }
+    let mut query: Vec<String> = params
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| crate::ssr::query_pair(k, v))
+        .collect();
+    let back = if query.is_empty() {
+        page.to_string()
+    } else {
+        format!("{page}?{}", query.join("&"))
+    };
+    if code == ErrorCode::ReauthRequired {
+        return go(&format!(
+            "{}?{}&{}",
+            routes::VERIFY,
+            crate::ssr::query_pair("next", &back),
+            crate::ssr::query_pair(routes::ERROR_PARAM, code.code())
+        ));
+    }
+    query.push(format!("{}={}", routes::ERROR_PARAM, code.code()));
+    go(&format!("{page}?{}", query.join("&")));
+}
+
+#[cfg(feature = "ssr")]
+async fn call(req: crate::ssr::SecurityRequest) -> Result<crate::ssr::SecurityStatus, ApiError> {
+    let ctx = crate::ssr::request_ctx()?;
+    crate::ssr::backend()?.security(&ctx, req).await
+}
+
+#[cfg(feature = "ssr")]
+fn flow_of(flow: &str) -> &'static str {
+    if flow == "setup" {
+        "setup"
+    } else {
+        "info"
+    }
+}
+
+macro_rules! expect {
+    ($status:expr, $variant:ident) => {
+        match $status {
+            crate::ssr::SecurityStatus::$variant(v) => Ok(v),
+            _ => Err(ApiError::from(crate::api::ErrorCode::Internal)),
+        }
+    };
+}
+
+#[server(prefix = "/api", endpoint = "security_overview")]
+pub async fn get_overview() -> Result<Overview, ApiError> {
+    expect!(call(crate::ssr::SecurityRequest::Overview).await?, Overview)
+}
+
+#[server(prefix = "/api", endpoint = "totp_setup")]
+pub async fn get_totp_setup(id: String) -> Result<TotpSetupView, ApiError> {
+    expect!(call(crate::ssr::SecurityRequest::TotpSetup { id }).await?, TotpSetup)
+}
+
+#[server(prefix = "/api", endpoint = "pending_code")]
+pub async fn get_pending_code(id: String) -> Result<PendingCodeView, ApiError> {
+    expect!(call(crate::ssr::SecurityRequest::PendingCode { id }).await?, PendingCode)
+}
+
+#[server(prefix = "/api", endpoint = "verify_view")]
+pub async fn get_verify(method: Option<String>, reauth: bool) -> Result<VerifyView, ApiError> {
+    expect!(call(crate::ssr::SecurityRequest::VerifyView { method, reauth }).await?, Verify)
+}
+
+#[server(prefix = "/api", endpoint = "totp_start")]
+pub async fn totp_start(name: String, flow: String) -> Result<(), ApiError> {
+    use crate::routes::ADD_APP;
+    let flow = flow_of(&flow);
+    match call(crate::ssr::SecurityRequest::TotpStart { name: name.clone() }).await {
+        Ok(crate::ssr::SecurityStatus::Started(id)) => {
+            go(&format!("{ADD_APP}?setup={id}&flow={flow}"))
+        }
+        Ok(_) => fail(ADD_APP, &[("flow", flow)], crate::api::ErrorCode::Internal.into()),
+        Err(e) => fail(ADD_APP, &[("flow", flow), ("name", &name)], e),
+    }
+    Ok(())
+}
+
+#[server(prefix = "/api", endpoint = "totp_confirm")]
+pub async fn totp_confirm(id: String, code: String, flow: String) -> Result<(), ApiError> {
+    use crate::routes::ADD_APP;
+    let flow = flow_of(&flow);
+    match call(crate::ssr::SecurityRequest::TotpConfirm { id: id.clone(), code }).await {
+        Ok(_) => go(&crate::routes::after_add(flow)),
+        Err(e) if e.code() == crate::api::ErrorCode::SetupExpired => {
+            fail(ADD_APP, &[("flow", flow)], e)
+        }
+        Err(e) => fail(ADD_APP, &[("setup", &id), ("flow", flow)], e),
+    }
+    Ok(())
+}
+
+#[server(prefix = "/api", endpoint = "phone_start")]
+pub async fn phone_start(
+    slot: String,
+    number: String,
+    extension: Option<String>,
+    how: Option<String>,
+    flow: String,
+) -> Result<(), ApiError> {
+    use crate::routes::ADD_PHONE;
+    let flow = flow_of(&flow);
+    let extension = extension.unwrap_or_default();
+    let req = crate::ssr::SecurityRequest::PhoneStart {
+        slot: slot.clone(),
+        number: number.clone(),
+        extension: extension.clone(),
+        voice: how.as_deref() == Some("voice"),
+    };
+    match call(req).await {
+        Ok(crate::ssr::SecurityStatus::Started(id)) => {
+            go(&format!("{ADD_PHONE}?code={id}&flow={flow}"))
+        }
+        Ok(_) => fail(ADD_PHONE, &[("flow", flow)], crate::api::ErrorCode::Internal.into()),
+        Err(e) => fail(
+            ADD_PHONE,
+            &[
+                ("flow", flow),
+                ("slot", &slot),
+                ("number", &number),
+                ("extension", &extension),
+            ],
+            e,
+        ),
+    }
+    Ok(())
+}
+
+#[server(prefix = "/api", endpoint = "email_start")]
+pub async fn email_start(address: String, flow: String) -> Result<(), ApiError> {
+    use crate::routes::ADD_EMAIL;
+    let flow = flow_of(&flow);
+    let req = crate::ssr::SecurityRequest::EmailStart {
+        address: address.clone(),
+    };
+    match call(req).await {
+        Ok(crate::ssr::SecurityStatus::Started(id)) => {
+            go(&format!("{ADD_EMAIL}?code={id}&flow={flow}"))
+        }
+        Ok(_) => fail(ADD_EMAIL, &[("flow", flow)], crate::api::ErrorCode::Internal.into()),
+        Err(e) => fail(ADD_EMAIL, &[("flow", flow), ("address", &address)], e),
+    }
+    Ok(())
+}
+
+/// Confirms the code sent to a phone or email being added (`page`: `phone` or `email`).
+#[server(prefix = "/api", endpoint = "code_confirm")]
+pub async fn code_confirm(id: String, code: String, page: String, flow: String) -> Result<(), ApiError> {
+    let flow = flow_of(&flow);
+    let back = if page == "email" { crate::routes::ADD_EMAIL } else { crate::routes::ADD_PHONE };
+    match call(crate::ssr::SecurityRequest::CodeConfirm { id: id.clone(), code }).await {
+        Ok(_) => go(&crate::routes::after_add(flow)),
+        Err(e) if e.code() == crate::api::ErrorCode::SetupExpired => fail(back, &[("flow", flow)], e),
+        Err(e) => fail(back, &[("code", &id), ("flow", flow)], e),
+    }
+    Ok(())
+}
+
+#[server(prefix = "/api", endpoint = "code_resend")]
+pub async fn code_resend(id: String, how: Option<String>, page: String, flow: String) -> Result<(), ApiError> {
+    let flow = flow_of(&flow);
+    let back = if page == "email" { crate::routes::ADD_EMAIL } else { crate::routes::ADD_PHONE };
+    let voice = how.map(|h| h == "voice");
+    match call(crate::ssr::SecurityRequest::CodeResend { id: id.clone(), voice }).await {
+        Ok(crate::ssr::SecurityStatus::Started(new_id)) => {
+            go(&format!("{back}?code={new_id}&flow={flow}&notice=sent"))
+        }
+        Ok(_) => go(back),
+        Err(e) => fail(back, &[("code", &id), ("flow", flow)], e),
+    }
+    Ok(())
+}
+
+/// Up to six question / answer pairs (the policy says how many are needed).
+#[allow(clippy::too_many_arguments)]
+#[server(prefix = "/api", endpoint = "set_questions")]
+pub async fn set_questions(
+    flow: String,
+    q1: Option<String>,
+    a1: Option<String>,
+    q2: Option<String>,
+    a2: Option<String>,
+    q3: Option<String>,
+    a3: Option<String>,
+    q4: Option<String>,
+    a4: Option<String>,
+    q5: Option<String>,
+    a5: Option<String>,
+    q6: Option<String>,
+    a6: Option<String>,
+) -> Result<(), ApiError> {
+    let flow = flow_of(&flow);
+    let answers: Vec<(String, String)> = [(q1, a1), (q2, a2), (q3, a3), (q4, a4), (q5, a5), (q6, a6)]
+        .into_iter()
+        .filter_map(|(q, a)| q.map(|q| (q, a.unwrap_or_default())))
+        .filter(|(q, _)| !q.is_empty())
+        .collect();
+    match call(crate::ssr::SecurityRequest::Questions { answers }).await {
+        Ok(_) => go(&crate::routes::after_add(flow)),
+        // answers are never echoed back
+        Err(e) => fail(crate::routes::ADD_QUESTIONS, &[("flow", flow)], e),
+    }
+    Ok(())
+}
+
+#[server(prefix = "/api", endpoint = "set_pin")]
+pub async fn set_pin(pin: String, confirm: String, flow: String) -> Result<(), ApiError> {
+    let flow = flow_of(&flow);
+    match call(crate::ssr::SecurityRequest::Pin { pin, confirm }).await {
+        Ok(_) => go(&crate::routes::after_add(flow)),
+        Err(e) => fail(crate::routes::ADD_PIN, &[("flow", flow)], e),
+    }
+    Ok(())
+}
+
+/// Security info page actions: `default`, `rename`, `remove`, `confirm`, `snooze`,
+/// `sign_out_others`.
+#[server(prefix = "/api", endpoint = "manage_method")]
+pub async fn manage(action: String, id: Option<String>, name: Option<String>) -> Result<(), ApiError> {
+    use crate::routes::{SECURITY_INFO, SETUP};
+    use crate::ssr::SecurityRequest as R;
+    let id = id.unwrap_or_default();
+    let (req, ok, back) = match action.as_str() {
+        "default" => (R::SetDefault { id }, "saved", SECURITY_INFO),
+        "rename" => (R::Rename { id, name: name.unwrap_or_default() }, "saved", SECURITY_INFO),
+        "remove" => (R::Remove { id }, "removed", SECURITY_INFO),
+        "confirm" => (R::Confirm, "confirmed", SECURITY_INFO),
+        "snooze" => (R::Snooze, "", SETUP),
+        "sign_out_others" => (R::SignOutOthers, "others_signed_out", SECURITY_INFO),
+        _ => return Err(crate::api::ErrorCode::Internal.into()),
+    };
+    match call(req).await {
+        Ok(_) if ok.is_empty() => go(SECURITY_INFO),
+        Ok(_) => go(&format!("{SECURITY_INFO}?notice={ok}")),
+        Err(e) => fail(back, &[], e),
+    }
+    Ok(())
+}
+
+/// Second step: checks an app code, or the code sent to a phone / email (PIN in PIN mode).
+#[server(prefix = "/api", endpoint = "verify_code")]
+pub async fn verify_code(
+    method: String,
+    code: String,
+    pin: Option<String>,
+    next: Option<String>,
+) -> Result<(), ApiError> {
+    use crate::routes::VERIFY;
+    let req = crate::ssr::SecurityRequest::MfaCode {
+        method: method.clone(),
+        code,
+        pin,
+        reauth: next.is_some(),
+    };
+    match call(req).await {
+        Ok(_) if next.is_some() => go(&crate::routes::safe_next(next.as_deref().unwrap_or_default())),
+        Ok(crate::ssr::SecurityStatus::Next(to)) => go(&to),
+        Ok(_) => go(crate::routes::SECURITY_INFO),
+        Err(e) => fail(
+            VERIFY,
+            &[("method", &method), ("sent", "1"), ("next", next.as_deref().unwrap_or_default())],
+            e,
+        ),
+    }
+    Ok(())
+}
+
+/// Second step: sends a code to a registered phone (text or call) or email (re-authentication).
+#[server(prefix = "/api", endpoint = "verify_send")]
+pub async fn verify_send(method: String, how: Option<String>, next: Option<String>) -> Result<(), ApiError> {
+    use crate::routes::VERIFY;
+    let next_q = next.clone().unwrap_or_default();
+    let req = crate::ssr::SecurityRequest::MfaSend {
+        method: method.clone(),
+        voice: how.as_deref() == Some("voice"),
+        reauth: next.is_some(),
+    };
+    match call(req).await {
+        Ok(_) => {
+            let mut to = format!(
+                "{VERIFY}?{}&sent=1",
+                crate::ssr::query_pair("method", &method)
+            );
+            if !next_q.is_empty() {
+                to.push('&');
+                to.push_str(&crate::ssr::query_pair("next", &next_q));
+            }
+            go(&to)
+        }
+        Err(e) => fail(VERIFY, &[("method", &method), ("next", &next_q)], e),
+    }
+    Ok(())
+}
+
+#[server(prefix = "/api", endpoint = "passkey_register_start")]
+pub async fn passkey_register_start(name: String) -> Result<PasskeyOptions, ApiError> {
+    expect!(call(crate::ssr::SecurityRequest::PasskeyRegisterStart { name }).await?, Passkey)
+}
+
+/// Returns where to go next.
+#[server(prefix = "/api", endpoint = "passkey_register_finish")]
+pub async fn passkey_register_finish(ceremony: String, credential: String, flow: String) -> Result<String, ApiError> {
+    call(crate::ssr::SecurityRequest::PasskeyRegisterFinish { ceremony, credential }).await?;
+    Ok(crate::routes::after_add(flow_of(&flow)))
+}
+
+#[server(prefix = "/api", endpoint = "passkey_auth_start")]
+pub async fn passkey_auth_start() -> Result<PasskeyOptions, ApiError> {
+    expect!(call(crate::ssr::SecurityRequest::PasskeyAuthStart).await?, Passkey)
+}
+
+/// Returns where to go next.
+#[server(prefix = "/api", endpoint = "passkey_auth_finish")]
+pub async fn passkey_auth_finish(
+    ceremony: String,
+    credential: String,
+    next: Option<String>,
+) -> Result<String, ApiError> {
+    let req = crate::ssr::SecurityRequest::PasskeyAuthFinish {
+        ceremony,
+        credential,
+        reauth: next.is_some(),
+    };
+    match (call(req).await?, next) {
+        (_, Some(next)) => Ok(crate::routes::safe_next(&next)),
+        (crate::ssr::SecurityStatus::Next(to), None) => Ok(to),
+        _ => Ok(crate::routes::SECURITY_INFO.to_string()),
+    }
+}

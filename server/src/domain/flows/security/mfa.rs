@@ -1,0 +1,220 @@
+//! Proving a registered method: the second step of sign-in, and re-authentication before
+//! changes to security info. Failures count against the per-account and per-client throttle.
+
+use super::enroll::{mask, PendingCode};
+use super::{event, refused, Actor, Method, Security};
+use crate::domain::error::DomainError;
+use crate::domain::policy::MethodKind;
+use crate::domain::totp;
+use converge_app::api::ErrorCode;
+
+const PURPOSE_MFA: &str = "mfa";
+
+/// How a method is proven.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Challenge {
+    Totp,
+    Phone,
+    Email,
+    Passkey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MfaOutcome {
+    /// The session is fully signed in / has a fresh second factor.
+    Verified,
+}
+
+impl Security {
+    /// Methods that can be proven here: sign-in factors, plus email codes for re-authentication.
+    pub fn factor_methods(&self, methods: Vec<Method>, reauth: bool) -> Vec<Method> {
+        let mut out: Vec<Method> = methods
+            .into_iter()
+            .filter(|m| m.kind.signs_in() || (reauth && m.kind == MethodKind::Email))
+            .collect();
+        // the default first
+        out.sort_by_key(|m| !m.row.is_default);
+        out
+    }
+
+    pub fn challenge(kind: MethodKind) -> Option<Challenge> {
+        match kind {
+            MethodKind::Totp => Some(Challenge::Totp),
+            MethodKind::Phone => Some(Challenge::Phone),
+            MethodKind::Email => Some(Challenge::Email),
+            MethodKind::Passkey => Some(Challenge::Passkey),
+            MethodKind::Questions | MethodKind::Pin => None,
+        }
+    }
+
+    async fn factor(
+        &self,
+        actor: &Actor,
+        method_id: &str,
+        reauth: bool,
+        now: i64,
+    ) -> Result<Method, DomainError> {
+        let methods = self.methods(&actor.user.id, now).await?;
+        self.factor_methods(methods, reauth)
+            .into_iter()
+            .find(|m| m.row.id == method_id)
+            .ok_or(refused(ErrorCode::SetupExpired))
+    }
+
+    /// Sends a sign-in / re-authentication code to a registered phone or email method.
+    pub async fn mfa_send(
+        &self,
+        actor: &Actor,
+        method_id: &str,
+        voice: bool,
+        reauth: bool,
+        now: i64,
+    ) -> Result<PendingCode, DomainError> {
+        let m = self.factor(actor, method_id, reauth, now).await?;
+        let channel = match m.kind {
+            MethodKind::Email => "email",
+            MethodKind::Phone if voice => "voice",
+            MethodKind::Phone => "sms",
+            _ => return Err(refused(ErrorCode::SetupExpired)),
+        };
+        let destination = m.destination().unwrap_or_default();
+        let code = format!("{:06}", rand::Rng::gen_range(&mut rand::rngs::OsRng, 0..1_000_000u32));
+        let (id, failures) = self
+            .store
+            .put_code(
+                &actor.user.id,
+                PURPOSE_MFA,
+                &m.row.id,
+                &self.sealer.mac("code", &code),
+                channel,
+                now,
+                self.policy.code_ttl_seconds,
+            )
+            .await?;
+        if failures >= i64::from(self.policy.code_max_failures) {
+            return Err(refused(ErrorCode::TooManyAttempts));
+        }
+        self.deliver_code(actor, &destination, channel, &code, now)
+            .await?;
+        let mut e = self.audit(actor, event::CODE_SENT, true, now);
+        e.reason = Some(format!("{channel} to {} (sign-in)", mask(&destination)));
+        self.store.append_audit(&e).await?;
+        Ok(PendingCode {
+            id,
+            kind: m.kind,
+            channel: channel.into(),
+            destination: mask(&destination),
+            failures,
+            expires_at: now + self.policy.code_ttl_seconds,
+        })
+    }
+
+    /// Checks a code from an authenticator app, or the code sent to a phone / email method
+    /// (in PIN mode, phones also need the PIN).
+    pub async fn mfa_code(
+        &self,
+        actor: &Actor,
+        method_id: &str,
+        code: &str,
+        pin: Option<&str>,
+        reauth: bool,
+        now: i64,
+    ) -> Result<MfaOutcome, DomainError> {
+        if self.throttled(actor, now).await? {
+            self.mfa_audit(actor, None, false, "throttled", now).await?;
+            return Err(refused(ErrorCode::TooManyAttempts));
+        }
+        let m = self.factor(actor, method_id, reauth, now).await?;
+        match m.kind {
+            MethodKind::Totp => {
+                let secret = self.open_secret(&m.row)?;
+                let step = totp::check(&self.policy.totp, &secret, code, now.max(0) as u64);
+                let accepted = match step {
+                    Some(step) => self.store.use_totp_step(&m.row.id, step, now).await?,
+                    None => false,
+                };
+                if !accepted {
+                    self.count_failure(actor, "wrong or reused app code", now).await?;
+                    self.mfa_audit(actor, Some(&m), false, "wrong or reused code", now)
+                        .await?;
+                    return Err(refused(ErrorCode::WrongCode));
+                }
+            }
+            MethodKind::Phone | MethodKind::Email => {
+                if m.kind == MethodKind::Phone && self.policy.pin_mode {
+                    self.check_pin(actor, pin.unwrap_or_default(), now).await?;
+                }
+                let c = self
+                    .store
+                    .code_for(&actor.user.id, PURPOSE_MFA, &m.row.id)
+                    .await?
+                    .ok_or(refused(ErrorCode::CodeExpired))?;
+                if let Err(e) = self.check_code(actor, &c, code, now).await {
+                    self.mfa_audit(actor, Some(&m), false, "wrong or expired code", now)
+                        .await?;
+                    return Err(e);
+                }
+                self.store.touch_method(&m.row.id, now).await?;
+            }
+            _ => return Err(refused(ErrorCode::SetupExpired)),
+        }
+        self.verified(actor, &m, now).await
+    }
+
+    /// In PIN mode: the user's PIN, locked after too many wrong entries.
+    async fn check_pin(&self, actor: &Actor, pin: &str, now: i64) -> Result<(), DomainError> {
+        let methods = self.methods(&actor.user.id, now).await?;
+        let Some(p) = methods.iter().find(|m| m.kind == MethodKind::Pin) else {
+            return Ok(());
+        };
+        if p.row.failures >= i64::from(self.policy.pin_max_failures) {
+            return Err(refused(ErrorCode::MethodLocked));
+        }
+        let stored = p.row.secret.clone().unwrap_or_default();
+        if !self.verify_secret(pin.trim(), &stored).await {
+            let n = self.store.method_failure(&p.row.id).await?;
+            self.count_failure(actor, "wrong PIN", now).await?;
+            return Err(refused(if n >= i64::from(self.policy.pin_max_failures) {
+                ErrorCode::MethodLocked
+            } else {
+                ErrorCode::WrongCode
+            }));
+        }
+        self.store.touch_method(&p.row.id, now).await?;
+        Ok(())
+    }
+
+    /// A second factor was proven: the session is fully signed in and fresh.
+    pub(super) async fn verified(
+        &self,
+        actor: &Actor,
+        m: &Method,
+        now: i64,
+    ) -> Result<MfaOutcome, DomainError> {
+        self.clear_failures(actor).await?;
+        self.store
+            .session_mfa_done(&actor.session.id_hash, now)
+            .await?;
+        self.mfa_audit(actor, Some(m), true, "", now).await?;
+        Ok(MfaOutcome::Verified)
+    }
+
+    async fn mfa_audit(
+        &self,
+        actor: &Actor,
+        m: Option<&Method>,
+        success: bool,
+        why: &str,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let mut e = self.audit(actor, event::MFA, success, now);
+        let what = m.map(Method::label).unwrap_or_default();
+        e.reason = Some(if why.is_empty() {
+            what
+        } else {
+            format!("{what}: {why}")
+        });
+        self.store.append_audit(&e).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,537 @@
+//! Security info: registering methods (the wizard and the Security info page), managing them, and
+//! proving them as a second factor. One service, [`Security`], callable without the UI.
+//!
+//! ```text
+//!  add method ──► may_change? (fresh second factor, or a new session of an account with none)
+//!      │                        no ──► ReauthRequired (the page sends the user to /signin/verify)
+//!      ▼ yes
+//!  pending row (TOTP secret sealed / phone / email / passkey ceremony), short TTL
+//!      │  the user proves it works (code from the app, SMS/voice/email code, passkey)
+//!      ▼
+//!  active row + audit + method_added mail to every address of the user ──► session mfa_at = now
+//! ```
+
+mod enroll;
+mod mfa;
+mod passkey;
+
+pub use enroll::{mask, normalise_answer, pin_is_trivial, PendingCode, PhoneSlot, TotpSetup};
+pub use mfa::{Challenge, MfaOutcome};
+
+use super::session::Client;
+use crate::crypto::Sealer;
+use crate::domain::audit::AuditEntry;
+use crate::domain::error::DomainError;
+use crate::domain::password::{Password, PasswordHasher};
+use crate::domain::policy::{MethodKind, RegistrationPolicy, SigninPolicy};
+use crate::domain::users::{Role, User};
+use crate::notify::messages::Notice;
+use crate::notify::Notifier;
+use crate::store::methods::{MethodRow, RegistrationState};
+use crate::store::{SessionRow, Store};
+use converge_app::api::ErrorCode;
+use std::sync::Arc;
+
+/// Audit event names of this module.
+pub mod event {
+    pub const METHOD_ADDED: &str = "method_added";
+    pub const METHOD_REMOVED: &str = "method_removed";
+    pub const METHOD_RENAMED: &str = "method_renamed";
+    pub const METHOD_DEFAULT: &str = "method_default";
+    pub const METHOD_VERIFY: &str = "method_verification";
+    pub const CODE_SENT: &str = "code_sent";
+    pub const MFA: &str = "second_factor";
+    pub const REGISTRATION_CONFIRMED: &str = "registration_confirmed";
+    pub const REGISTRATION_SNOOZED: &str = "registration_snoozed";
+    pub const SESSIONS_REVOKED: &str = "sessions_revoked";
+}
+
+pub const SCOPE_FACTOR_ACCOUNT: &str = "factor_account";
+pub const SCOPE_FACTOR_CLIENT: &str = "factor_client";
+
+pub struct Security {
+    pub store: Store,
+    pub notifier: Arc<Notifier>,
+    pub sealer: Sealer,
+    pub hasher: Arc<PasswordHasher>,
+    pub policy: RegistrationPolicy,
+    pub signin: SigninPolicy,
+    pub webauthn: Arc<webauthn_rs::Webauthn>,
+    pub default_country: Option<String>,
+    pub org_name: String,
+}
+
+/// Who is acting: the signed-in (or half signed-in) user, their session and client.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: User,
+    pub session: SessionRow,
+    pub client: Client,
+}
+
+/// Where a user stands against the registration policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub registered: u32,
+    pub required: u32,
+    pub missing_mandatory: Vec<MethodKind>,
+    pub complete: bool,
+    pub review_due: bool,
+    pub can_snooze: bool,
+    pub snoozes_left: u32,
+}
+
+/// A method as lists show it (no secrets).
+#[derive(Debug, Clone)]
+pub struct Method {
+    pub row: MethodRow,
+    pub kind: MethodKind,
+}
+
+impl Method {
+    pub fn detail(&self) -> serde_json::Value {
+        serde_json::from_str(&self.row.detail).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Phone number or email address, if the method has one.
+    pub fn destination(&self) -> Option<String> {
+        let d = self.detail();
+        d.get("number")
+            .or_else(|| d.get("address"))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    }
+
+    /// The phone slot (`mobile`, `alternate`, `office`).
+    pub fn slot(&self) -> Option<String> {
+        self.detail()
+            .get("slot")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    }
+
+    /// How the method is named in mails and the audit log.
+    pub fn label(&self) -> String {
+        let t = converge_app::text::en();
+        format!("{} \u{201c}{}\u{201d}", t.sec.kind_label(self.kind.as_str()), self.row.name)
+    }
+}
+
+pub fn methods_of(rows: Vec<MethodRow>) -> Vec<Method> {
+    rows.into_iter()
+        .filter_map(|row| MethodKind::parse(&row.kind).map(|kind| Method { row, kind }))
+        .collect()
+}
+
+fn refused(code: ErrorCode) -> DomainError {
+    DomainError::Refused(code)
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// 1–40 characters, no control characters.
+fn method_name(name: &str) -> Result<String, DomainError> {
+    let n = name.trim();
+    if n.is_empty() || n.chars().count() > 40 || n.chars().any(char::is_control) {
+        return Err(refused(ErrorCode::NameInvalid));
+    }
+    Ok(n.to_string())
+}
+
+impl Security {
+    /// The user's methods (active ones; expired pending setups are discarded on the way).
+    pub async fn methods(&self, user_id: &str, now: i64) -> Result<Vec<Method>, DomainError> {
+        self.store.discard_pending_methods(user_id, now).await?;
+        Ok(methods_of(self.store.active_methods(user_id).await?))
+    }
+
+    pub fn status(
+        &self,
+        user: &User,
+        methods: &[Method],
+        reg: RegistrationState,
+        now: i64,
+    ) -> Status {
+        let mut kinds: Vec<MethodKind> = methods.iter().map(|m| m.kind).collect();
+        kinds.sort_by_key(|k| k.as_str());
+        kinds.dedup();
+        let counting: Vec<&MethodKind> = kinds.iter().filter(|k| k.counts_for_reset()).collect();
+        // questions count only next to another method
+        let registered = if counting.iter().all(|k| **k == MethodKind::Questions) {
+            0
+        } else {
+            counting.len() as u32
+        };
+        let required = self.policy.required_for(user.role == Role::Admin);
+        let missing_mandatory: Vec<MethodKind> = self
+            .policy
+            .mandatory
+            .iter()
+            .copied()
+            .filter(|k| !kinds.contains(k))
+            .collect();
+        let complete = registered >= required && missing_mandatory.is_empty();
+        let review_due = complete
+            && self.policy.reconfirm_seconds > 0
+            && reg.confirmed_at > 0
+            && now - reg.confirmed_at >= self.policy.reconfirm_seconds;
+        let window_open = reg.snooze_first_at == 0
+            || now - reg.snooze_first_at < self.policy.snooze_window_seconds;
+        let used = if reg.snooze_first_at == 0 {
+            0
+        } else {
+            reg.snooze_count.max(0) as u32
+        };
+        let snoozes_left = if window_open {
+            self.policy.snooze_max.saturating_sub(used)
+        } else {
+            0
+        };
+        Status {
+            registered,
+            required,
+            missing_mandatory,
+            complete,
+            review_due,
+            can_snooze: !complete && snoozes_left > 0,
+            snoozes_left,
+        }
+    }
+
+    /// Should this user go through the wizard (or the review) right after signing in?
+    pub async fn needs_wizard(&self, user: &User, now: i64) -> Result<bool, DomainError> {
+        let methods = self.methods(&user.id, now).await?;
+        let reg = self.store.registration_state(&user.id).await?;
+        let s = self.status(user, &methods, reg, now);
+        Ok(!s.complete || s.review_due || (s.complete && reg.confirmed_at == 0))
+    }
+
+    /// Changing security info needs a second factor proven within the policy's window whenever
+    /// the user has one; an account with none may register its first methods only in a session
+    /// that has just been opened.
+    pub fn may_change(&self, actor: &Actor, methods: &[Method], now: i64) -> Result<(), DomainError> {
+        let fresh = self.policy.fresh_mfa_seconds;
+        let has_factor = methods.iter().any(|m| m.kind.signs_in() || m.kind == MethodKind::Email);
+        let ok = if has_factor {
+            actor.session.mfa_at > 0 && now - actor.session.mfa_at <= fresh
+        } else {
+            now - actor.session.created_at <= fresh
+                || (actor.session.mfa_at > 0 && now - actor.session.mfa_at <= fresh)
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(refused(ErrorCode::ReauthRequired))
+        }
+    }
+
+    /// Every address the user receives security mail at: the directory address and verified
+    /// email methods (plus `extra`, e.g. the old address after a change).
+    fn addresses(&self, user: &User, methods: &[Method], extra: Option<&str>) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let candidates = user
+            .email
+            .iter()
+            .cloned()
+            .chain(
+                methods
+                    .iter()
+                    .filter(|m| m.kind == MethodKind::Email)
+                    .filter_map(Method::destination),
+            )
+            .chain(extra.map(str::to_string));
+        for a in candidates {
+            if !out.iter().any(|o| o.eq_ignore_ascii_case(&a)) {
+                out.push(a);
+            }
+        }
+        out
+    }
+
+    /// Audits a change and mails it to all the user's addresses, in one transaction.
+    async fn record_change(
+        &self,
+        actor: &Actor,
+        audit_event: &str,
+        reason: String,
+        notice: Option<Notice>,
+        extra_address: Option<&str>,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let methods = methods_of(self.store.active_methods(&actor.user.id).await?);
+        let mut tx = self.store.begin().await?;
+        let mut e = self.audit(actor, audit_event, true, now);
+        e.reason = Some(reason);
+        crate::store::audit::append_audit_in(&mut tx, &e).await?;
+        if let Some(notice) = notice {
+            for address in self.addresses(&actor.user, &methods, extra_address) {
+                self.notifier
+                    .email_address_in(&mut tx, &actor.user, &address, &notice, now)
+                    .await?;
+            }
+        }
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        self.notifier.wake();
+        Ok(())
+    }
+
+    fn audit(&self, actor: &Actor, event: &str, success: bool, now: i64) -> AuditEntry {
+        let mut e = AuditEntry::new(event, success, now);
+        e.user_id = Some(actor.user.id.clone());
+        e.username = Some(actor.user.username.clone());
+        e.client_ip = Some(actor.client.ip.clone());
+        e.user_agent = Some(actor.client.user_agent.clone());
+        e
+    }
+
+    /// A method became active: audit, mail, and count it as a fresh second factor for this
+    /// session (the user just proved possession of it).
+    async fn added(&self, actor: &Actor, method: &Method, now: i64) -> Result<(), DomainError> {
+        let label = method.label();
+        self.record_change(
+            actor,
+            event::METHOD_ADDED,
+            label.clone(),
+            Some(Notice::MethodAdded {
+                method: label,
+                changed_at: crate::domain::format_time(now),
+            }),
+            None,
+            now,
+        )
+        .await?;
+        self.ensure_default(&actor.user.id).await?;
+        self.store
+            .session_mfa_done(&actor.session.id_hash, now)
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps exactly one default among sign-in capable methods when there is any.
+    async fn ensure_default(&self, user_id: &str) -> Result<(), DomainError> {
+        let methods = methods_of(self.store.active_methods(user_id).await?);
+        if methods.iter().any(|m| m.row.is_default && m.kind.signs_in()) {
+            return Ok(());
+        }
+        let best = [MethodKind::Passkey, MethodKind::Totp, MethodKind::Phone]
+            .iter()
+            .find_map(|k| methods.iter().find(|m| m.kind == *k));
+        if let Some(m) = best {
+            let mut conn = self.store.pool().acquire().await.map_err(crate::store::StoreError::from)?;
+            crate::store::methods::set_default_method_in(&mut conn, user_id, &m.row.id).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn set_default(&self, actor: &Actor, id: &str, now: i64) -> Result<(), DomainError> {
+        let methods = self.methods(&actor.user.id, now).await?;
+        self.may_change(actor, &methods, now)?;
+        let m = methods
+            .iter()
+            .find(|m| m.row.id == id && m.kind.signs_in())
+            .ok_or(refused(ErrorCode::SetupExpired))?;
+        let mut conn = self.store.pool().acquire().await.map_err(crate::store::StoreError::from)?;
+        crate::store::methods::set_default_method_in(&mut conn, &actor.user.id, id).await?;
+        drop(conn);
+        self.record_change(actor, event::METHOD_DEFAULT, m.label(), None, None, now)
+            .await
+    }
+
+    pub async fn rename(
+        &self,
+        actor: &Actor,
+        id: &str,
+        name: &str,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let name = method_name(name)?;
+        let methods = self.methods(&actor.user.id, now).await?;
+        self.may_change(actor, &methods, now)?;
+        let m = methods
+            .iter()
+            .find(|m| m.row.id == id)
+            .ok_or(refused(ErrorCode::SetupExpired))?;
+        if !self.store.rename_method(id, &actor.user.id, &name).await? {
+            return Err(refused(ErrorCode::SetupExpired));
+        }
+        self.record_change(
+            actor,
+            event::METHOD_RENAMED,
+            format!("{} → {name}", m.label()),
+            None,
+            None,
+            now,
+        )
+        .await
+    }
+
+    /// Removes a method, unless the policy needs it (last method, mandatory kind) or it is a
+    /// directory-managed phone users may not change.
+    pub async fn remove(&self, actor: &Actor, id: &str, now: i64) -> Result<(), DomainError> {
+        let methods = self.methods(&actor.user.id, now).await?;
+        self.may_change(actor, &methods, now)?;
+        let m = methods
+            .iter()
+            .find(|m| m.row.id == id)
+            .ok_or(refused(ErrorCode::SetupExpired))?
+            .clone();
+        if m.row.source == "directory" && !self.policy.users_edit_directory_phones {
+            return Err(refused(ErrorCode::DirectoryManaged));
+        }
+        // would the user still meet the policy without it? (checked inside the transaction)
+        let mut tx = self.store.begin().await?;
+        let current = methods_of(crate::store::methods::active_methods_in(&mut tx, &actor.user.id).await?);
+        let rest: Vec<Method> = current.into_iter().filter(|x| x.row.id != id).collect();
+        let reg = RegistrationState::default();
+        let before = self.status(&actor.user, &methods, reg, now);
+        let after = self.status(&actor.user, &rest, reg, now);
+        let breaks_policy = before.complete && !after.complete;
+        if rest.is_empty() || breaks_policy {
+            return Err(refused(ErrorCode::LastMethod));
+        }
+        if !crate::store::methods::delete_method_in(&mut tx, id, &actor.user.id).await? {
+            return Err(refused(ErrorCode::SetupExpired));
+        }
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        let label = m.label();
+        // the removed address is told too
+        let extra = (m.kind == MethodKind::Email)
+            .then(|| m.destination())
+            .flatten();
+        self.record_change(
+            actor,
+            event::METHOD_REMOVED,
+            label.clone(),
+            Some(Notice::MethodRemoved {
+                method: label,
+                changed_at: crate::domain::format_time(now),
+            }),
+            extra.as_deref(),
+            now,
+        )
+        .await?;
+        self.ensure_default(&actor.user.id).await
+    }
+
+    /// "My info is correct": ends the wizard / review.
+    pub async fn confirm(&self, actor: &Actor, now: i64) -> Result<(), DomainError> {
+        let methods = self.methods(&actor.user.id, now).await?;
+        let mut reg = self.store.registration_state(&actor.user.id).await?;
+        if !self.status(&actor.user, &methods, reg, now).complete {
+            return Err(refused(ErrorCode::SnoozeExhausted));
+        }
+        reg.confirmed_at = now;
+        reg.snooze_count = 0;
+        reg.snooze_first_at = 0;
+        self.store.set_registration_state(&actor.user.id, reg).await?;
+        self.record_change(actor, event::REGISTRATION_CONFIRMED, String::new(), None, None, now)
+            .await
+    }
+
+    /// "Not now" in the wizard, within the policy's allowance.
+    pub async fn snooze(&self, actor: &Actor, now: i64) -> Result<(), DomainError> {
+        let methods = self.methods(&actor.user.id, now).await?;
+        let mut reg = self.store.registration_state(&actor.user.id).await?;
+        let s = self.status(&actor.user, &methods, reg, now);
+        if !s.can_snooze {
+            return Err(refused(ErrorCode::SnoozeExhausted));
+        }
+        if reg.snooze_first_at == 0 {
+            reg.snooze_first_at = now;
+        }
+        reg.snooze_count += 1;
+        self.store.set_registration_state(&actor.user.id, reg).await?;
+        self.record_change(
+            actor,
+            event::REGISTRATION_SNOOZED,
+            format!("{} of {}", reg.snooze_count, self.policy.snooze_max),
+            None,
+            None,
+            now,
+        )
+        .await
+    }
+
+    /// Ends every other session of the user.
+    pub async fn sign_out_others(&self, actor: &Actor, now: i64) -> Result<u64, DomainError> {
+        let n = self
+            .store
+            .delete_other_sessions(&actor.user.id, &actor.session.id_hash)
+            .await?;
+        self.record_change(
+            actor,
+            event::SESSIONS_REVOKED,
+            format!("{n} other sessions"),
+            None,
+            None,
+            now,
+        )
+        .await?;
+        Ok(n)
+    }
+
+    /// Per-account and per-client throttle for guessable second-factor input.
+    async fn throttled(&self, actor: &Actor, now: i64) -> Result<bool, DomainError> {
+        let a = self.store.throttle(SCOPE_FACTOR_ACCOUNT, &actor.user.id).await?;
+        let c = self.store.throttle(SCOPE_FACTOR_CLIENT, &actor.client.ip).await?;
+        Ok(a.is_some_and(|t| t.blocked_until > now) || c.is_some_and(|t| t.blocked_until > now))
+    }
+
+    async fn count_failure(&self, actor: &Actor, what: &str, now: i64) -> Result<(), DomainError> {
+        let p = &self.signin;
+        let n = self
+            .store
+            .record_failure(SCOPE_FACTOR_ACCOUNT, &actor.user.id, now, i64::MIN)
+            .await?;
+        let d = p.delay_after(u32::try_from(n).unwrap_or(u32::MAX), p.free_attempts);
+        if d > 0 {
+            self.store
+                .block_until(SCOPE_FACTOR_ACCOUNT, &actor.user.id, now + d)
+                .await?;
+        }
+        let n = self
+            .store
+            .record_failure(
+                SCOPE_FACTOR_CLIENT,
+                &actor.client.ip,
+                now,
+                now - p.client_window_seconds,
+            )
+            .await?;
+        let d = p.delay_after(u32::try_from(n).unwrap_or(u32::MAX), p.client_free_attempts);
+        if d > 0 {
+            self.store
+                .block_until(SCOPE_FACTOR_CLIENT, &actor.client.ip, now + d)
+                .await?;
+        }
+        let mut e = self.audit(actor, event::METHOD_VERIFY, false, now);
+        e.reason = Some(what.to_string());
+        self.store.append_audit(&e).await?;
+        Ok(())
+    }
+
+    async fn clear_failures(&self, actor: &Actor) -> Result<(), DomainError> {
+        self.store
+            .clear_throttle(SCOPE_FACTOR_ACCOUNT, &actor.user.id)
+            .await?;
+        Ok(())
+    }
+
+    /// argon2id of a normalised secret (PIN, answer).
+    async fn hash_secret(&self, secret: &str) -> Result<String, DomainError> {
+        let p = Password::parse(secret.to_string()).map_err(|_| refused(ErrorCode::AnswersInvalid))?;
+        self.hasher
+            .hash(&p)
+            .await
+            .map_err(|e| DomainError::Hashing(e.to_string()))
+    }
+
+    async fn verify_secret(&self, secret: &str, stored: &str) -> bool {
+        match Password::parse(secret.to_string()) {
+            Ok(p) => self.hasher.verify(&p, Some(stored)).await,
+            Err(_) => false,
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! Passkeys and security keys (WebAuthn, `webauthn-rs`). Ceremony state is sealed and kept in the
+//! database for a few minutes (never in the browser); the relying party id and origin come from
+//! `public_url`; credential ids are unique across all users; the user handle is random.
+
+use super::{event, method_name, methods_of, new_id, refused, Actor, Method, MfaOutcome, Security};
+use crate::domain::error::DomainError;
+use crate::domain::policy::MethodKind;
+use crate::store::methods::{CeremonyRow, MethodRow};
+use base64::Engine;
+use converge_app::api::ErrorCode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::json;
+use webauthn_rs::prelude::{
+    Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, Uuid,
+};
+
+const CEREMONY_SECONDS: i64 = 300;
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn passkey_of(m: &Method) -> Option<Passkey> {
+    serde_json::from_value(m.detail().get("passkey")?.clone()).ok()
+}
+
+impl Security {
+    async fn put_state<T: Serialize>(
+        &self,
+        actor: &Actor,
+        kind: &str,
+        name: &str,
+        state: &T,
+        now: i64,
+    ) -> Result<String, DomainError> {
+        let id = new_id();
+        let json = serde_json::to_vec(state).map_err(|e| DomainError::Invalid(e.to_string()))?;
+        self.store
+            .put_ceremony(&CeremonyRow {
+                id: id.clone(),
+                user_id: Some(actor.user.id.clone()),
+                kind: kind.into(),
+                state: self.sealer.seal(&json, &id),
+                name: name.into(),
+                expires_at: now + CEREMONY_SECONDS,
+            })
+            .await?;
+        Ok(id)
+    }
+
+    async fn take_state<T: DeserializeOwned>(
+        &self,
+        actor: &Actor,
+        id: &str,
+        kind: &str,
+        now: i64,
+    ) -> Result<(T, String), DomainError> {
+        let c = self
+            .store
+            .take_ceremony(id, kind, now)
+            .await?
+            .filter(|c| c.user_id.as_deref() == Some(actor.user.id.as_str()))
+            .ok_or(refused(ErrorCode::SetupExpired))?;
+        let json = self
+            .sealer
+            .open(&c.state, &c.id)
+            .map_err(|_| refused(ErrorCode::SetupExpired))?;
+        let state = serde_json::from_slice(&json).map_err(|_| refused(ErrorCode::SetupExpired))?;
+        Ok((state, c.name))
+    }
+
+    /// Starts registering a passkey: returns the ceremony id and the options for
+    /// `navigator.credentials.create()`.
+    pub async fn passkey_start(
+        &self,
+        actor: &Actor,
+        name: &str,
+        now: i64,
+    ) -> Result<(String, serde_json::Value), DomainError> {
+        let name = method_name(name)?;
+        let methods = self.before_add(actor, MethodKind::Passkey, now).await?;
+        let handle = self.store.user_handle(&actor.user.id).await?;
+        let handle = Uuid::parse_str(&handle).map_err(|e| DomainError::Invalid(e.to_string()))?;
+        let exclude: Vec<_> = methods
+            .iter()
+            .filter_map(passkey_of)
+            .map(|p| p.cred_id().clone())
+            .collect();
+        let (options, state) = self
+            .webauthn
+            .start_passkey_registration(
+                handle,
+                &actor.user.username,
+                &actor.user.display_name,
+                Some(exclude),
+            )
+            .map_err(|e| DomainError::Invalid(format!("webauthn: {e}")))?;
+        let id = self
+            .put_state::<PasskeyRegistration>(actor, "register", &name, &state, now)
+            .await?;
+        let options = serde_json::to_value(options).map_err(|e| DomainError::Invalid(e.to_string()))?;
+        Ok((id, options))
+    }
+
+    /// Completes a registration with the browser's answer.
+    pub async fn passkey_finish(
+        &self,
+        actor: &Actor,
+        ceremony: &str,
+        credential: &str,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let (state, name) = self
+            .take_state::<PasskeyRegistration>(actor, ceremony, "register", now)
+            .await?;
+        let methods = self.methods(&actor.user.id, now).await?;
+        self.may_change(actor, &methods, now)?;
+        let reg: RegisterPublicKeyCredential =
+            serde_json::from_str(credential).map_err(|_| refused(ErrorCode::PasskeyFailed))?;
+        let passkey = match self.webauthn.finish_passkey_registration(&reg, &state) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::info!(error = %e, "passkey registration refused");
+                let mut a = self.audit(actor, event::METHOD_ADDED, false, now);
+                a.reason = Some(format!("passkey: {e}"));
+                self.store.append_audit(&a).await?;
+                return Err(refused(match e {
+                    webauthn_rs::prelude::WebauthnError::CredentialExcludedFromRequest => {
+                        ErrorCode::PasskeyExists
+                    }
+                    _ => ErrorCode::PasskeyFailed,
+                }));
+            }
+        };
+        let cred_id = b64(passkey.cred_id());
+        if self.store.method_by_credential(&cred_id).await?.is_some() {
+            return Err(refused(ErrorCode::PasskeyExists));
+        }
+        let row = MethodRow {
+            id: new_id(),
+            user_id: actor.user.id.clone(),
+            kind: MethodKind::Passkey.as_str().into(),
+            name,
+            status: "active".into(),
+            source: "user".into(),
+            secret: None,
+            detail: json!({ "passkey": passkey }).to_string(),
+            credential_id: Some(cred_id),
+            is_default: false,
+            last_step: 0,
+            failures: 0,
+            created_at: now,
+            activated_at: now,
+            last_used_at: now,
+            expires_at: 0,
+        };
+        // a concurrent registration of the same credential loses on the UNIQUE constraint
+        if self.store.insert_method(&row).await.is_err() {
+            return Err(refused(ErrorCode::PasskeyExists));
+        }
+        let m = methods_of(vec![row])
+            .pop()
+            .ok_or(refused(ErrorCode::SetupExpired))?;
+        self.added(actor, &m, now).await
+    }
+
+    /// Starts a passkey assertion for sign-in or re-authentication.
+    pub async fn passkey_auth_start(
+        &self,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<(String, serde_json::Value), DomainError> {
+        let methods = self.methods(&actor.user.id, now).await?;
+        let passkeys: Vec<Passkey> = methods.iter().filter_map(passkey_of).collect();
+        if passkeys.is_empty() {
+            return Err(refused(ErrorCode::SetupExpired));
+        }
+        let (options, state) = self
+            .webauthn
+            .start_passkey_authentication(&passkeys)
+            .map_err(|e| DomainError::Invalid(format!("webauthn: {e}")))?;
+        let id = self
+            .put_state::<PasskeyAuthentication>(actor, "authenticate", "", &state, now)
+            .await?;
+        let options = serde_json::to_value(options).map_err(|e| DomainError::Invalid(e.to_string()))?;
+        Ok((id, options))
+    }
+
+    /// Completes a passkey assertion: signature, origin, user verification and the signature
+    /// counter (a counter that does not increase is refused as a possible clone).
+    pub async fn passkey_auth_finish(
+        &self,
+        actor: &Actor,
+        ceremony: &str,
+        credential: &str,
+        now: i64,
+    ) -> Result<MfaOutcome, DomainError> {
+        if self.throttled(actor, now).await? {
+            return Err(refused(ErrorCode::TooManyAttempts));
+        }
+        let (state, _) = self
+            .take_state::<PasskeyAuthentication>(actor, ceremony, "authenticate", now)
+            .await?;
+        let cred: PublicKeyCredential =
+            serde_json::from_str(credential).map_err(|_| refused(ErrorCode::PasskeyFailed))?;
+        let result = match self.webauthn.finish_passkey_authentication(&cred, &state) {
+            Ok(r) => r,
+            Err(e) => {
+                self.count_failure(actor, &format!("passkey: {e}"), now).await?;
+                return Err(refused(ErrorCode::PasskeyFailed));
+            }
+        };
+        let methods = self.methods(&actor.user.id, now).await?;
+        let cred_id = b64(result.cred_id());
+        let m = methods
+            .into_iter()
+            .find(|m| m.row.credential_id.as_deref() == Some(cred_id.as_str()))
+            .ok_or(refused(ErrorCode::PasskeyFailed))?;
+        let mut passkey = passkey_of(&m).ok_or(refused(ErrorCode::PasskeyFailed))?;
+        passkey.update_credential(&result);
+        let detail = json!({ "passkey": passkey }).to_string();
+        if !self
+            .store
+            .use_passkey(&m.row.id, &detail, i64::from(result.counter()), now)
+            .await?
+        {
+            self.count_failure(actor, "passkey signature counter did not increase", now)
+                .await?;
+            return Err(refused(ErrorCode::PasskeyFailed));
+        }
+        self.verified(actor, &m, now).await
+    }
+}

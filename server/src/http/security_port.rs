@@ -1,0 +1,322 @@
+//! The Security info part of the UI's port: maps `SecurityRequest`s to the domain's
+//! [`Security`] service and its results to page data. Refusals keep their user-facing code;
+//! everything else is logged here and shown as SYS-503 / SYS-500.
+
+use super::AppState;
+use crate::domain::error::DomainError;
+use crate::domain::flows::security::{Actor, Method, Security};
+use crate::domain::flows::session::Client;
+use crate::domain::format_time;
+use crate::domain::policy::MethodKind;
+use crate::store::SessionRow;
+use converge_app::api::{
+    AddOption, ApiError, ErrorCode, MethodView, Overview, PasskeyOptions, PendingCodeView,
+    TotpSetupView, VerifyView,
+};
+use converge_app::routes;
+use converge_app::ssr::{RequestCtx, SecurityRequest as R, SecurityStatus as S, SignedIn};
+
+fn api_error(e: DomainError) -> ApiError {
+    match e {
+        DomainError::Refused(code) => code.into(),
+        DomainError::Store(_) | DomainError::Directory(_) => {
+            tracing::error!(error = %e, "security info: backend failure");
+            ErrorCode::Unavailable.into()
+        }
+        other => {
+            tracing::error!(error = %other, "security info: failure");
+            ErrorCode::Internal.into()
+        }
+    }
+}
+
+/// Requests a half signed-in session (password done, second factor pending) may make.
+fn allowed_while_pending(req: &R) -> bool {
+    matches!(
+        req,
+        R::VerifyView { reauth: false, .. }
+            | R::MfaSend { reauth: false, .. }
+            | R::MfaCode { reauth: false, .. }
+            | R::PasskeyAuthStart
+            | R::PasskeyAuthFinish { reauth: false, .. }
+    )
+}
+
+async fn actor(state: &AppState, ctx: &RequestCtx, s: &SignedIn) -> Result<Actor, ApiError> {
+    let user = state
+        .store
+        .find_user(&s.user_id)
+        .await
+        .map_err(|e| api_error(e.into()))?
+        .ok_or(ApiError::Failed(ErrorCode::NotSignedIn))?;
+    Ok(Actor {
+        session: SessionRow {
+            id_hash: s.session_hash.clone(),
+            user_id: s.user_id.clone(),
+            created_at: s.created_at,
+            last_seen_at: 0,
+            expires_at: 0,
+            client_ip: ctx.client_ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            stage: if ctx.session.is_some() { "full" } else { "mfa" }.into(),
+            mfa_at: s.mfa_at,
+        },
+        client: Client {
+            ip: ctx.client_ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+        },
+        user,
+    })
+}
+
+pub fn method_view(m: &Method) -> MethodView {
+    let t = converge_app::text::en();
+    let detail = match m.kind {
+        MethodKind::Phone => {
+            let slot = t.sec.slot_label(&m.slot().unwrap_or_default());
+            let number = crate::domain::flows::security::mask(&m.destination().unwrap_or_default());
+            format!("{slot} · {number}")
+        }
+        MethodKind::Email => crate::domain::flows::security::mask(&m.destination().unwrap_or_default()),
+        _ => String::new(),
+    };
+    MethodView {
+        id: m.row.id.clone(),
+        kind: m.kind.as_str().into(),
+        name: m.row.name.clone(),
+        detail,
+        added_on: format_time(m.row.activated_at.max(m.row.created_at)),
+        last_used: (m.row.last_used_at > 0).then(|| format_time(m.row.last_used_at)),
+        is_default: m.row.is_default,
+        from_directory: m.row.source == "directory",
+        signs_in: m.kind.signs_in(),
+    }
+}
+
+/// Where a completed sign-in goes: the wizard when registration is due, else Security info.
+pub async fn after_signin(sec: &Security, user: &crate::domain::users::User, now: i64) -> Result<String, DomainError> {
+    Ok(if sec.needs_wizard(user, now).await? {
+        routes::SETUP.to_string()
+    } else {
+        routes::SECURITY_INFO.to_string()
+    })
+}
+
+pub async fn handle(state: &AppState, ctx: &RequestCtx, req: R) -> Result<S, ApiError> {
+    let signed = match (&ctx.session, &ctx.pending) {
+        (Some(s), _) => s,
+        (None, Some(p)) if allowed_while_pending(&req) => p,
+        _ => return Err(ErrorCode::NotSignedIn.into()),
+    };
+    let actor = actor(state, ctx, signed).await?;
+    let now = state.clock.now();
+    run(state, &actor, req, now).await.map_err(api_error)
+}
+
+async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, DomainError> {
+    let sec = &state.security;
+    let p = &sec.policy;
+    Ok(match req {
+        R::Overview => {
+            let methods = sec.methods(&actor.user.id, now).await?;
+            let reg = state.store.registration_state(&actor.user.id).await?;
+            let status = sec.status(&actor.user, &methods, reg, now);
+            let count = |k: MethodKind| methods.iter().filter(|m| m.kind == k).count() as u32;
+            let options = p
+                .allowed
+                .iter()
+                .map(|k| {
+                    let max = match k {
+                        MethodKind::Totp => p.totp.max_devices,
+                        MethodKind::Passkey => p.max_passkeys,
+                        MethodKind::Phone => 3,
+                        MethodKind::Email => 2,
+                        MethodKind::Questions | MethodKind::Pin => u32::MAX,
+                    };
+                    AddOption {
+                        kind: k.as_str().into(),
+                        mandatory: p.mandatory.contains(k),
+                        full: count(*k) >= max,
+                        registered: count(*k) > 0,
+                    }
+                })
+                .collect();
+            let registered_numbers: Vec<String> = methods
+                .iter()
+                .filter(|m| m.kind == MethodKind::Phone)
+                .filter_map(Method::destination)
+                .collect();
+            let u = &actor.user;
+            let directory_phones = [
+                ("mobile", &u.mobile_phone),
+                ("alternate", &u.alternate_phone),
+                ("office", &u.office_phone),
+            ]
+            .into_iter()
+            .filter_map(|(slot, n)| n.as_ref().map(|n| (slot, n)))
+            .filter(|(_, n)| !registered_numbers.contains(n))
+            .map(|(slot, n)| (slot.to_string(), crate::notify::mask_number(n)))
+            .collect();
+            S::Overview(Overview {
+                methods: methods.iter().map(method_view).collect(),
+                options,
+                directory_phones,
+                registered: status.registered,
+                required: status.required,
+                complete: status.complete,
+                review_due: status.review_due,
+                can_snooze: status.can_snooze,
+                snoozes_left: status.snoozes_left,
+                questions: p.questions.clone(),
+                questions_required: p.questions_required,
+                allow_custom_questions: p.allow_custom_questions,
+                pin_min: p.pin_min_length,
+                pin_max: p.pin_max_length,
+            })
+        }
+        R::TotpStart { name } => S::Started(sec.totp_start(actor, &name, now).await?),
+        R::TotpSetup { id } => {
+            let s = sec.totp_setup(actor, &id, now).await?;
+            S::TotpSetup(TotpSetupView {
+                id: s.id,
+                name: s.name,
+                key: s.key,
+                account: actor.user.username.clone(),
+                issuer: p.totp.issuer.clone(),
+                qr_svg: s.qr_svg,
+            })
+        }
+        R::TotpConfirm { id, code } => {
+            sec.totp_confirm(actor, &id, &code, now).await?;
+            S::Done
+        }
+        R::PhoneStart {
+            slot,
+            number,
+            extension,
+            voice,
+        } => S::Started(
+            sec.phone_start(actor, &slot, &number, &extension, voice, now)
+                .await?
+                .id,
+        ),
+        R::EmailStart { address } => S::Started(sec.email_start(actor, &address, now).await?.id),
+        R::PendingCode { id } => {
+            let c = sec.pending_code(actor, &id, now).await?;
+            S::PendingCode(PendingCodeView {
+                id: c.id,
+                kind: c.kind.as_str().into(),
+                channel: c.channel,
+                destination: c.destination,
+            })
+        }
+        R::CodeConfirm { id, code } => {
+            sec.code_confirm(actor, &id, &code, now).await?;
+            S::Done
+        }
+        R::CodeResend { id, voice } => S::Started(sec.resend_code(actor, &id, voice, now).await?.id),
+        R::Questions { answers } => {
+            sec.set_questions(actor, &answers, now).await?;
+            S::Done
+        }
+        R::Pin { pin, confirm } => {
+            sec.set_pin(actor, &pin, &confirm, now).await?;
+            S::Done
+        }
+        R::SetDefault { id } => {
+            sec.set_default(actor, &id, now).await?;
+            S::Done
+        }
+        R::Rename { id, name } => {
+            sec.rename(actor, &id, &name, now).await?;
+            S::Done
+        }
+        R::Remove { id } => {
+            sec.remove(actor, &id, now).await?;
+            S::Done
+        }
+        R::Confirm => {
+            sec.confirm(actor, now).await?;
+            S::Done
+        }
+        R::Snooze => {
+            sec.snooze(actor, now).await?;
+            S::Done
+        }
+        R::SignOutOthers => {
+            sec.sign_out_others(actor, now).await?;
+            S::Done
+        }
+        R::PasskeyRegisterStart { name } => {
+            let (ceremony, options) = sec.passkey_start(actor, &name, now).await?;
+            S::Passkey(PasskeyOptions {
+                ceremony,
+                options: options.to_string(),
+            })
+        }
+        R::PasskeyRegisterFinish {
+            ceremony,
+            credential,
+        } => {
+            sec.passkey_finish(actor, &ceremony, &credential, now).await?;
+            S::Done
+        }
+        R::VerifyView { method, reauth } => {
+            let methods = sec.methods(&actor.user.id, now).await?;
+            let factors = sec.factor_methods(methods, reauth);
+            let pos = method
+                .as_deref()
+                .and_then(|id| factors.iter().position(|m| m.row.id == id))
+                .or((!factors.is_empty()).then_some(0));
+            let current = pos.map(|i| method_view(&factors[i]));
+            let others = factors
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| Some(*i) != pos)
+                .map(|(_, m)| method_view(m))
+                .collect();
+            let has_pin = sec
+                .methods(&actor.user.id, now)
+                .await?
+                .iter()
+                .any(|m| m.kind == MethodKind::Pin);
+            S::Verify(VerifyView {
+                current,
+                others,
+                pin_mode: p.pin_mode && has_pin,
+                reauth,
+            })
+        }
+        R::MfaSend {
+            method,
+            voice,
+            reauth,
+        } => S::Started(sec.mfa_send(actor, &method, voice, reauth, now).await?.id),
+        R::MfaCode {
+            method,
+            code,
+            pin,
+            reauth,
+        } => {
+            sec.mfa_code(actor, &method, &code, pin.as_deref(), reauth, now)
+                .await?;
+            S::Next(after_signin(sec, &actor.user, now).await?)
+        }
+        R::PasskeyAuthStart => {
+            let (ceremony, options) = sec.passkey_auth_start(actor, now).await?;
+            S::Passkey(PasskeyOptions {
+                ceremony,
+                options: options.to_string(),
+            })
+        }
+        R::PasskeyAuthFinish {
+            ceremony,
+            credential,
+            ..
+        } => {
+            sec.passkey_auth_finish(actor, &ceremony, &credential, now)
+                .await?;
+            S::Next(after_signin(sec, &actor.user, now).await?)
+        }
+    })
+}
