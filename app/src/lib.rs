@@ -57,6 +57,38 @@ pub fn App() -> impl IntoView {
                     ssr=SsrMode::Async
                 />
                 <Route path=path!("/activity") view=pages::activity::ActivityPage ssr=SsrMode::Async/>
+                <Route path=path!("/setup") view=pages::setup::SetupPage ssr=SsrMode::Async/>
+                <Route path=path!("/signin/verify") view=pages::verify::VerifyPage ssr=SsrMode::Async/>
+                <Route
+                    path=path!("/security-info/add/app")
+                    view=pages::add::AddAppPage
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/security-info/add/passkey")
+                    view=pages::add::AddPasskeyPage
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/security-info/add/phone")
+                    view=pages::add::AddPhonePage
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/security-info/add/email")
+                    view=pages::add::AddEmailPage
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/security-info/add/questions")
+                    view=pages::add::AddQuestionsPage
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/security-info/add/pin")
+                    view=pages::add::AddPinPage
+                    ssr=SsrMode::Async
+                />
                 <Route path=path!("/report/:token") view=pages::report::ReportPage ssr=SsrMode::Async/>
                 <Route
                     path=path!("/report-recorded")

@@ -67,6 +67,20 @@ pub fn after_add(flow: &str) -> String {
     }
 }
 
+/// `key=value` with the value percent-encoded for a query string.
+pub fn query_pair(key: &str, value: &str) -> String {
+    let mut out = format!("{key}=");
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// Query parameter naming the page flow (`setup` or `info`).
 pub const FLOW_PARAM: &str = "flow";
 

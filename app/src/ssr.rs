@@ -210,16 +210,4 @@ pub fn set_status(code: u16) {
     }
 }
 
-/// `key=value` with the value percent-encoded for a query string.
-pub fn query_pair(key: &str, value: &str) -> String {
-    let mut out = format!("{key}=");
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+pub use crate::routes::query_pair;

@@ -85,11 +85,27 @@ pub struct VerifyView {
 }
 
 /// What `public/passkey.js` needs for a ceremony.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PasskeyOptions {
     pub ceremony: String,
     /// WebAuthn options as JSON (`publicKey` inside).
     pub options: String,
+    /// A user-facing error code (e.g. `KEY-001`); the script shows the page with it.
+    pub error: Option<String>,
+}
+
+/// The end of a passkey ceremony for `public/passkey.js`: where to go, or the error code.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyResult {
+    pub next: String,
+    pub error: Option<String>,
+}
+
+#[cfg(feature = "ssr")]
+fn passkey_error<T: Default>(e: ApiError, f: impl FnOnce(&mut T, Option<String>)) -> T {
+    let mut out = T::default();
+    f(&mut out, Some(e.code().code().to_string()));
+    out
 }
 
 /// Redirects to `to` (the end of every form post).
@@ -358,6 +374,7 @@ pub async fn verify_code(
     next: Option<String>,
 ) -> Result<(), ApiError> {
     use crate::routes::VERIFY;
+    let next = next.filter(|n| !n.is_empty());
     let req = crate::ssr::SecurityRequest::MfaCode {
         method: method.clone(),
         code,
@@ -381,6 +398,7 @@ pub async fn verify_code(
 #[server(prefix = "/api", endpoint = "verify_send")]
 pub async fn verify_send(method: String, how: Option<String>, next: Option<String>) -> Result<(), ApiError> {
     use crate::routes::VERIFY;
+    let next = next.filter(|n| !n.is_empty());
     let next_q = next.clone().unwrap_or_default();
     let req = crate::ssr::SecurityRequest::MfaSend {
         method: method.clone(),
@@ -406,36 +424,60 @@ pub async fn verify_send(method: String, how: Option<String>, next: Option<Strin
 
 #[server(prefix = "/api", endpoint = "passkey_register_start")]
 pub async fn passkey_register_start(name: String) -> Result<PasskeyOptions, ApiError> {
-    expect!(call(crate::ssr::SecurityRequest::PasskeyRegisterStart { name }).await?, Passkey)
+    match call(crate::ssr::SecurityRequest::PasskeyRegisterStart { name }).await {
+        Ok(crate::ssr::SecurityStatus::Passkey(o)) => Ok(o),
+        Ok(_) => Err(crate::api::ErrorCode::Internal.into()),
+        Err(e) => Ok(passkey_error(e, |o: &mut PasskeyOptions, c| o.error = c)),
+    }
 }
 
-/// Returns where to go next.
 #[server(prefix = "/api", endpoint = "passkey_register_finish")]
-pub async fn passkey_register_finish(ceremony: String, credential: String, flow: String) -> Result<String, ApiError> {
-    call(crate::ssr::SecurityRequest::PasskeyRegisterFinish { ceremony, credential }).await?;
-    Ok(crate::routes::after_add(flow_of(&flow)))
+pub async fn passkey_register_finish(
+    ceremony: String,
+    credential: String,
+    flow: String,
+) -> Result<PasskeyResult, ApiError> {
+    let req = crate::ssr::SecurityRequest::PasskeyRegisterFinish { ceremony, credential };
+    Ok(match call(req).await {
+        Ok(_) => PasskeyResult {
+            next: crate::routes::after_add(flow_of(&flow)),
+            error: None,
+        },
+        Err(e) => passkey_error(e, |o: &mut PasskeyResult, c| o.error = c),
+    })
 }
 
 #[server(prefix = "/api", endpoint = "passkey_auth_start")]
 pub async fn passkey_auth_start() -> Result<PasskeyOptions, ApiError> {
-    expect!(call(crate::ssr::SecurityRequest::PasskeyAuthStart).await?, Passkey)
+    match call(crate::ssr::SecurityRequest::PasskeyAuthStart).await {
+        Ok(crate::ssr::SecurityStatus::Passkey(o)) => Ok(o),
+        Ok(_) => Err(crate::api::ErrorCode::Internal.into()),
+        Err(e) => Ok(passkey_error(e, |o: &mut PasskeyOptions, c| o.error = c)),
+    }
 }
 
-/// Returns where to go next.
 #[server(prefix = "/api", endpoint = "passkey_auth_finish")]
 pub async fn passkey_auth_finish(
     ceremony: String,
     credential: String,
     next: Option<String>,
-) -> Result<String, ApiError> {
+) -> Result<PasskeyResult, ApiError> {
+    let next = next.filter(|n| !n.is_empty());
     let req = crate::ssr::SecurityRequest::PasskeyAuthFinish {
         ceremony,
         credential,
         reauth: next.is_some(),
     };
-    match (call(req).await?, next) {
-        (_, Some(next)) => Ok(crate::routes::safe_next(&next)),
-        (crate::ssr::SecurityStatus::Next(to), None) => Ok(to),
-        _ => Ok(crate::routes::SECURITY_INFO.to_string()),
-    }
+    Ok(match (call(req).await, next) {
+        (Ok(_), Some(next)) => PasskeyResult {
+            next: crate::routes::safe_next(&next),
+            error: None,
+        },
+        (Ok(crate::ssr::SecurityStatus::Next(to)), None) => PasskeyResult { next: to, error: None },
+        (Ok(_), None) => PasskeyResult {
+            next: crate::routes::SECURITY_INFO.to_string(),
+            error: None,
+        },
+        (Err(e), _) => passkey_error(e, |o: &mut PasskeyResult, c| o.error = c),
+    })
 }

@@ -44,6 +44,7 @@ strings!(SecurityTexts, EN {
     remove_confirm: "Remove this method? You will get an email about it.",
     add_method_heading: "Add a method",
     add: "Add",
+    change: "Change",
     added_notice: "Your security info was updated. We sent you an email about the change.",
     removed_notice: "The method was removed. We sent you an email about the change.",
     saved_notice: "Saved.",

@@ -252,6 +252,7 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
             S::Passkey(PasskeyOptions {
                 ceremony,
                 options: options.to_string(),
+                error: None,
             })
         }
         R::PasskeyRegisterFinish {
@@ -307,6 +308,7 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
             S::Passkey(PasskeyOptions {
                 ceremony,
                 options: options.to_string(),
+                error: None,
             })
         }
         R::PasskeyAuthFinish {

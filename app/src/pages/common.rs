@@ -1,0 +1,49 @@
+//! What every security page reads from its address: the error of the last attempt, a notice,
+//! the flow it belongs to (the wizard or Security info), and single parameters.
+
+use crate::api::ErrorCode;
+use crate::{routes, text};
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+/// `?error=CODE` → the error to show.
+pub fn page_error() -> Option<ErrorCode> {
+    param(routes::ERROR_PARAM).and_then(|c| ErrorCode::from_code(&c))
+}
+
+/// `?notice=…` → the confirmation to show.
+pub fn page_notice() -> Option<&'static str> {
+    let s = text::en().sec;
+    match param("notice").as_deref() {
+        Some("added") => Some(s.added_notice),
+        Some("removed") => Some(s.removed_notice),
+        Some("saved") => Some(s.saved_notice),
+        Some("confirmed") => Some(s.confirmed_notice),
+        Some("others_signed_out") => Some(s.others_signed_out_notice),
+        _ => None,
+    }
+}
+
+/// `setup` inside the wizard, `info` from the Security info page.
+pub fn page_flow() -> String {
+    match param(routes::FLOW_PARAM).as_deref() {
+        Some("setup") => "setup".into(),
+        _ => "info".into(),
+    }
+}
+
+/// One query parameter (non-empty), read once when the page renders.
+pub fn param(name: &str) -> Option<String> {
+    use_query_map()
+        .with_untracked(|q| q.get(name))
+        .filter(|v| !v.is_empty())
+}
+
+/// Where "Cancel" / "Back" leads for a flow.
+pub fn back_for(flow: &str) -> &'static str {
+    if flow == "setup" {
+        routes::SETUP
+    } else {
+        routes::SECURITY_INFO
+    }
+}
