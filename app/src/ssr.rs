@@ -84,29 +84,84 @@ pub enum ReportRequest {
 /// Security info, the wizard and the second sign-in step (see `api::security`).
 pub enum SecurityRequest {
     Overview,
-    TotpStart { name: String },
-    TotpSetup { id: String },
-    TotpConfirm { id: String, code: String },
-    PhoneStart { slot: String, number: String, extension: String, voice: bool },
-    EmailStart { address: String },
-    PendingCode { id: String },
-    CodeConfirm { id: String, code: String },
-    CodeResend { id: String, voice: Option<bool> },
-    Questions { answers: Vec<(String, String)> },
-    Pin { pin: String, confirm: String },
-    SetDefault { id: String },
-    Rename { id: String, name: String },
-    Remove { id: String },
+    TotpStart {
+        name: String,
+    },
+    TotpSetup {
+        id: String,
+    },
+    TotpConfirm {
+        id: String,
+        code: String,
+    },
+    PhoneStart {
+        slot: String,
+        number: String,
+        extension: String,
+        voice: bool,
+    },
+    EmailStart {
+        address: String,
+    },
+    PendingCode {
+        id: String,
+    },
+    CodeConfirm {
+        id: String,
+        code: String,
+    },
+    CodeResend {
+        id: String,
+        voice: Option<bool>,
+    },
+    Questions {
+        answers: Vec<(String, String)>,
+    },
+    Pin {
+        pin: String,
+        confirm: String,
+    },
+    SetDefault {
+        id: String,
+    },
+    Rename {
+        id: String,
+        name: String,
+    },
+    Remove {
+        id: String,
+    },
     Confirm,
     Snooze,
     SignOutOthers,
-    PasskeyRegisterStart { name: String },
-    PasskeyRegisterFinish { ceremony: String, credential: String },
-    VerifyView { method: Option<String>, reauth: bool },
-    MfaSend { method: String, voice: bool, reauth: bool },
-    MfaCode { method: String, code: String, pin: Option<String>, reauth: bool },
+    PasskeyRegisterStart {
+        name: String,
+    },
+    PasskeyRegisterFinish {
+        ceremony: String,
+        credential: String,
+    },
+    VerifyView {
+        method: Option<String>,
+        reauth: bool,
+    },
+    MfaSend {
+        method: String,
+        voice: bool,
+        reauth: bool,
+    },
+    MfaCode {
+        method: String,
+        code: String,
+        pin: Option<String>,
+        reauth: bool,
+    },
     PasskeyAuthStart,
-    PasskeyAuthFinish { ceremony: String, credential: String, reauth: bool },
+    PasskeyAuthFinish {
+        ceremony: String,
+        credential: String,
+        reauth: bool,
+    },
 }
 
 pub enum SecurityStatus {
@@ -174,7 +229,10 @@ pub fn finish_signin(status: SigninStatus) {
         }
     };
     match status {
-        SigninStatus::SignedIn { set_cookie: c, next } => {
+        SigninStatus::SignedIn {
+            set_cookie: c,
+            next,
+        } => {
             set_cookie(&c);
             leptos_axum::redirect(&next);
         }

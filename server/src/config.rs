@@ -3,8 +3,8 @@
 //! validated into a [`Configuration`] that the rest of the server uses.
 
 use crate::domain::policy::{
-    Argon2Policy, MethodKind, Policy, RegistrationPolicy, SessionPolicy, SigninPolicy, TotpAlgorithm,
-    TotpPolicy,
+    Argon2Policy, MethodKind, Policy, RegistrationPolicy, SessionPolicy, SigninPolicy,
+    TotpAlgorithm, TotpPolicy,
 };
 use serde::Deserialize;
 use std::fmt;
@@ -66,7 +66,10 @@ pub struct RegistrationSettings {
 impl Default for RegistrationSettings {
     fn default() -> Self {
         RegistrationSettings {
-            allowed_methods: MethodKind::ALL.iter().map(|k| k.as_str().to_string()).collect(),
+            allowed_methods: MethodKind::ALL
+                .iter()
+                .map(|k| k.as_str().to_string())
+                .collect(),
             mandatory_methods: vec![],
             methods_required: 1,
             admin_methods_required: 2,
@@ -717,9 +720,8 @@ impl Settings {
             problems.push("registration.totp_period_seconds: must be 15 to 120".into());
         }
         if !(4..=16).contains(&r.pin_min_length) || r.pin_max_length < r.pin_min_length {
-            problems.push(
-                "registration.pin_min_length / pin_max_length: 4 ≤ min ≤ max ≤ 16".into(),
-            );
+            problems
+                .push("registration.pin_min_length / pin_max_length: 4 ≤ min ≤ max ≤ 16".into());
         }
         let pool = r.questions.iter().filter(|q| !q.trim().is_empty()).count();
         if allowed.contains(&MethodKind::Questions)

@@ -70,7 +70,10 @@ impl Sealer {
     /// Compares a candidate against a stored [`Sealer::mac`] in constant time.
     pub fn mac_matches(&self, context: &str, data: &str, stored: &str) -> bool {
         use subtle::ConstantTimeEq;
-        self.mac(context, data).as_bytes().ct_eq(stored.as_bytes()).into()
+        self.mac(context, data)
+            .as_bytes()
+            .ct_eq(stored.as_bytes())
+            .into()
     }
 
     pub fn open(&self, sealed: &str, context: &str) -> Result<Vec<u8>, OpenError> {

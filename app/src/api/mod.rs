@@ -161,7 +161,12 @@ mod tests {
             let t = crate::text::en();
             assert!(!t.for_error(code).is_empty());
             if code != ErrorCode::Internal {
-                assert_ne!(t.for_error(code), t.internal_error, "{} has no text", code.code());
+                assert_ne!(
+                    t.for_error(code),
+                    t.internal_error,
+                    "{} has no text",
+                    code.code()
+                );
             }
         }
         assert_eq!(ErrorCode::from_code("nope"), None);

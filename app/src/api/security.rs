@@ -177,17 +177,26 @@ pub async fn get_overview() -> Result<Overview, ApiError> {
 
 #[server(prefix = "/api", endpoint = "totp_setup")]
 pub async fn get_totp_setup(id: String) -> Result<TotpSetupView, ApiError> {
-    expect!(call(crate::ssr::SecurityRequest::TotpSetup { id }).await?, TotpSetup)
+    expect!(
+        call(crate::ssr::SecurityRequest::TotpSetup { id }).await?,
+        TotpSetup
+    )
 }
 
 #[server(prefix = "/api", endpoint = "pending_code")]
 pub async fn get_pending_code(id: String) -> Result<PendingCodeView, ApiError> {
-    expect!(call(crate::ssr::SecurityRequest::PendingCode { id }).await?, PendingCode)
+    expect!(
+        call(crate::ssr::SecurityRequest::PendingCode { id }).await?,
+        PendingCode
+    )
 }
 
 #[server(prefix = "/api", endpoint = "verify_view")]
 pub async fn get_verify(method: Option<String>, reauth: bool) -> Result<VerifyView, ApiError> {
-    expect!(call(crate::ssr::SecurityRequest::VerifyView { method, reauth }).await?, Verify)
+    expect!(
+        call(crate::ssr::SecurityRequest::VerifyView { method, reauth }).await?,
+        Verify
+    )
 }
 
 #[server(prefix = "/api", endpoint = "totp_start")]
@@ -198,7 +207,11 @@ pub async fn totp_start(name: String, flow: String) -> Result<(), ApiError> {
         Ok(crate::ssr::SecurityStatus::Started(id)) => {
             go(&format!("{ADD_APP}?setup={id}&flow={flow}"))
         }
-        Ok(_) => fail(ADD_APP, &[("flow", flow)], crate::api::ErrorCode::Internal.into()),
+        Ok(_) => fail(
+            ADD_APP,
+            &[("flow", flow)],
+            crate::api::ErrorCode::Internal.into(),
+        ),
         Err(e) => fail(ADD_APP, &[("flow", flow), ("name", &name)], e),
     }
     Ok(())
@@ -208,7 +221,12 @@ pub async fn totp_start(name: String, flow: String) -> Result<(), ApiError> {
 pub async fn totp_confirm(id: String, code: String, flow: String) -> Result<(), ApiError> {
     use crate::routes::ADD_APP;
     let flow = flow_of(&flow);
-    match call(crate::ssr::SecurityRequest::TotpConfirm { id: id.clone(), code }).await {
+    match call(crate::ssr::SecurityRequest::TotpConfirm {
+        id: id.clone(),
+        code,
+    })
+    .await
+    {
         Ok(_) => go(&crate::routes::after_add(flow)),
         Err(e) if e.code() == crate::api::ErrorCode::SetupExpired => {
             fail(ADD_APP, &[("flow", flow)], e)
@@ -239,7 +257,11 @@ pub async fn phone_start(
         Ok(crate::ssr::SecurityStatus::Started(id)) => {
             go(&format!("{ADD_PHONE}?code={id}&flow={flow}"))
         }
-        Ok(_) => fail(ADD_PHONE, &[("flow", flow)], crate::api::ErrorCode::Internal.into()),
+        Ok(_) => fail(
+            ADD_PHONE,
+            &[("flow", flow)],
+            crate::api::ErrorCode::Internal.into(),
+        ),
         Err(e) => fail(
             ADD_PHONE,
             &[
@@ -265,7 +287,11 @@ pub async fn email_start(address: String, flow: String) -> Result<(), ApiError> 
         Ok(crate::ssr::SecurityStatus::Started(id)) => {
             go(&format!("{ADD_EMAIL}?code={id}&flow={flow}"))
         }
-        Ok(_) => fail(ADD_EMAIL, &[("flow", flow)], crate::api::ErrorCode::Internal.into()),
+        Ok(_) => fail(
+            ADD_EMAIL,
+            &[("flow", flow)],
+            crate::api::ErrorCode::Internal.into(),
+        ),
         Err(e) => fail(ADD_EMAIL, &[("flow", flow), ("address", &address)], e),
     }
     Ok(())
@@ -273,23 +299,53 @@ pub async fn email_start(address: String, flow: String) -> Result<(), ApiError> 
 
 /// Confirms the code sent to a phone or email being added (`page`: `phone` or `email`).
 #[server(prefix = "/api", endpoint = "code_confirm")]
-pub async fn code_confirm(id: String, code: String, page: String, flow: String) -> Result<(), ApiError> {
+pub async fn code_confirm(
+    id: String,
+    code: String,
+    page: String,
+    flow: String,
+) -> Result<(), ApiError> {
     let flow = flow_of(&flow);
-    let back = if page == "email" { crate::routes::ADD_EMAIL } else { crate::routes::ADD_PHONE };
-    match call(crate::ssr::SecurityRequest::CodeConfirm { id: id.clone(), code }).await {
+    let back = if page == "email" {
+        crate::routes::ADD_EMAIL
+    } else {
+        crate::routes::ADD_PHONE
+    };
+    match call(crate::ssr::SecurityRequest::CodeConfirm {
+        id: id.clone(),
+        code,
+    })
+    .await
+    {
         Ok(_) => go(&crate::routes::after_add(flow)),
-        Err(e) if e.code() == crate::api::ErrorCode::SetupExpired => fail(back, &[("flow", flow)], e),
+        Err(e) if e.code() == crate::api::ErrorCode::SetupExpired => {
+            fail(back, &[("flow", flow)], e)
+        }
         Err(e) => fail(back, &[("code", &id), ("flow", flow)], e),
     }
     Ok(())
 }
 
 #[server(prefix = "/api", endpoint = "code_resend")]
-pub async fn code_resend(id: String, how: Option<String>, page: String, flow: String) -> Result<(), ApiError> {
+pub async fn code_resend(
+    id: String,
+    how: Option<String>,
+    page: String,
+    flow: String,
+) -> Result<(), ApiError> {
     let flow = flow_of(&flow);
-    let back = if page == "email" { crate::routes::ADD_EMAIL } else { crate::routes::ADD_PHONE };
+    let back = if page == "email" {
+        crate::routes::ADD_EMAIL
+    } else {
+        crate::routes::ADD_PHONE
+    };
     let voice = how.map(|h| h == "voice");
-    match call(crate::ssr::SecurityRequest::CodeResend { id: id.clone(), voice }).await {
+    match call(crate::ssr::SecurityRequest::CodeResend {
+        id: id.clone(),
+        voice,
+    })
+    .await
+    {
         Ok(crate::ssr::SecurityStatus::Started(new_id)) => {
             go(&format!("{back}?code={new_id}&flow={flow}&notice=sent"))
         }
@@ -318,11 +374,12 @@ pub async fn set_questions(
     a6: Option<String>,
 ) -> Result<(), ApiError> {
     let flow = flow_of(&flow);
-    let answers: Vec<(String, String)> = [(q1, a1), (q2, a2), (q3, a3), (q4, a4), (q5, a5), (q6, a6)]
-        .into_iter()
-        .filter_map(|(q, a)| q.map(|q| (q, a.unwrap_or_default())))
-        .filter(|(q, _)| !q.is_empty())
-        .collect();
+    let answers: Vec<(String, String)> =
+        [(q1, a1), (q2, a2), (q3, a3), (q4, a4), (q5, a5), (q6, a6)]
+            .into_iter()
+            .filter_map(|(q, a)| q.map(|q| (q, a.unwrap_or_default())))
+            .filter(|(q, _)| !q.is_empty())
+            .collect();
     match call(crate::ssr::SecurityRequest::Questions { answers }).await {
         Ok(_) => go(&crate::routes::after_add(flow)),
         // answers are never echoed back
@@ -344,13 +401,24 @@ pub async fn set_pin(pin: String, confirm: String, flow: String) -> Result<(), A
 /// Security info page actions: `default`, `rename`, `remove`, `confirm`, `snooze`,
 /// `sign_out_others`.
 #[server(prefix = "/api", endpoint = "manage_method")]
-pub async fn manage(action: String, id: Option<String>, name: Option<String>) -> Result<(), ApiError> {
+pub async fn manage(
+    action: String,
+    id: Option<String>,
+    name: Option<String>,
+) -> Result<(), ApiError> {
     use crate::routes::{SECURITY_INFO, SETUP};
     use crate::ssr::SecurityRequest as R;
     let id = id.unwrap_or_default();
     let (req, ok, back) = match action.as_str() {
         "default" => (R::SetDefault { id }, "saved", SECURITY_INFO),
-        "rename" => (R::Rename { id, name: name.unwrap_or_default() }, "saved", SECURITY_INFO),
+        "rename" => (
+            R::Rename {
+                id,
+                name: name.unwrap_or_default(),
+            },
+            "saved",
+            SECURITY_INFO,
+        ),
         "remove" => (R::Remove { id }, "removed", SECURITY_INFO),
         "confirm" => (R::Confirm, "confirmed", SECURITY_INFO),
         "snooze" => (R::Snooze, "", SETUP),
@@ -382,12 +450,18 @@ pub async fn verify_code(
         reauth: next.is_some(),
     };
     match call(req).await {
-        Ok(_) if next.is_some() => go(&crate::routes::safe_next(next.as_deref().unwrap_or_default())),
+        Ok(_) if next.is_some() => go(&crate::routes::safe_next(
+            next.as_deref().unwrap_or_default(),
+        )),
         Ok(crate::ssr::SecurityStatus::Next(to)) => go(&to),
         Ok(_) => go(crate::routes::SECURITY_INFO),
         Err(e) => fail(
             VERIFY,
-            &[("method", &method), ("sent", "1"), ("next", next.as_deref().unwrap_or_default())],
+            &[
+                ("method", &method),
+                ("sent", "1"),
+                ("next", next.as_deref().unwrap_or_default()),
+            ],
             e,
         ),
     }
@@ -396,7 +470,11 @@ pub async fn verify_code(
 
 /// Second step: sends a code to a registered phone (text or call) or email (re-authentication).
 #[server(prefix = "/api", endpoint = "verify_send")]
-pub async fn verify_send(method: String, how: Option<String>, next: Option<String>) -> Result<(), ApiError> {
+pub async fn verify_send(
+    method: String,
+    how: Option<String>,
+    next: Option<String>,
+) -> Result<(), ApiError> {
     use crate::routes::VERIFY;
     let next = next.filter(|n| !n.is_empty());
     let next_q = next.clone().unwrap_or_default();
@@ -437,7 +515,10 @@ pub async fn passkey_register_finish(
     credential: String,
     flow: String,
 ) -> Result<PasskeyResult, ApiError> {
-    let req = crate::ssr::SecurityRequest::PasskeyRegisterFinish { ceremony, credential };
+    let req = crate::ssr::SecurityRequest::PasskeyRegisterFinish {
+        ceremony,
+        credential,
+    };
     Ok(match call(req).await {
         Ok(_) => PasskeyResult {
             next: crate::routes::after_add(flow_of(&flow)),
@@ -473,7 +554,10 @@ pub async fn passkey_auth_finish(
             next: crate::routes::safe_next(&next),
             error: None,
         },
-        (Ok(crate::ssr::SecurityStatus::Next(to)), None) => PasskeyResult { next: to, error: None },
+        (Ok(crate::ssr::SecurityStatus::Next(to)), None) => PasskeyResult {
+            next: to,
+            error: None,
+        },
         (Ok(_), None) => PasskeyResult {
             next: crate::routes::SECURITY_INFO.to_string(),
             error: None,

@@ -182,6 +182,11 @@ impl SecurityTexts {
         }
     }
 
+    /// "Step 2 of 3" in the wizard.
+    pub fn step_of(&self, k: u32, n: u32) -> String {
+        format!("{} {k} {} {n}", self.wizard_step, self.wizard_of)
+    }
+
     /// The text message carrying a code.
     pub fn sms_code_text(&self, org: &str, code: &str, minutes: u32) -> String {
         format!("{org}: your code is {code}. It works once, for {minutes} minutes. Never share it.")

@@ -88,7 +88,10 @@ impl MethodKind {
     /// Can this method be the second factor at portal sign-in? (Email never is; questions and
     /// PIN only serve helpdesk verification and PIN mode.)
     pub fn signs_in(self) -> bool {
-        matches!(self, MethodKind::Totp | MethodKind::Passkey | MethodKind::Phone)
+        matches!(
+            self,
+            MethodKind::Totp | MethodKind::Passkey | MethodKind::Phone
+        )
     }
 
     /// Does this method count toward the number required for password reset? Questions count

@@ -77,7 +77,9 @@ pub fn method_view(m: &Method) -> MethodView {
             let number = crate::domain::flows::security::mask(&m.destination().unwrap_or_default());
             format!("{slot} · {number}")
         }
-        MethodKind::Email => crate::domain::flows::security::mask(&m.destination().unwrap_or_default()),
+        MethodKind::Email => {
+            crate::domain::flows::security::mask(&m.destination().unwrap_or_default())
+        }
         _ => String::new(),
     };
     MethodView {
@@ -94,7 +96,11 @@ pub fn method_view(m: &Method) -> MethodView {
 }
 
 /// Where a completed sign-in goes: the wizard when registration is due, else Security info.
-pub async fn after_signin(sec: &Security, user: &crate::domain::users::User, now: i64) -> Result<String, DomainError> {
+pub async fn after_signin(
+    sec: &Security,
+    user: &crate::domain::users::User,
+    now: i64,
+) -> Result<String, DomainError> {
     Ok(if sec.needs_wizard(user, now).await? {
         routes::SETUP.to_string()
     } else {
@@ -214,7 +220,9 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
             sec.code_confirm(actor, &id, &code, now).await?;
             S::Done
         }
-        R::CodeResend { id, voice } => S::Started(sec.resend_code(actor, &id, voice, now).await?.id),
+        R::CodeResend { id, voice } => {
+            S::Started(sec.resend_code(actor, &id, voice, now).await?.id)
+        }
         R::Questions { answers } => {
             sec.set_questions(actor, &answers, now).await?;
             S::Done
@@ -259,7 +267,8 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
             ceremony,
             credential,
         } => {
-            sec.passkey_finish(actor, &ceremony, &credential, now).await?;
+            sec.passkey_finish(actor, &ceremony, &credential, now)
+                .await?;
             S::Done
         }
         R::VerifyView { method, reauth } => {

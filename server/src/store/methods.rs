@@ -25,7 +25,8 @@ pub struct MethodRow {
     pub expires_at: i64,
 }
 
-const METHOD_COLUMNS: &str = "id, user_id, kind, name, status, source, secret, detail, credential_id, \
+const METHOD_COLUMNS: &str =
+    "id, user_id, kind, name, status, source, secret, detail, credential_id, \
      is_default, last_step, failures, created_at, activated_at, last_used_at, expires_at";
 
 fn method_from_row(r: &sqlx::any::AnyRow) -> Result<MethodRow, StoreError> {
@@ -510,10 +511,7 @@ impl Store {
         Ok(r.rows_affected())
     }
 
-    pub async fn registration_state(
-        &self,
-        user_id: &str,
-    ) -> Result<RegistrationState, StoreError> {
+    pub async fn registration_state(&self, user_id: &str) -> Result<RegistrationState, StoreError> {
         let row = sqlx::query(
             "SELECT confirmed_at, snooze_count, snooze_first_at FROM users WHERE id = $1",
         )
@@ -559,7 +557,9 @@ impl Store {
             .bind(user_id)
             .fetch_one(self.pool())
             .await?;
-        Ok(row.try_get::<Option<String>, _>("user_handle")?.unwrap_or(fresh))
+        Ok(row
+            .try_get::<Option<String>, _>("user_handle")?
+            .unwrap_or(fresh))
     }
 
     pub async fn user_by_handle(&self, handle: &str) -> Result<Option<String>, StoreError> {

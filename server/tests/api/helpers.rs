@@ -239,8 +239,8 @@ impl TestApp {
         let res = self.sign_in("alice", "correct-horse-alice", None).await;
         assert_eq!(
             location(&res),
-            "/security-info",
-            "alice should be able to sign in"
+            "/setup",
+            "alice should be able to sign in (and, without security info, meet the wizard)"
         );
         session_cookie(&res).expect("session cookie")
     }

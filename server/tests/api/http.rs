@@ -232,7 +232,8 @@ async fn https_public_url_means_host_prefixed_secure_cookies_and_hsts() {
         .send()
         .await
         .expect("req");
-    assert_eq!(location(&res), "/security-info");
+    // a user without security info is taken into the wizard
+    assert_eq!(location(&res), "/setup");
     let cookie = res
         .headers()
         .get("set-cookie")
@@ -270,5 +271,5 @@ async fn sign_in_with_javascript_client_gets_redirect_header_not_302() {
         .expect("req");
     assert!(res.status().is_success(), "{}", res.status());
     assert!(session_cookie(&res).is_some());
-    assert_eq!(location(&res), "/security-info");
+    assert_eq!(location(&res), "/setup");
 }

@@ -10,5 +10,6 @@ mod domain;
 mod http;
 mod import;
 mod messaging;
+mod security;
 mod signin;
 mod store;

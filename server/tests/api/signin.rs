@@ -18,7 +18,8 @@ async fn signs_in_and_out(db: Db) {
     let app = spawn_app(db).await;
     let res = app.sign_in("Alice", "correct-horse-alice", None).await;
     assert_eq!(res.status(), 302);
-    assert_eq!(location(&res), "/security-info");
+    // no security info yet: the wizard comes first
+    assert_eq!(location(&res), "/setup");
     let raw = res
         .headers()
         .get_all("set-cookie")
@@ -232,7 +233,7 @@ async fn throttle_delays_grow_and_success_resets(db: Db) {
     app.clock.advance(10);
     assert_eq!(
         location(&app.sign_in("alice", "correct-horse-alice", None).await),
-        "/security-info"
+        "/setup"
     );
     // success reset the account counter
     assert!(app
@@ -298,7 +299,7 @@ async fn locks_after_threshold(db: Db) {
         .expect("clear");
     assert_eq!(
         location(&app.sign_in("alice", "correct-horse-alice", None).await),
-        "/security-info"
+        "/setup"
     );
 }
 

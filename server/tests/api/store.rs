@@ -124,6 +124,8 @@ async fn sessions_round_trip(db: Db) {
         expires_at: expires,
         client_ip: "192.0.2.1".into(),
         user_agent: "UA".into(),
+        stage: "full".into(),
+        mfa_at: 0,
     };
     store
         .insert_session(&row("a", T0, T0 + 100))

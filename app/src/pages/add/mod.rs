@@ -3,8 +3,8 @@
 //! passkey ceremony, which needs the browser's WebAuthn API.
 
 use crate::api::{
-    get_overview, get_pending_code, get_totp_setup, CodeConfirm, CodeResend, EmailStart, PhoneStart,
-    SetPin, SetQuestions, TotpConfirm, TotpStart,
+    get_overview, get_pending_code, get_totp_setup, CodeConfirm, CodeResend, EmailStart,
+    PhoneStart, SetPin, SetQuestions, TotpConfirm, TotpStart,
 };
 use crate::components::{AppFrame, ErrorNotice};
 use crate::pages::common::{back_for, page_error, page_flow, param};
@@ -27,7 +27,7 @@ fn Progress(flow: String) -> impl IntoView {
         let k = (o.registered + 1).min(n);
         view! {
             <p class="progress" aria-live="polite">
-                {s.wizard_step} " " {k} " " {s.wizard_of} " " {n}
+                {s.step_of(k, n)}
             </p>
         }
         .into_any()
@@ -151,7 +151,11 @@ fn CodeStep(id: String, page: &'static str) -> impl IntoView {
             Ok(c) => c,
             Err(e) => return view! { <ErrorNotice code=e.code()/> }.into_any(),
         };
-        let sent = if c.channel == "voice" { s.code_by_call } else { s.code_sent_to };
+        let sent = if c.channel == "voice" {
+            s.code_by_call
+        } else {
+            s.code_sent_to
+        };
         let phone = page == "phone";
         let id2 = c.id.clone();
         view! {

@@ -97,8 +97,15 @@ fn Methods(overview: Overview) -> impl IntoView {
         .iter()
         .map(|m| method_row(m.clone(), manage))
         .collect_view();
-    let empty = overview.methods.is_empty().then(|| view! { <p class="muted">{t.no_methods}</p> });
-    let status = if overview.complete { s.status_complete } else { s.status_incomplete };
+    let empty = overview
+        .methods
+        .is_empty()
+        .then(|| view! { <p class="muted">{t.no_methods}</p> });
+    let status = if overview.complete {
+        s.status_complete
+    } else {
+        s.status_incomplete
+    };
     let options = overview
         .options
         .iter()
@@ -173,12 +180,21 @@ fn Methods(overview: Overview) -> impl IntoView {
 fn method_row(m: MethodView, manage: ServerAction<Manage>) -> impl IntoView {
     let t = text::en();
     let s = t.sec;
-    let default = m.is_default.then(|| view! { <span class="badge">{s.default_badge}</span> });
+    let default = m
+        .is_default
+        .then(|| view! { <span class="badge">{s.default_badge}</span> });
     let directory = m
         .from_directory
         .then(|| view! { <span class="badge muted-badge">{s.from_directory}</span> });
-    let make_default = (m.signs_in && !m.is_default)
-        .then(|| action_form(manage, "default", m.id.clone(), s.set_default, "button secondary small"));
+    let make_default = (m.signs_in && !m.is_default).then(|| {
+        action_form(
+            manage,
+            "default",
+            m.id.clone(),
+            s.set_default,
+            "button secondary small",
+        )
+    });
     let rename_id = format!("rename-{}", m.id);
     let (id_for_rename, name_for_rename) = (m.id.clone(), m.name.clone());
     let rename = (m.kind != "questions" && m.kind != "pin").then(move || {
@@ -202,8 +218,12 @@ fn method_row(m: MethodView, manage: ServerAction<Manage>) -> impl IntoView {
             {action_form(manage, "remove", m.id.clone(), s.remove, "button danger small")}
         </details>
     };
-    let last_used = m.last_used.clone().unwrap_or_else(|| s.never_used.to_string());
-    let detail = (!m.detail.is_empty()).then(|| view! { <span class="muted">{m.detail.clone()}</span> });
+    let last_used = m
+        .last_used
+        .clone()
+        .unwrap_or_else(|| s.never_used.to_string());
+    let detail =
+        (!m.detail.is_empty()).then(|| view! { <span class="muted">{m.detail.clone()}</span> });
     view! {
         <li class="method" data-testid=routes::testid::METHOD_ROW data-kind=m.kind.clone()>
             <div class="method-main">

@@ -40,7 +40,11 @@ fn registered_list(o: &Overview) -> impl IntoView {
         .methods
         .iter()
         .map(|m| {
-            let detail = if m.detail.is_empty() { m.name.clone() } else { format!("{} · {}", m.name, m.detail) };
+            let detail = if m.detail.is_empty() {
+                m.name.clone()
+            } else {
+                format!("{} · {}", m.name, m.detail)
+            };
             view! { <li><strong>{s.kind_label(&m.kind)}</strong> " · " {detail}</li> }
         })
         .collect_view();
@@ -59,7 +63,9 @@ fn Choose(overview: Overview) -> impl IntoView {
         .filter(|o| !o.full && !o.registered)
         .map(|o| {
             let href = format!("{}?flow=setup", routes::add_page(&o.kind));
-            let required = o.mandatory.then(|| view! { <span class="badge">{s.wizard_required_label}</span> });
+            let required = o
+                .mandatory
+                .then(|| view! { <span class="badge">{s.wizard_required_label}</span> });
             view! {
                 <li>
                     <a class="add-link" href=href>
@@ -82,7 +88,7 @@ fn Choose(overview: Overview) -> impl IntoView {
         }
     });
     view! {
-        <p class="progress">{s.wizard_step} " " {k} " " {s.wizard_of} " " {n}</p>
+        <p class="progress">{s.step_of(k, n)}</p>
         <h1>{s.wizard_title}</h1>
         <p class="lead">{s.wizard_intro}</p>
         {already}

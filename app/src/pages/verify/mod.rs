@@ -24,7 +24,8 @@ pub fn VerifyPage() -> impl IntoView {
             Err(e) => return view! { <ErrorNotice code=e.code()/> }.into_any(),
         };
         let Some(current) = v.current.clone() else {
-            return view! { <p><a href=routes::SECURITY_INFO>{s.back_to_security_info}</a></p> }.into_any();
+            return view! { <p><a href=routes::SECURITY_INFO>{s.back_to_security_info}</a></p> }
+                .into_any();
         };
         let challenge = challenge(current, sent, v.pin_mode, next_value.clone());
         let others = (!v.others.is_empty()).then(|| {
@@ -32,7 +33,8 @@ pub fn VerifyPage() -> impl IntoView {
                 .others
                 .iter()
                 .map(|m| {
-                    let mut href = format!("{}?{}", routes::VERIFY, routes::query_pair("method", &m.id));
+                    let mut href =
+                        format!("{}?{}", routes::VERIFY, routes::query_pair("method", &m.id));
                     if !next_value.is_empty() {
                         href.push('&');
                         href.push_str(&routes::query_pair("next", &next_value));

@@ -212,7 +212,8 @@ impl Security {
         self.may_change(actor, &methods, now)?;
         let secret = self.open_secret(&m)?;
         let Some(step) = totp::check(&self.policy.totp, &secret, code, now.max(0) as u64) else {
-            self.count_failure(actor, "totp setup: wrong code", now).await?;
+            self.count_failure(actor, "totp setup: wrong code", now)
+                .await?;
             return Err(refused(ErrorCode::WrongCode));
         };
         let mut tx = self.store.begin().await?;
@@ -274,9 +275,7 @@ impl Security {
             PhoneSlot::Office => &actor.user.office_phone,
         };
         let from_directory = directory_number.as_deref() == Some(number.as_str());
-        if directory_number.is_some()
-            && !from_directory
-            && !self.policy.users_edit_directory_phones
+        if directory_number.is_some() && !from_directory && !self.policy.users_edit_directory_phones
         {
             return Err(refused(ErrorCode::DirectoryManaged));
         }
@@ -287,7 +286,8 @@ impl Security {
             t.sec.slot_label(slot.as_str()).to_string(),
             now,
         );
-        row.detail = json!({"slot": slot.as_str(), "number": number, "extension": extension}).to_string();
+        row.detail =
+            json!({"slot": slot.as_str(), "number": number, "extension": extension}).to_string();
         if from_directory {
             row.source = "directory".into();
         }
@@ -565,12 +565,18 @@ impl Security {
             items.push(json!({"q": q, "h": self.hash_secret(&normalise_answer(a)).await?}));
         }
         let t = converge_app::text::en();
-        let mut row = self.pending_row(actor, MethodKind::Questions, t.sec.kind_questions.into(), now);
+        let mut row = self.pending_row(
+            actor,
+            MethodKind::Questions,
+            t.sec.kind_questions.into(),
+            now,
+        );
         row.detail = json!({ "items": items }).to_string();
         row.status = "active".into();
         row.activated_at = now;
         row.expires_at = 0;
-        self.replace_single(actor, MethodKind::Questions, row, now).await
+        self.replace_single(actor, MethodKind::Questions, row, now)
+            .await
     }
 
     /// Sets (or replaces) the PIN.

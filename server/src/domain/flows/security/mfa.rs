@@ -78,7 +78,10 @@ impl Security {
             _ => return Err(refused(ErrorCode::SetupExpired)),
         };
         let destination = m.destination().unwrap_or_default();
-        let code = format!("{:06}", rand::Rng::gen_range(&mut rand::rngs::OsRng, 0..1_000_000u32));
+        let code = format!(
+            "{:06}",
+            rand::Rng::gen_range(&mut rand::rngs::OsRng, 0..1_000_000u32)
+        );
         let (id, failures) = self
             .store
             .put_code(
@@ -134,7 +137,8 @@ impl Security {
                     None => false,
                 };
                 if !accepted {
-                    self.count_failure(actor, "wrong or reused app code", now).await?;
+                    self.count_failure(actor, "wrong or reused app code", now)
+                        .await?;
                     self.mfa_audit(actor, Some(&m), false, "wrong or reused code", now)
                         .await?;
                     return Err(refused(ErrorCode::WrongCode));

@@ -113,7 +113,11 @@ impl Method {
     /// How the method is named in mails and the audit log.
     pub fn label(&self) -> String {
         let t = converge_app::text::en();
-        format!("{} \u{201c}{}\u{201d}", t.sec.kind_label(self.kind.as_str()), self.row.name)
+        format!(
+            "{} \u{201c}{}\u{201d}",
+            t.sec.kind_label(self.kind.as_str()),
+            self.row.name
+        )
     }
 }
 
@@ -211,9 +215,16 @@ impl Security {
     /// Changing security info needs a second factor proven within the policy's window whenever
     /// the user has one; an account with none may register its first methods only in a session
     /// that has just been opened.
-    pub fn may_change(&self, actor: &Actor, methods: &[Method], now: i64) -> Result<(), DomainError> {
+    pub fn may_change(
+        &self,
+        actor: &Actor,
+        methods: &[Method],
+        now: i64,
+    ) -> Result<(), DomainError> {
         let fresh = self.policy.fresh_mfa_seconds;
-        let has_factor = methods.iter().any(|m| m.kind.signs_in() || m.kind == MethodKind::Email);
+        let has_factor = methods
+            .iter()
+            .any(|m| m.kind.signs_in() || m.kind == MethodKind::Email);
         let ok = if has_factor {
             actor.session.mfa_at > 0 && now - actor.session.mfa_at <= fresh
         } else {
@@ -312,14 +323,22 @@ impl Security {
     /// Keeps exactly one default among sign-in capable methods when there is any.
     async fn ensure_default(&self, user_id: &str) -> Result<(), DomainError> {
         let methods = methods_of(self.store.active_methods(user_id).await?);
-        if methods.iter().any(|m| m.row.is_default && m.kind.signs_in()) {
+        if methods
+            .iter()
+            .any(|m| m.row.is_default && m.kind.signs_in())
+        {
             return Ok(());
         }
         let best = [MethodKind::Passkey, MethodKind::Totp, MethodKind::Phone]
             .iter()
             .find_map(|k| methods.iter().find(|m| m.kind == *k));
         if let Some(m) = best {
-            let mut conn = self.store.pool().acquire().await.map_err(crate::store::StoreError::from)?;
+            let mut conn = self
+                .store
+                .pool()
+                .acquire()
+                .await
+                .map_err(crate::store::StoreError::from)?;
             crate::store::methods::set_default_method_in(&mut conn, user_id, &m.row.id).await?;
         }
         Ok(())
@@ -332,7 +351,12 @@ impl Security {
             .iter()
             .find(|m| m.row.id == id && m.kind.signs_in())
             .ok_or(refused(ErrorCode::SetupExpired))?;
-        let mut conn = self.store.pool().acquire().await.map_err(crate::store::StoreError::from)?;
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(crate::store::StoreError::from)?;
         crate::store::methods::set_default_method_in(&mut conn, &actor.user.id, id).await?;
         drop(conn);
         self.record_change(actor, event::METHOD_DEFAULT, m.label(), None, None, now)
@@ -382,7 +406,8 @@ impl Security {
         }
         // would the user still meet the policy without it? (checked inside the transaction)
         let mut tx = self.store.begin().await?;
-        let current = methods_of(crate::store::methods::active_methods_in(&mut tx, &actor.user.id).await?);
+        let current =
+            methods_of(crate::store::methods::active_methods_in(&mut tx, &actor.user.id).await?);
         let rest: Vec<Method> = current.into_iter().filter(|x| x.row.id != id).collect();
         let reg = RegistrationState::default();
         let before = self.status(&actor.user, &methods, reg, now);
@@ -425,9 +450,18 @@ impl Security {
         reg.confirmed_at = now;
         reg.snooze_count = 0;
         reg.snooze_first_at = 0;
-        self.store.set_registration_state(&actor.user.id, reg).await?;
-        self.record_change(actor, event::REGISTRATION_CONFIRMED, String::new(), None, None, now)
-            .await
+        self.store
+            .set_registration_state(&actor.user.id, reg)
+            .await?;
+        self.record_change(
+            actor,
+            event::REGISTRATION_CONFIRMED,
+            String::new(),
+            None,
+            None,
+            now,
+        )
+        .await
     }
 
     /// "Not now" in the wizard, within the policy's allowance.
@@ -442,7 +476,9 @@ impl Security {
             reg.snooze_first_at = now;
         }
         reg.snooze_count += 1;
-        self.store.set_registration_state(&actor.user.id, reg).await?;
+        self.store
+            .set_registration_state(&actor.user.id, reg)
+            .await?;
         self.record_change(
             actor,
             event::REGISTRATION_SNOOZED,
@@ -474,8 +510,14 @@ impl Security {
 
     /// Per-account and per-client throttle for guessable second-factor input.
     async fn throttled(&self, actor: &Actor, now: i64) -> Result<bool, DomainError> {
-        let a = self.store.throttle(SCOPE_FACTOR_ACCOUNT, &actor.user.id).await?;
-        let c = self.store.throttle(SCOPE_FACTOR_CLIENT, &actor.client.ip).await?;
+        let a = self
+            .store
+            .throttle(SCOPE_FACTOR_ACCOUNT, &actor.user.id)
+            .await?;
+        let c = self
+            .store
+            .throttle(SCOPE_FACTOR_CLIENT, &actor.client.ip)
+            .await?;
         Ok(a.is_some_and(|t| t.blocked_until > now) || c.is_some_and(|t| t.blocked_until > now))
     }
 
@@ -521,7 +563,8 @@ impl Security {
 
     /// argon2id of a normalised secret (PIN, answer).
     async fn hash_secret(&self, secret: &str) -> Result<String, DomainError> {
-        let p = Password::parse(secret.to_string()).map_err(|_| refused(ErrorCode::AnswersInvalid))?;
+        let p =
+            Password::parse(secret.to_string()).map_err(|_| refused(ErrorCode::AnswersInvalid))?;
         self.hasher
             .hash(&p)
             .await

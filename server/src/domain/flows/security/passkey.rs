@@ -100,7 +100,8 @@ impl Security {
         let id = self
             .put_state::<PasskeyRegistration>(actor, "register", &name, &state, now)
             .await?;
-        let options = serde_json::to_value(options).map_err(|e| DomainError::Invalid(e.to_string()))?;
+        let options =
+            serde_json::to_value(options).map_err(|e| DomainError::Invalid(e.to_string()))?;
         Ok((id, options))
     }
 
@@ -184,7 +185,8 @@ impl Security {
         let id = self
             .put_state::<PasskeyAuthentication>(actor, "authenticate", "", &state, now)
             .await?;
-        let options = serde_json::to_value(options).map_err(|e| DomainError::Invalid(e.to_string()))?;
+        let options =
+            serde_json::to_value(options).map_err(|e| DomainError::Invalid(e.to_string()))?;
         Ok((id, options))
     }
 
@@ -208,7 +210,8 @@ impl Security {
         let result = match self.webauthn.finish_passkey_authentication(&cred, &state) {
             Ok(r) => r,
             Err(e) => {
-                self.count_failure(actor, &format!("passkey: {e}"), now).await?;
+                self.count_failure(actor, &format!("passkey: {e}"), now)
+                    .await?;
                 return Err(refused(ErrorCode::PasskeyFailed));
             }
         };

@@ -1,0 +1,991 @@
+//! Security info: every method's happy path and failures, the wizard, takeover protection and
+//! the second sign-in step — over HTTP where the wiring matters, through the domain service
+//! where the rule matters.
+
+use crate::helpers::*;
+use converge::clock::Clock;
+use converge::domain::error::DomainError;
+use converge::domain::flows::security::{Actor, Security};
+use converge::domain::flows::session::{hash_token, Client};
+use converge::domain::policy::{TotpAlgorithm, TotpPolicy};
+use converge::domain::totp;
+use converge_app::api::ErrorCode;
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+
+both_databases! {
+    wizard_and_authenticator_app_over_http => wizard_and_authenticator_app_over_http;
+    totp_code_is_single_use_under_concurrency => totp_code_is_single_use_under_concurrency;
+    phone_is_verified_by_sms_before_it_counts => phone_is_verified_by_sms_before_it_counts;
+    email_code_and_voice_call => email_code_and_voice_call;
+    takeover_needs_a_fresh_second_factor => takeover_needs_a_fresh_second_factor;
+    last_method_and_directory_phone_are_protected => last_method_and_directory_phone_are_protected;
+    questions_and_pin => questions_and_pin;
+    passkeys_register_and_sign_in => passkeys_register_and_sign_in;
+    snooze_and_review => snooze_and_review;
+}
+
+fn policy(algorithm: TotpAlgorithm, digits: u32) -> TotpPolicy {
+    TotpPolicy {
+        algorithm,
+        digits,
+        period_seconds: 30,
+        issuer: "Test".into(),
+        max_devices: 5,
+    }
+}
+
+#[test]
+fn totp_matches_rfc6238_test_vectors() {
+    // RFC 6238 appendix B: the seeds are ASCII "1234567890" repeated to the hash's key size
+    let sha1 = b"12345678901234567890".to_vec();
+    let sha256 = b"12345678901234567890123456789012".to_vec();
+    let sha512 = b"1234567890123456789012345678901234567890123456789012345678901234".to_vec();
+    let cases: [(u64, &str, &str, &str); 6] = [
+        (59, "94287082", "46119246", "90693936"),
+        (1111111109, "07081804", "68084774", "25091201"),
+        (1111111111, "14050471", "67062674", "99943326"),
+        (1234567890, "89005924", "91819424", "93441116"),
+        (2000000000, "69279037", "90698825", "38618901"),
+        (20000000000, "65353130", "77737706", "47863826"),
+    ];
+    for (t, a, b, c) in cases {
+        assert_eq!(
+            totp::code_at(&policy(TotpAlgorithm::Sha1, 8), &sha1, t),
+            a,
+            "SHA1 @{t}"
+        );
+        assert_eq!(
+            totp::code_at(&policy(TotpAlgorithm::Sha256, 8), &sha256, t),
+            b,
+            "SHA256 @{t}"
+        );
+        assert_eq!(
+            totp::code_at(&policy(TotpAlgorithm::Sha512, 8), &sha512, t),
+            c,
+            "SHA512 @{t}"
+        );
+    }
+    // one step of skew either way, no more
+    let p = policy(TotpAlgorithm::Sha1, 6);
+    let code = totp::code_at(&p, &sha1, 1_000_000);
+    assert!(totp::check(&p, &sha1, &code, 1_000_000 + 30).is_some());
+    assert!(totp::check(&p, &sha1, &code, 1_000_000 - 30).is_some());
+    assert!(totp::check(&p, &sha1, &code, 1_000_000 + 60).is_none());
+    assert!(totp::check(&p, &sha1, "12345", 1_000_000).is_none());
+    assert_eq!(totp::base32(b"foobar"), "MZXW6YTBOI");
+}
+
+#[test]
+fn trivial_pins_and_answers() {
+    use converge::domain::flows::security::{normalise_answer, pin_is_trivial};
+    for pin in ["111111", "123456", "987654", "121212", "345678"] {
+        assert!(pin_is_trivial(pin, &[]), "{pin}");
+    }
+    assert!(pin_is_trivial("612345", &["+31612345678".into()]));
+    assert!(!pin_is_trivial("739154", &["+31612345678".into()]));
+    assert_eq!(normalise_answer("  Ｍy   Dog\tREX "), "my dog rex");
+}
+
+/// Posts a form the way a browser without wasm does.
+async fn post(
+    app: &TestApp,
+    path: &str,
+    fields: &[(&str, &str)],
+    cookie: &str,
+) -> reqwest::Response {
+    app.http
+        .post(format!("{}{path}", app.base))
+        .header("accept", "text/html")
+        .header("origin", PUBLIC_URL)
+        .header("sec-fetch-site", "same-origin")
+        .header("cookie", cookie)
+        .form(fields)
+        .send()
+        .await
+        .expect("post")
+}
+
+async fn actor(app: &TestApp, cookie: &str) -> Actor {
+    let token = cookie.split_once('=').map(|(_, v)| v).unwrap_or_default();
+    let session = app
+        .state
+        .store
+        .find_session(&hash_token(token))
+        .await
+        .expect("session")
+        .expect("session exists");
+    let user = app
+        .state
+        .store
+        .find_user(&session.user_id)
+        .await
+        .expect("user")
+        .expect("user exists");
+    Actor {
+        user,
+        session,
+        client: Client {
+            ip: "127.0.0.1".into(),
+            user_agent: "tests".into(),
+        },
+    }
+}
+
+fn refused(r: Result<impl std::fmt::Debug, DomainError>) -> ErrorCode {
+    match r {
+        Err(DomainError::Refused(code)) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn sec(app: &TestApp) -> &Security {
+    &app.state.security
+}
+
+/// The newest code sent by the dev transports to `recipient` (waits for the worker).
+async fn code_sent_to(app: &TestApp, recipient: &str) -> String {
+    // tests advance the clock before asking for another code to the same recipient
+    let since = app.clock.now();
+    for _ in 0..100 {
+        let msgs = app
+            .state
+            .store
+            .dev_messages(200)
+            .await
+            .expect("dev messages");
+        if let Some((_, _, _, body, _)) = msgs.iter().find(|m| m.1 == recipient && m.4 >= since) {
+            let digits: Vec<char> = body.chars().collect();
+            for w in 0..digits.len().saturating_sub(5) {
+                let run: String = digits[w..w + 6].iter().collect();
+                let before = w
+                    .checked_sub(1)
+                    .map(|i| digits[i].is_ascii_digit())
+                    .unwrap_or(false);
+                let after = digits.get(w + 6).is_some_and(|c| c.is_ascii_digit());
+                if run.chars().all(|c| c.is_ascii_digit()) && !before && !after {
+                    return run;
+                }
+            }
+            // spoken codes: "1, 2, 3, 4, 5, 6"
+            let spoken: String = body
+                .split("code is:")
+                .nth(1)
+                .unwrap_or_default()
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .filter(char::is_ascii_digit)
+                .collect();
+            if spoken.len() == 6 {
+                return spoken;
+            }
+        }
+        app.state.notifier.wake();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no code was sent to {recipient}");
+}
+
+async fn count_messages(app: &TestApp, message: &str) -> usize {
+    app.state
+        .store
+        .list_outbox(None, 500)
+        .await
+        .expect("outbox")
+        .iter()
+        .filter(|m| m.message == message)
+        .count()
+}
+
+/// A TOTP device added through the domain; returns (method id, secret).
+async fn add_totp(app: &TestApp, a: &Actor, name: &str) -> (String, Vec<u8>) {
+    let now = app.clock.now();
+    let id = sec(app).totp_start(a, name, now).await.expect("start");
+    let row = app
+        .state
+        .store
+        .method(&id, &a.user.id)
+        .await
+        .expect("m")
+        .expect("row");
+    let secret = app
+        .state
+        .sealer
+        .open(row.secret.as_deref().unwrap_or_default(), &id)
+        .expect("open");
+    let code = totp::code_at(&sec(app).policy.totp, &secret, now as u64);
+    sec(app)
+        .totp_confirm(a, &id, &code, now)
+        .await
+        .expect("confirm");
+    (id, secret)
+}
+
+async fn wizard_and_authenticator_app_over_http(db: Db) {
+    let app = spawn_app(db).await;
+    let cookie = app.alice().await;
+    // the wizard: step 1 of 1, every allowed method on offer
+    let page = app
+        .get("/setup", Some(&cookie))
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains("Step 1 of 1"), "{page}");
+    assert!(page.contains("/security-info/add/app?flow=setup"));
+
+    // an empty name is refused with a specific error
+    let res = post(
+        &app,
+        "/api/totp_start",
+        &[("name", " "), ("flow", "setup")],
+        &cookie,
+    )
+    .await;
+    assert!(
+        location(&res).contains("error=REG-003"),
+        "{}",
+        location(&res)
+    );
+    let res = post(
+        &app,
+        "/api/totp_start",
+        &[("name", "Work phone"), ("flow", "setup")],
+        &cookie,
+    )
+    .await;
+    let to = location(&res);
+    assert!(to.starts_with("/security-info/add/app?setup="), "{to}");
+    let id = to
+        .split("setup=")
+        .nth(1)
+        .and_then(|s| s.split('&').next())
+        .expect("id")
+        .to_string();
+
+    // the page shows a QR code (SVG) and the key for manual entry
+    let page = app
+        .get(&to, Some(&cookie))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("<svg"), "QR code rendered server-side");
+    let key: String = page
+        .split("data-testid=\"totp-key\"")
+        .nth(1)
+        .and_then(|s| s.split('>').nth(1))
+        .and_then(|s| s.split('<').next())
+        .unwrap_or_else(|| panic!("key shown: {}", &page[page.len().saturating_sub(3000)..]))
+        .replace(' ', "");
+    let a = actor(&app, &cookie).await;
+    let row = app
+        .state
+        .store
+        .method(&id, &a.user.id)
+        .await
+        .expect("m")
+        .expect("row");
+    assert_eq!(row.status, "pending");
+    let secret = app
+        .state
+        .sealer
+        .open(row.secret.as_deref().unwrap_or_default(), &id)
+        .expect("sealed");
+    assert_eq!(totp::base32(&secret), key);
+    assert!(
+        !row.secret.unwrap_or_default().contains(&key),
+        "secret sealed at rest"
+    );
+
+    // a wrong code keeps it pending, says why
+    let res = post(
+        &app,
+        "/api/totp_confirm",
+        &[("id", &id), ("code", "000000"), ("flow", "setup")],
+        &cookie,
+    )
+    .await;
+    assert!(location(&res).contains("error=MFA-001"));
+    let now = app.clock.now();
+    let code = totp::code_at(&sec(&app).policy.totp, &secret, now as u64);
+    let res = post(
+        &app,
+        "/api/totp_confirm",
+        &[("id", &id), ("code", &code), ("flow", "setup")],
+        &cookie,
+    )
+    .await;
+    assert_eq!(location(&res), "/setup?notice=added");
+    // the key is never shown again
+    let again = app
+        .get(&to, Some(&cookie))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(!again.contains(&key[..8]) && again.contains("REG-011"));
+    assert_eq!(count_messages(&app, "method_added").await, 1);
+    // the wizard summary, then Done
+    let page = app
+        .get("/setup", Some(&cookie))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(page.contains("all set") && page.contains("Work phone"));
+    let res = post(
+        &app,
+        "/api/manage_method",
+        &[("action", "confirm")],
+        &cookie,
+    )
+    .await;
+    assert_eq!(location(&res), "/security-info?notice=confirmed");
+
+    // next sign-in: password, then the app
+    app.sign_out(&cookie).await;
+    app.clock.advance(30);
+    let res = app.sign_in("alice", "correct-horse-alice", None).await;
+    assert_eq!(location(&res), "/signin/verify");
+    let pending = session_cookie(&res).expect("cookie");
+    // half signed in: no page but the second step
+    assert_eq!(
+        location(&app.get("/security-info", Some(&pending)).await),
+        "/signin/verify"
+    );
+    let verify = app
+        .get("/signin/verify", Some(&pending))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(verify.contains("Work phone"));
+    // the code used at enrollment (an older step) is refused; so is a wrong one
+    let res = post(
+        &app,
+        "/api/verify_code",
+        &[("method", &id), ("code", &code)],
+        &pending,
+    )
+    .await;
+    assert!(
+        location(&res).contains("error=MFA-001"),
+        "{}",
+        location(&res)
+    );
+    let now = app.clock.now();
+    let fresh = totp::code_at(&sec(&app).policy.totp, &secret, now as u64);
+    let res = post(
+        &app,
+        "/api/verify_code",
+        &[("method", &id), ("code", &fresh)],
+        &pending,
+    )
+    .await;
+    assert_eq!(location(&res), "/security-info");
+    // replay of the same code in another sign-in: refused
+    let res = app.sign_in("alice", "correct-horse-alice", None).await;
+    let other = session_cookie(&res).expect("cookie");
+    let res = post(
+        &app,
+        "/api/verify_code",
+        &[("method", &id), ("code", &fresh)],
+        &other,
+    )
+    .await;
+    assert!(location(&res).contains("error=MFA-001"));
+    assert_eq!(
+        app.get("/security-info", Some(&pending)).await.status(),
+        200
+    );
+}
+
+async fn totp_code_is_single_use_under_concurrency(db: Db) {
+    let app = spawn_app(db).await;
+    let cookie = app.alice().await;
+    let a = actor(&app, &cookie).await;
+    let (id, secret) = add_totp(&app, &a, "Phone").await;
+    app.clock.advance(30);
+    let now = app.clock.now();
+    let code = totp::code_at(&sec(&app).policy.totp, &secret, now as u64);
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (s, a, id, code) = (
+            app.state.security.clone(),
+            a.clone(),
+            id.clone(),
+            code.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            s.mfa_code(&a, &id, &code, None, false, now).await.is_ok()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.expect("task"));
+    }
+    assert_eq!(
+        ok, 1,
+        "exactly one of 20 concurrent submissions of one code succeeds"
+    );
+}
+
+async fn phone_is_verified_by_sms_before_it_counts(db: Db) {
+    let app = spawn_app_with(db, |s| s.organisation.default_country_code = "31".into()).await;
+    let cookie = app.alice().await;
+    let a = actor(&app, &cookie).await;
+    let s = sec(&app);
+    let now = app.clock.now();
+    // not a number / not valid for the country
+    assert_eq!(
+        refused(s.phone_start(&a, "mobile", "06 12", "", false, now).await),
+        ErrorCode::PhoneInvalid
+    );
+    assert_eq!(
+        refused(s.phone_start(&a, "mobile", "call me", "", false, now).await),
+        ErrorCode::PhoneInvalid
+    );
+    // national form with the default country → E.164
+    let pending = s
+        .phone_start(&a, "mobile", "06 1234 5678", "", false, now)
+        .await
+        .expect("start");
+    assert!(
+        s.methods(&a.user.id, now).await.expect("m").is_empty(),
+        "pending does not count"
+    );
+    let code = code_sent_to(&app, "+31612345678").await;
+    // wrong codes: counted; a new code keeps the count; after 5 no code works
+    for _ in 0..3 {
+        assert_eq!(
+            refused(s.code_confirm(&a, &pending.id, "000000", now).await),
+            ErrorCode::WrongCode
+        );
+    }
+    app.clock.advance(1);
+    let again = s
+        .resend_code(&a, &pending.id, None, app.clock.now())
+        .await
+        .expect("resend");
+    assert_eq!(
+        again.failures, 3,
+        "asking for a new code does not reset failures"
+    );
+    let code2 = code_sent_to(&app, "+31612345678").await;
+    assert_ne!(code, code2, "a new code replaces the old");
+    for _ in 0..2 {
+        assert_eq!(
+            refused(s.code_confirm(&a, &again.id, "000001", now).await),
+            ErrorCode::WrongCode
+        );
+    }
+    // throttle of the account may kick in as well; both are refusals, never success
+    let r = refused(s.code_confirm(&a, &again.id, &code2, app.clock.now()).await);
+    assert!(matches!(r, ErrorCode::TooManyAttempts), "{r:?}");
+    assert!(s.methods(&a.user.id, now).await.expect("m").is_empty());
+
+    // a fresh start for another slot works, and the code expires after 10 minutes
+    app.state
+        .store
+        .clear_throttle("factor_account", &a.user.id)
+        .await
+        .expect("clear");
+    app.state
+        .store
+        .clear_throttle("factor_client", "127.0.0.1")
+        .await
+        .expect("clear");
+    let alt = s
+        .phone_start(
+            &a,
+            "alternate",
+            "+31 6 8765 4321",
+            "",
+            false,
+            app.clock.now(),
+        )
+        .await
+        .expect("alt");
+    let code = code_sent_to(&app, "+31687654321").await;
+    assert_eq!(
+        refused(
+            s.code_confirm(&a, &alt.id, &code, app.clock.now() + 601)
+                .await
+        ),
+        ErrorCode::CodeExpired
+    );
+    app.clock.advance(2);
+    let alt2 = s
+        .resend_code(&a, &alt.id, Some(false), app.clock.now())
+        .await
+        .expect("resend");
+    let code = code_sent_to(&app, "+31687654321").await;
+    s.code_confirm(&a, &alt2.id, &code, app.clock.now())
+        .await
+        .expect("verified");
+    // single use
+    assert_eq!(
+        refused(s.code_confirm(&a, &alt2.id, &code, app.clock.now()).await),
+        ErrorCode::CodeExpired
+    );
+    let methods = s.methods(&a.user.id, app.clock.now()).await.expect("m");
+    assert_eq!(methods.len(), 1);
+    assert_eq!(methods[0].destination().as_deref(), Some("+31687654321"));
+    assert!(
+        methods[0].row.is_default,
+        "first sign-in method becomes the default"
+    );
+    // the code is stored as an HMAC only
+    let stored: Vec<String> = sqlx::query_scalar("SELECT code_hash FROM codes")
+        .fetch_all(app.state.store.pool())
+        .await
+        .expect("codes");
+    assert!(stored.iter().all(|h| h.len() == 64 && !h.contains(&code)));
+}
+
+async fn email_code_and_voice_call(db: Db) {
+    let app = spawn_app(db).await;
+    let cookie = app.alice().await;
+    let a = actor(&app, &cookie).await;
+    let s = sec(&app);
+    let now = app.clock.now();
+    assert_eq!(
+        refused(s.email_start(&a, "not-an-address", now).await),
+        ErrorCode::EmailInvalid
+    );
+    let p = s
+        .email_start(&a, "alice.private@example.net", now)
+        .await
+        .expect("email");
+    let code = code_sent_to(&app, "alice.private@example.net").await;
+    s.code_confirm(&a, &p.id, &code, now)
+        .await
+        .expect("confirm");
+    let a = actor(&app, &cookie).await;
+    // email is never a sign-in factor
+    let methods = s.methods(&a.user.id, now).await.expect("m");
+    assert!(s.factor_methods(methods.clone(), false).is_empty());
+    assert_eq!(
+        s.factor_methods(methods, true).len(),
+        1,
+        "but it re-authenticates"
+    );
+    // the change was mailed to both addresses
+    let to: Vec<String> = app
+        .state
+        .store
+        .list_outbox(None, 100)
+        .await
+        .expect("o")
+        .iter()
+        .filter(|m| m.message == "method_added")
+        .map(|m| m.recipient.clone())
+        .collect();
+    assert!(
+        to.contains(&"alice@example.org".to_string())
+            && to.contains(&"alice.private@example.net".to_string()),
+        "{to:?}"
+    );
+    // phone by voice call: the call reads the code
+    app.clock.advance(1);
+    let p = s
+        .phone_start(
+            &a,
+            "office",
+            "+44 20 7946 0018",
+            "123",
+            true,
+            app.clock.now(),
+        )
+        .await
+        .expect("voice");
+    assert_eq!(p.channel, "voice");
+    let code = code_sent_to(&app, "+442079460018").await;
+    s.code_confirm(&a, &p.id, &code, app.clock.now())
+        .await
+        .expect("confirmed by call");
+    let phone = s
+        .methods(&a.user.id, app.clock.now())
+        .await
+        .expect("m")
+        .into_iter()
+        .find(|m| m.row.kind == "phone")
+        .expect("phone");
+    assert_eq!(phone.detail()["extension"], "123");
+}
+
+async fn takeover_needs_a_fresh_second_factor(db: Db) {
+    let app = spawn_app(db).await;
+    let cookie = app.alice().await;
+    let a = actor(&app, &cookie).await;
+    let (id, secret) = add_totp(&app, &a, "Phone").await;
+    // eleven minutes later the same session may not add or remove anything
+    app.clock.advance(11 * 60);
+    let a = actor(&app, &cookie).await;
+    let s = sec(&app);
+    let now = app.clock.now();
+    assert_eq!(
+        refused(s.totp_start(&a, "Attacker", now).await),
+        ErrorCode::ReauthRequired
+    );
+    assert_eq!(
+        refused(s.remove(&a, &id, now).await),
+        ErrorCode::ReauthRequired
+    );
+    // over HTTP the page is sent through re-authentication and back
+    let res = post(
+        &app,
+        "/api/totp_start",
+        &[("name", "Attacker"), ("flow", "info")],
+        &cookie,
+    )
+    .await;
+    let to = location(&res);
+    assert!(
+        to.starts_with("/signin/verify?next=%2Fsecurity-info%2Fadd%2Fapp")
+            && to.contains("MFA-005"),
+        "{to}"
+    );
+    let code = totp::code_at(&s.policy.totp, &secret, now as u64);
+    let res = post(
+        &app,
+        "/api/verify_code",
+        &[
+            ("method", &id),
+            ("code", &code),
+            ("next", "/security-info/add/app?flow=info"),
+        ],
+        &cookie,
+    )
+    .await;
+    assert_eq!(location(&res), "/security-info/add/app?flow=info");
+    let a = actor(&app, &cookie).await;
+    s.totp_start(&a, "Second phone", now)
+        .await
+        .expect("fresh factor allows changes");
+    // open redirects are not possible through next=
+    let res = post(
+        &app,
+        "/api/verify_code",
+        &[
+            ("method", &id),
+            ("code", "1"),
+            ("next", "https://evil.example/"),
+        ],
+        &cookie,
+    )
+    .await;
+    assert!(
+        !location(&res).contains("evil.example/") || location(&res).starts_with("/signin/verify")
+    );
+    assert_eq!(
+        converge_app::routes::safe_next("https://evil.example/"),
+        "/security-info"
+    );
+    assert_eq!(
+        converge_app::routes::safe_next("/security-info\r\nSet-Cookie: x"),
+        "/security-info"
+    );
+
+    // a password-only session of an account WITHOUT methods may register only when fresh
+    let bob = app.add_user("bob", "Bob", "correct-horse-bob", true).await;
+    let res = app.sign_in("bob", "correct-horse-bob", None).await;
+    let bob_cookie = session_cookie(&res).expect("cookie");
+    app.clock.advance(11 * 60);
+    let b = actor(&app, &bob_cookie).await;
+    assert_eq!(b.user.id, bob);
+    assert_eq!(
+        refused(s.totp_start(&b, "Late", app.clock.now()).await),
+        ErrorCode::ReauthRequired
+    );
+}
+
+async fn last_method_and_directory_phone_are_protected(db: Db) {
+    let app = spawn_app(db).await;
+    // carol's mobile comes from the directory
+    let carol = profile("carol", "Carol", Some("+31611112222"));
+    let hash = app
+        .state
+        .hasher
+        .hash(
+            &converge::domain::password::Password::parse("correct-horse-carol".into()).expect("pw"),
+        )
+        .await
+        .expect("hash");
+    app.state
+        .store
+        .upsert_user(&carol, Some(&hash), "ldap", T0)
+        .await
+        .expect("carol");
+    let res = app.sign_in("carol", "correct-horse-carol", None).await;
+    let cookie = session_cookie(&res).expect("cookie");
+    let a = actor(&app, &cookie).await;
+    let s = sec(&app);
+    let now = app.clock.now();
+    // another number in the directory's slot is refused; the directory's number is accepted
+    assert_eq!(
+        refused(
+            s.phone_start(&a, "mobile", "+31 6 2999 8888", "", false, now)
+                .await
+        ),
+        ErrorCode::DirectoryManaged
+    );
+    let p = s
+        .phone_start(&a, "mobile", "+31 6 1111 2222", "", false, now)
+        .await
+        .expect("directory number");
+    let code = code_sent_to(&app, "+31611112222").await;
+    s.code_confirm(&a, &p.id, &code, now)
+        .await
+        .expect("verified");
+    let a = actor(&app, &cookie).await;
+    let phone = s
+        .methods(&a.user.id, now)
+        .await
+        .expect("m")
+        .pop()
+        .expect("phone");
+    assert_eq!(phone.row.source, "directory");
+    // it is the only method: it cannot be removed; and as directory-managed it is read-only
+    assert_eq!(
+        refused(s.remove(&a, &phone.row.id, now).await),
+        ErrorCode::DirectoryManaged
+    );
+    let (totp_id, _) = add_totp(&app, &a, "App").await;
+    let a = actor(&app, &cookie).await;
+    // with two methods and one required, the app can go; then it is the last that can't
+    s.remove(&a, &totp_id, now).await.expect("removed");
+    assert_eq!(count_messages(&app, "method_removed").await, 1);
+    let (totp_id, _) = add_totp(&app, &a, "App 2").await;
+    let a = actor(&app, &cookie).await;
+    sqlx::query("UPDATE methods SET source = 'user' WHERE kind = 'phone'")
+        .execute(app.state.store.pool())
+        .await
+        .expect("sql");
+    s.remove(&a, &phone.row.id, now)
+        .await
+        .expect("phone removed");
+    assert_eq!(
+        refused(s.remove(&a, &totp_id, now).await),
+        ErrorCode::LastMethod
+    );
+}
+
+async fn questions_and_pin(db: Db) {
+    let app = spawn_app(db).await;
+    let cookie = app.alice().await;
+    let a = actor(&app, &cookie).await;
+    let s = sec(&app);
+    let now = app.clock.now();
+    let pool = s.policy.questions.clone();
+    let four: Vec<(String, String)> = pool
+        .iter()
+        .take(4)
+        .map(|q| (q.clone(), format!("Answer to {q}")))
+        .collect();
+    // three answers, a duplicate question, a short answer, an unknown question: refused
+    assert_eq!(
+        refused(s.set_questions(&a, &four[..3], now).await),
+        ErrorCode::AnswersInvalid
+    );
+    let mut dup = four.clone();
+    dup[1].0 = dup[0].0.clone();
+    assert_eq!(
+        refused(s.set_questions(&a, &dup, now).await),
+        ErrorCode::AnswersInvalid
+    );
+    let mut short = four.clone();
+    short[2].1 = " a ".into();
+    assert_eq!(
+        refused(s.set_questions(&a, &short, now).await),
+        ErrorCode::AnswersInvalid
+    );
+    let mut custom = four.clone();
+    custom[3].0 = "What is my made-up question?".into();
+    assert_eq!(
+        refused(s.set_questions(&a, &custom, now).await),
+        ErrorCode::AnswersInvalid
+    );
+    s.set_questions(&a, &four, now).await.expect("questions");
+    let q = s
+        .methods(&a.user.id, now)
+        .await
+        .expect("m")
+        .pop()
+        .expect("questions");
+    assert!(!q.row.detail.contains("Answer to"), "answers are hashed");
+    assert!(q.row.detail.contains("$argon2id$"));
+    // questions alone never satisfy the registration policy
+    let reg = app
+        .state
+        .store
+        .registration_state(&a.user.id)
+        .await
+        .expect("reg");
+    assert_eq!(s.status(&a.user, &[q], reg, now).registered, 0);
+
+    // PIN: length, digits, match, trivial
+    let a = actor(&app, &cookie).await;
+    assert_eq!(
+        refused(s.set_pin(&a, "12345", "12345", now).await),
+        ErrorCode::PinLength
+    );
+    assert_eq!(
+        refused(s.set_pin(&a, "739154", "739155", now).await),
+        ErrorCode::PinLength
+    );
+    assert_eq!(
+        refused(s.set_pin(&a, "12a456", "12a456", now).await),
+        ErrorCode::PinLength
+    );
+    assert_eq!(
+        refused(s.set_pin(&a, "444444", "444444", now).await),
+        ErrorCode::PinWeak
+    );
+    assert_eq!(
+        refused(s.set_pin(&a, "234567", "234567", now).await),
+        ErrorCode::PinWeak
+    );
+    s.set_pin(&a, "739154", "739154", now).await.expect("pin");
+    let pin = s
+        .methods(&a.user.id, now)
+        .await
+        .expect("m")
+        .into_iter()
+        .find(|m| m.row.kind == "pin")
+        .expect("pin");
+    assert!(pin
+        .row
+        .secret
+        .as_deref()
+        .is_some_and(|h| h.starts_with("$argon2id$")));
+}
+
+async fn passkeys_register_and_sign_in(db: Db) {
+    let app = spawn_app(db).await;
+    let cookie = app.alice().await;
+    let a = actor(&app, &cookie).await;
+    let s = sec(&app);
+    let now = app.clock.now();
+    let origin = url::Url::parse(PUBLIC_URL).expect("url");
+    let mut key = SoftPasskey::new(true);
+
+    // a wrong origin is refused
+    let (ceremony, options) = s.passkey_start(&a, "Laptop", now).await.expect("start");
+    let opts = serde_json::from_value(options).expect("options");
+    let evil = key.do_registration(
+        url::Url::parse("http://evil.example:3000").expect("u"),
+        opts,
+    );
+    if let Ok(cred) = evil {
+        let json = serde_json::to_string(&cred).expect("json");
+        assert_eq!(
+            refused(s.passkey_finish(&a, &ceremony, &json, now).await),
+            ErrorCode::PasskeyFailed
+        );
+    }
+    // the real origin works; the ceremony is single use
+    let (ceremony, options) = s.passkey_start(&a, "Laptop", now).await.expect("start");
+    let cred = key
+        .do_registration(origin.clone(), serde_json::from_value(options).expect("o"))
+        .expect("register");
+    let json = serde_json::to_string(&cred).expect("json");
+    s.passkey_finish(&a, &ceremony, &json, now)
+        .await
+        .expect("finish");
+    assert_eq!(
+        refused(s.passkey_finish(&a, &ceremony, &json, now).await),
+        ErrorCode::SetupExpired
+    );
+    let methods = s.methods(&a.user.id, now).await.expect("m");
+    assert_eq!(methods.len(), 1);
+    assert!(methods[0].row.credential_id.is_some());
+    // the user handle is random, never the username
+    let handle = app
+        .state
+        .store
+        .user_handle(&a.user.id)
+        .await
+        .expect("handle");
+    assert!(uuid::Uuid::parse_str(&handle).is_ok() && !handle.contains("alice"));
+
+    // the same credential for another user is refused (unique across users)
+    app.add_user("bob", "Bob", "correct-horse-bob", true).await;
+    let res = app.sign_in("bob", "correct-horse-bob", None).await;
+    let b = actor(&app, &session_cookie(&res).expect("cookie")).await;
+    let (c2, _) = s.passkey_start(&b, "Stolen", now).await.expect("start");
+    assert!(s.passkey_finish(&b, &c2, &json, now).await.is_err());
+
+    // sign in with it
+    app.sign_out(&cookie).await;
+    let res = app.sign_in("alice", "correct-horse-alice", None).await;
+    assert_eq!(location(&res), "/signin/verify");
+    let pending = actor(&app, &session_cookie(&res).expect("cookie")).await;
+    let (ceremony, options) = s
+        .passkey_auth_start(&pending, now)
+        .await
+        .expect("auth start");
+    let assertion = key
+        .do_authentication(origin.clone(), serde_json::from_value(options).expect("o"))
+        .expect("assert");
+    let json = serde_json::to_string(&assertion).expect("json");
+    s.passkey_auth_finish(&pending, &ceremony, &json, now)
+        .await
+        .expect("signed in");
+    let session = app
+        .state
+        .store
+        .find_session(&pending.session.id_hash)
+        .await
+        .expect("s")
+        .expect("s");
+    assert_eq!(session.stage, "full");
+
+    // a signature counter that does not increase (a cloned key) is refused
+    sqlx::query("UPDATE methods SET last_step = 1000 WHERE kind = 'passkey'")
+        .execute(app.state.store.pool())
+        .await
+        .expect("sql");
+    let (ceremony, options) = s
+        .passkey_auth_start(&pending, now)
+        .await
+        .expect("auth start");
+    let assertion = key
+        .do_authentication(origin, serde_json::from_value(options).expect("o"))
+        .expect("assert");
+    let json = serde_json::to_string(&assertion).expect("json");
+    assert_eq!(
+        refused(s.passkey_auth_finish(&pending, &ceremony, &json, now).await),
+        ErrorCode::PasskeyFailed
+    );
+}
+
+async fn snooze_and_review(db: Db) {
+    let app = spawn_app(db).await;
+    let cookie = app.alice().await;
+    let a = actor(&app, &cookie).await;
+    let s = sec(&app);
+    for _ in 0..3 {
+        s.snooze(&a, app.clock.now()).await.expect("snooze");
+    }
+    assert_eq!(
+        refused(s.snooze(&a, app.clock.now()).await),
+        ErrorCode::SnoozeExhausted
+    );
+    let page = app
+        .get("/setup", Some(&cookie))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(!page.contains("Not now"));
+    add_totp(&app, &a, "Phone").await;
+    s.confirm(&a, app.clock.now()).await.expect("confirm");
+    assert!(!s.needs_wizard(&a.user, app.clock.now()).await.expect("w"));
+    // 180 days later: review
+    app.clock.advance(181 * 86_400);
+    assert!(s.needs_wizard(&a.user, app.clock.now()).await.expect("w"));
+}
