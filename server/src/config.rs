@@ -723,6 +723,9 @@ impl Settings {
             problems
                 .push("registration.pin_min_length / pin_max_length: 4 ≤ min ≤ max ≤ 16".into());
         }
+        if r.questions_required > 6 {
+            problems.push("registration.questions_required: at most 6".into());
+        }
         let pool = r.questions.iter().filter(|q| !q.trim().is_empty()).count();
         if allowed.contains(&MethodKind::Questions)
             && (r.questions_required == 0

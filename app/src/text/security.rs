@@ -116,6 +116,7 @@ strings!(SecurityTexts, EN {
     question_label: "Question",
     answer_label: "Answer",
     choose_question: "Choose a question",
+    custom_question_label: "Or write your own question (optional)",
 
     // add: PIN
     pin_title: "Set a PIN",

@@ -202,6 +202,16 @@ pub struct CeremonyRow {
     pub expires_at: i64,
 }
 
+/// A code to store: for whom, what for, where it went, its HMAC.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCode<'a> {
+    pub user_id: &'a str,
+    pub purpose: &'a str,
+    pub target: &'a str,
+    pub code_hash: &'a str,
+    pub channel: &'a str,
+}
+
 /// Registration state kept on the user row.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RegistrationState {
@@ -349,14 +359,17 @@ impl Store {
     /// code for the same target. Returns the row id and the failures carried over.
     pub async fn put_code(
         &self,
-        user_id: &str,
-        purpose: &str,
-        target: &str,
-        code_hash: &str,
-        channel: &str,
+        code: &NewCode<'_>,
         now: i64,
         ttl: i64,
     ) -> Result<(String, i64), StoreError> {
+        let NewCode {
+            user_id,
+            purpose,
+            target,
+            code_hash,
+            channel,
+        } = *code;
         let mut tx = self.begin().await?;
         let existing = sqlx::query(&format!(
             "SELECT {CODE_COLUMNS} FROM codes WHERE user_id = $1 AND purpose = $2 AND target = $3"

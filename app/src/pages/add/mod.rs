@@ -275,6 +275,13 @@ pub fn AddQuestionsPage() -> impl IntoView {
                 let pool = o.questions.clone();
                 let qid = format!("q{i}");
                 let aid = format!("a{i}");
+                let cid = format!("c{i}");
+                let custom = o.allow_custom_questions.then(|| view! {
+                    <div class="field">
+                        <label for=cid.clone()>{s.custom_question_label}</label>
+                        <input id=cid.clone() name=cid type="text" maxlength="200"/>
+                    </div>
+                });
                 let options = pool
                     .into_iter()
                     .enumerate()
@@ -291,6 +298,7 @@ pub fn AddQuestionsPage() -> impl IntoView {
                             <label for=qid.clone()>{s.question_label}</label>
                             <select id=qid.clone() name=qid.clone() required=true>{options}</select>
                         </div>
+                        {custom}
                         <div class="field">
                             <label for=aid.clone()>{s.answer_label}</label>
                             <input id=aid.clone() name=aid.clone() type="text" autocomplete="off" maxlength="200" minlength="3" required=true/>

@@ -331,11 +331,13 @@ impl Security {
         let (id, failures) = self
             .store
             .put_code(
-                &actor.user.id,
-                PURPOSE_ENROLL,
-                &row.id,
-                &self.sealer.mac("code", &code),
-                channel,
+                &crate::store::methods::NewCode {
+                    user_id: &actor.user.id,
+                    purpose: PURPOSE_ENROLL,
+                    target: &row.id,
+                    code_hash: &self.sealer.mac("code", &code),
+                    channel,
+                },
                 now,
                 self.policy.code_ttl_seconds,
             )

@@ -85,11 +85,13 @@ impl Security {
         let (id, failures) = self
             .store
             .put_code(
-                &actor.user.id,
-                PURPOSE_MFA,
-                &m.row.id,
-                &self.sealer.mac("code", &code),
-                channel,
+                &crate::store::methods::NewCode {
+                    user_id: &actor.user.id,
+                    purpose: PURPOSE_MFA,
+                    target: &m.row.id,
+                    code_hash: &self.sealer.mac("code", &code),
+                    channel,
+                },
                 now,
                 self.policy.code_ttl_seconds,
             )

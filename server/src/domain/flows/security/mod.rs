@@ -209,7 +209,7 @@ impl Security {
         let methods = self.methods(&user.id, now).await?;
         let reg = self.store.registration_state(&user.id).await?;
         let s = self.status(user, &methods, reg, now);
-        Ok(!s.complete || s.review_due || (s.complete && reg.confirmed_at == 0))
+        Ok(!s.complete || s.review_due || reg.confirmed_at == 0)
     }
 
     /// Changing security info needs a second factor proven within the policy's window whenever
