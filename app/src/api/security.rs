@@ -161,6 +161,7 @@ fn flow_of(flow: &str) -> &'static str {
     }
 }
 
+#[cfg(feature = "ssr")]
 macro_rules! expect {
     ($status:expr, $variant:ident) => {
         match $status {
