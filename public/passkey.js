@@ -97,6 +97,13 @@
           });
           if (done.error) return showError(done.error);
           location.href = done.next;
+        } else if (form.dataset.mode === "discover") {
+          var s3 = await post("passkey_discover_start", {});
+          if (s3.error) return showError(s3.error);
+          var found = await navigator.credentials.get(requestOptions(s3.options));
+          var res = await post("passkey_discover_finish", { ceremony: s3.ceremony, credential: assertionJson(found) });
+          if (res.error) return showError(res.error);
+          location.href = res.next;
         } else {
           var s2 = await post("passkey_auth_start", {});
           if (s2.error) return showError(s2.error);

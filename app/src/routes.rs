@@ -110,4 +110,5 @@ pub mod testid {
     pub const ERROR: &str = "error";
     pub const VERIFY_FORM: &str = "verify-form";
     pub const PASSKEY_BUTTON: &str = "passkey-button";
+    pub const PASSKEY_SIGNIN: &str = "passkey-signin";
 }

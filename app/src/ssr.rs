@@ -162,6 +162,12 @@ pub enum SecurityRequest {
         credential: String,
         reauth: bool,
     },
+    /// Passwordless sign-in from the sign-in page (no session needed).
+    DiscoverStart,
+    DiscoverFinish {
+        ceremony: String,
+        credential: String,
+    },
 }
 
 pub enum SecurityStatus {
@@ -174,6 +180,11 @@ pub enum SecurityStatus {
     Started(String),
     /// Done; go here next.
     Next(String),
+    /// A passwordless sign-in opened a session.
+    SignedIn {
+        set_cookie: String,
+        next: String,
+    },
     Done,
 }
 
@@ -255,6 +266,16 @@ pub fn finish_signin(status: SigninStatus) {
             routes::ERROR_PARAM,
             code.code()
         )),
+    }
+}
+
+/// Adds a `Set-Cookie` header to the response.
+pub fn set_cookie(value: &str) {
+    if let (Some(opts), Ok(v)) = (
+        use_context::<leptos_axum::ResponseOptions>(),
+        http::HeaderValue::from_str(value),
+    ) {
+        opts.append_header(http::header::SET_COOKIE, v);
     }
 }
 

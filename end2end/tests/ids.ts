@@ -3,6 +3,7 @@ export const paths = {
   signin: "/signin",
   securityInfo: "/security-info",
   activity: "/activity",
+  setup: "/setup",
 };
 export const testid = {
   signinForm: "signin-form",
@@ -14,10 +15,21 @@ export const testid = {
   activityTable: "activity-table",
   notice: "notice",
   reportConfirm: "report-confirm",
+  totpKey: "totp-key",
+  qr: "totp-qr",
+  codeInput: "code-input",
+  wizard: "wizard",
+  wizardDone: "wizard-done",
+  methodRow: "method-row",
+  error: "error",
+  verifyForm: "verify-form",
+  passkeyButton: "passkey-button",
+  passkeySignin: "passkey-signin",
 };
 // examples/demo-users.csv
 export const demo = {
   alice: { username: "alice", password: "correct-horse-alice", name: "Alice Andersen" },
+  bob: { username: "bob", password: "battery-staple-bob" },
   dave: { username: "dave", password: "disabled-dave-pass" },
   carol: { username: "carol", email: "carol@example.org" },
 };

@@ -23,6 +23,9 @@ test("a demo user signs in, sees Security info and activity, and signs out", asy
   await expect(page).toHaveURL(/\/signin$/);
   await signIn(page, demo.alice.username, demo.alice.password);
 
+  // without security info, sign-in leads into the wizard; Security info is one click away
+  await expect(page).toHaveURL(/\/setup$/);
+  await page.getByRole("link", { name: "Security info" }).click();
   await expect(page).toHaveURL(/\/security-info$/);
   await expect(page.getByRole("heading", { level: 1, name: "Security info" })).toBeVisible();
   await expect(page.getByTestId(testid.userName)).toHaveText(demo.alice.name);
@@ -88,7 +91,7 @@ test("sign-in works with JavaScript disabled (before any wasm)", async ({ browse
   const context = await browser.newContext({ javaScriptEnabled: false });
   const page = await context.newPage();
   await signIn(page, demo.alice.username, demo.alice.password);
-  await expect(page).toHaveURL(/\/security-info$/);
+  await expect(page).toHaveURL(/\/setup$/);
   await expect(page.getByTestId(testid.userName)).toHaveText(demo.alice.name);
   await context.close();
 });

@@ -234,6 +234,10 @@ async fn sweep_sessions(state: AppState) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "session sweep failed"),
         }
+        // expired setups, codes and ceremonies
+        if let Err(e) = state.store.sweep_security(state.clock.now()).await {
+            tracing::warn!(error = %e, "security sweep failed");
+        }
     }
 }
 

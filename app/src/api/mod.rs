@@ -183,6 +183,11 @@ mod tests {
             "password_set",
             "user_created",
             "user_updated",
+            "method_added",
+            "method_removed",
+            "second_factor",
+            "code_sent",
+            "sessions_revoked",
         ] {
             assert_ne!(t.for_event(ev), t.event_other, "{ev}");
         }

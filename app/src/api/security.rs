@@ -566,3 +566,37 @@ pub async fn passkey_auth_finish(
         (Err(e), _) => passkey_error(e, |o: &mut PasskeyResult, c| o.error = c),
     })
 }
+
+/// Passwordless sign-in: options for a discoverable passkey (anyone may ask).
+#[server(prefix = "/api", endpoint = "passkey_discover_start")]
+pub async fn passkey_discover_start() -> Result<PasskeyOptions, ApiError> {
+    match call(crate::ssr::SecurityRequest::DiscoverStart).await {
+        Ok(crate::ssr::SecurityStatus::Passkey(o)) => Ok(o),
+        Ok(_) => Err(crate::api::ErrorCode::Internal.into()),
+        Err(e) => Ok(passkey_error(e, |o: &mut PasskeyOptions, c| o.error = c)),
+    }
+}
+
+/// Passwordless sign-in: checks the assertion and opens the session (cookie) on success. Every
+/// failure is the same `SIG-001` answer as a failed password sign-in.
+#[server(prefix = "/api", endpoint = "passkey_discover_finish")]
+pub async fn passkey_discover_finish(
+    ceremony: String,
+    credential: String,
+) -> Result<PasskeyResult, ApiError> {
+    let req = crate::ssr::SecurityRequest::DiscoverFinish {
+        ceremony,
+        credential,
+    };
+    Ok(match call(req).await {
+        Ok(crate::ssr::SecurityStatus::SignedIn { set_cookie, next }) => {
+            crate::ssr::set_cookie(&set_cookie);
+            PasskeyResult { next, error: None }
+        }
+        Ok(_) => PasskeyResult {
+            next: String::new(),
+            error: Some(crate::api::ErrorCode::SigninFailed.code().into()),
+        },
+        Err(e) => passkey_error(e, |o: &mut PasskeyResult, c| o.error = c),
+    })
+}

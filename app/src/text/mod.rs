@@ -254,7 +254,7 @@ impl Texts {
             "user_created" => self.event_user_created,
             "user_updated" => self.event_user_updated,
             "fraud_reported" => self.event_fraud_reported,
-            _ => self.event_other,
+            other => self.sec.for_event(other).unwrap_or(self.event_other),
         }
     }
 }

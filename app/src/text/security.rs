@@ -43,8 +43,6 @@ strings!(SecurityTexts, EN {
     remove: "Remove",
     remove_confirm: "Remove this method? You will get an email about it.",
     add_method_heading: "Add a method",
-    add: "Add",
-    change: "Change",
     added_notice: "Your security info was updated. We sent you an email about the change.",
     removed_notice: "The method was removed. We sent you an email about the change.",
     saved_notice: "Saved.",
@@ -134,6 +132,8 @@ strings!(SecurityTexts, EN {
     passkey_cancelled: "The passkey request was cancelled or timed out. Try again when you're ready.",
     passkey_working: "Follow your browser's prompt…",
     passkey_use: "Use my passkey",
+    passkey_signin: "Sign in with a passkey",
+    or: "or",
 
     // second step of sign-in / re-authentication
     verify_title: "Verify it's you",
@@ -146,6 +146,18 @@ strings!(SecurityTexts, EN {
     verify_send_email: "Email me a code",
     verify_pin_label: "Your PIN",
     cancel_signin: "Cancel and sign out",
+
+    // activity labels of this area's audit events
+    event_method_added: "Security info added",
+    event_method_removed: "Security info removed",
+    event_method_renamed: "Method renamed",
+    event_method_default: "Default method changed",
+    event_method_verification: "Wrong code or key",
+    event_code_sent: "Code sent",
+    event_second_factor: "Second sign-in step",
+    event_registration_confirmed: "Security info confirmed",
+    event_registration_snoozed: "Security info postponed",
+    event_sessions_revoked: "Signed out everywhere else",
     cancel: "Cancel",
     back_to_security_info: "Back to Security info",
 });
@@ -175,11 +187,42 @@ impl SecurityTexts {
         }
     }
 
+    pub fn for_event(&self, event: &str) -> Option<&'static str> {
+        Some(match event {
+            "method_added" => self.event_method_added,
+            "method_removed" => self.event_method_removed,
+            "method_renamed" => self.event_method_renamed,
+            "method_default" => self.event_method_default,
+            "method_verification" => self.event_method_verification,
+            "code_sent" => self.event_code_sent,
+            "second_factor" => self.event_second_factor,
+            "registration_confirmed" => self.event_registration_confirmed,
+            "registration_snoozed" => self.event_registration_snoozed,
+            "sessions_revoked" => self.event_sessions_revoked,
+            _ => return None,
+        })
+    }
+
     pub fn slot_label(&self, slot: &str) -> &'static str {
         match slot {
             "alternate" => self.slot_alternate,
             "office" => self.slot_office,
             _ => self.slot_mobile,
+        }
+    }
+
+    /// "Add an authenticator app", "Change PIN": the links of the add list.
+    pub fn add_label(&self, kind: &str, registered: bool) -> &'static str {
+        match (kind, registered) {
+            ("questions", true) => "Change security questions",
+            ("pin", true) => "Change PIN",
+            ("totp", _) => "Add an authenticator app",
+            ("passkey", _) => "Add a passkey or security key",
+            ("phone", _) => "Add a phone",
+            ("email", _) => "Add an email address",
+            ("questions", _) => "Add security questions",
+            ("pin", _) => "Add a PIN",
+            _ => "",
         }
     }
 

@@ -109,14 +109,78 @@ pub async fn after_signin(
 }
 
 pub async fn handle(state: &AppState, ctx: &RequestCtx, req: R) -> Result<S, ApiError> {
+    let now = state.clock.now();
+    match req {
+        R::DiscoverStart => {
+            let (ceremony, options) = state
+                .security
+                .discover_start(now)
+                .await
+                .map_err(api_error)?;
+            return Ok(S::Passkey(PasskeyOptions {
+                ceremony,
+                options: options.to_string(),
+                error: None,
+            }));
+        }
+        R::DiscoverFinish {
+            ceremony,
+            credential,
+        } => {
+            return passwordless(state, ctx, &ceremony, &credential, now)
+                .await
+                .map_err(api_error)
+        }
+        _ => {}
+    }
     let signed = match (&ctx.session, &ctx.pending) {
         (Some(s), _) => s,
         (None, Some(p)) if allowed_while_pending(&req) => p,
         _ => return Err(ErrorCode::NotSignedIn.into()),
     };
     let actor = actor(state, ctx, signed).await?;
-    let now = state.clock.now();
     run(state, &actor, req, now).await.map_err(api_error)
+}
+
+/// A discoverable passkey signed in: a new, fully signed-in session (or SIG-001 for anything
+/// wrong, exactly like a failed password).
+async fn passwordless(
+    state: &AppState,
+    ctx: &RequestCtx,
+    ceremony: &str,
+    credential: &str,
+    now: i64,
+) -> Result<S, DomainError> {
+    let client = Client {
+        ip: ctx.client_ip.clone(),
+        user_agent: ctx.user_agent.clone(),
+    };
+    let Some(user) = state
+        .security
+        .discover_finish(ceremony, credential, &client, now)
+        .await?
+    else {
+        let mut e =
+            crate::domain::audit::AuditEntry::new(crate::domain::audit::event::SIGNIN, false, now);
+        e.reason = Some("passkey (passwordless) refused".into());
+        e.client_ip = Some(client.ip.clone());
+        e.user_agent = Some(client.user_agent.clone());
+        state.store.append_audit(&e).await?;
+        return Err(DomainError::Refused(ErrorCode::SigninFailed));
+    };
+    let token = crate::domain::flows::signin::passkey_session(
+        &state.store,
+        &user,
+        &client,
+        ctx.session_token.as_deref(),
+        &state.config.policy.session,
+        now,
+    )
+    .await?;
+    Ok(S::SignedIn {
+        set_cookie: super::caller::session_cookie_value(&state.config, &token),
+        next: after_signin(&state.security, &user, now).await?,
+    })
 }
 
 async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, DomainError> {
@@ -319,6 +383,9 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
                 options: options.to_string(),
                 error: None,
             })
+        }
+        R::DiscoverStart | R::DiscoverFinish { .. } => {
+            return Err(DomainError::Refused(ErrorCode::Internal))
         }
         R::PasskeyAuthFinish {
             ceremony,

@@ -265,20 +265,22 @@ impl Store {
         insert_method_in(&mut conn, m).await
     }
 
-    /// Removes a user's pending setups that expired (and any of `kind` when given).
-    pub async fn discard_pending_methods(
-        &self,
-        user_id: &str,
-        now: i64,
-    ) -> Result<u64, StoreError> {
-        let r = sqlx::query(
-            "DELETE FROM methods WHERE user_id = $1 AND status = 'pending' AND expires_at <= $2",
-        )
-        .bind(user_id)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected())
+    /// Removes expired pending setups, one-time codes and ceremonies (the periodic sweep; the
+    /// flows themselves never trust an expired row).
+    pub async fn sweep_security(&self, now: i64) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for sql in [
+            "DELETE FROM methods WHERE status = 'pending' AND expires_at <= $1",
+            "DELETE FROM codes WHERE expires_at <= $1 - 3600",
+            "DELETE FROM ceremonies WHERE expires_at <= $1",
+        ] {
+            n += sqlx::query(sql)
+                .bind(now)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+        }
+        Ok(n)
     }
 
     /// Records a TOTP step as used: succeeds for exactly one caller per step (the replay guard:
@@ -514,14 +516,6 @@ impl Store {
             expires_at: r.try_get("expires_at")?,
         };
         Ok((c.expires_at > now).then_some(c))
-    }
-
-    pub async fn delete_expired_ceremonies(&self, now: i64) -> Result<u64, StoreError> {
-        let r = sqlx::query("DELETE FROM ceremonies WHERE expires_at <= $1")
-            .bind(now)
-            .execute(self.pool())
-            .await?;
-        Ok(r.rows_affected())
     }
 
     pub async fn registration_state(&self, user_id: &str) -> Result<RegistrationState, StoreError> {

@@ -53,6 +53,20 @@ pub async fn delete_session_in(
     Ok(())
 }
 
+/// Records a proven second factor on a session inside a caller's transaction.
+pub async fn mark_mfa_in(
+    conn: &mut sqlx::AnyConnection,
+    id_hash: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE sessions SET stage = 'full', mfa_at = $1 WHERE id_hash = $2")
+        .bind(now)
+        .bind(id_hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     pub async fn insert_session(&self, s: &SessionRow) -> Result<(), StoreError> {
         let mut conn = self.pool().acquire().await?;

@@ -112,15 +112,10 @@ fn Methods(overview: Overview) -> impl IntoView {
         .filter(|o| !(o.full && o.kind != "questions" && o.kind != "pin"))
         .map(|o| {
             let href = format!("{}?flow=info", routes::add_page(&o.kind));
-            let verb = if o.registered && (o.kind == "questions" || o.kind == "pin") {
-                s.change
-            } else {
-                s.add
-            };
             view! {
                 <li>
                     <a class="add-link" href=href>
-                        <span class="add-kind">{verb} " " {s.kind_label(&o.kind).to_lowercase()}</span>
+                        <span class="add-kind">{s.add_label(&o.kind, o.registered)}</span>
                         <span class="muted small">{s.kind_about(&o.kind)}</span>
                     </a>
                 </li>

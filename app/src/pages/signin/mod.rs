@@ -62,6 +62,22 @@ pub fn SigninPage() -> impl IntoView {
                         <button type="submit" class="button primary wide">{t.signin_button}</button>
                     </ActionForm>
                 </div>
+                <div class="or-divider" aria-hidden="true"><span>{t.sec.or}</span></div>
+                <form
+                    id="passkey-discover"
+                    class="passkey-form"
+                    data-mode="discover"
+                    data-msg-unsupported=t.sec.passkey_unsupported
+                    data-msg-cancelled=t.sec.passkey_cancelled
+                    data-msg-working=t.sec.passkey_working
+                >
+                    <p class="passkey-status" role="status" aria-live="polite"></p>
+                    <noscript><p class="muted small">{t.sec.passkey_needs_js}</p></noscript>
+                    <button type="submit" class="button secondary wide" data-testid=routes::testid::PASSKEY_SIGNIN>
+                        {t.sec.passkey_signin}
+                    </button>
+                </form>
+                <script src="/passkey.js" defer=true></script>
                 <p class="muted small">{t.tagline}</p>
             </section>
         </main>

@@ -240,3 +240,30 @@ async fn lock_account(
     tracing::warn!(user = %user.username, failures, "account locked for sign-in");
     Ok(())
 }
+
+/// Opens a fully signed-in session for a user proven by a passwordless passkey (which is itself
+/// phishing-resistant multi-factor: possession plus the authenticator's user verification).
+pub async fn passkey_session(
+    store: &Store,
+    user: &User,
+    client: &Client,
+    previous_token: Option<&str>,
+    policy: &SessionPolicy,
+    now: i64,
+) -> Result<String, DomainError> {
+    let mut tx = store.begin().await?;
+    if let Some(previous) = previous_token {
+        crate::store::sessions::delete_session_in(&mut tx, &session::hash_token(previous)).await?;
+    }
+    let token = session::create_in(&mut tx, user, client, policy, false, now).await?;
+    crate::store::sessions::mark_mfa_in(&mut tx, &session::hash_token(&token), now).await?;
+    let mut audit = AuditEntry::new(event::SIGNIN, true, now);
+    audit.user_id = Some(user.id.clone());
+    audit.username = Some(user.username.clone());
+    audit.reason = Some("passkey (passwordless)".into());
+    audit.client_ip = Some(client.ip.clone());
+    audit.user_agent = Some(client.user_agent.clone());
+    append_audit_in(&mut tx, &audit).await?;
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    Ok(token)
+}

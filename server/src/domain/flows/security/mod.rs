@@ -145,9 +145,8 @@ fn method_name(name: &str) -> Result<String, DomainError> {
 }
 
 impl Security {
-    /// The user's methods (active ones; expired pending setups are discarded on the way).
-    pub async fn methods(&self, user_id: &str, now: i64) -> Result<Vec<Method>, DomainError> {
-        self.store.discard_pending_methods(user_id, now).await?;
+    /// The user's active methods (pending setups never count; the sweep removes expired ones).
+    pub async fn methods(&self, user_id: &str, _now: i64) -> Result<Vec<Method>, DomainError> {
         Ok(methods_of(self.store.active_methods(user_id).await?))
     }
 
@@ -555,9 +554,17 @@ impl Security {
     }
 
     async fn clear_failures(&self, actor: &Actor) -> Result<(), DomainError> {
-        self.store
-            .clear_throttle(SCOPE_FACTOR_ACCOUNT, &actor.user.id)
-            .await?;
+        // a write only when there is something to clear
+        if self
+            .store
+            .throttle(SCOPE_FACTOR_ACCOUNT, &actor.user.id)
+            .await?
+            .is_some()
+        {
+            self.store
+                .clear_throttle(SCOPE_FACTOR_ACCOUNT, &actor.user.id)
+                .await?;
+        }
         Ok(())
     }
 

@@ -236,3 +236,138 @@ impl Security {
         self.verified(actor, &m, now).await
     }
 }
+
+/// Passwordless sign-in with a discoverable passkey (from the sign-in page, no username).
+impl Security {
+    pub async fn discover_start(
+        &self,
+        now: i64,
+    ) -> Result<(String, serde_json::Value), DomainError> {
+        let (options, state) = self
+            .webauthn
+            .start_discoverable_authentication()
+            .map_err(|e| DomainError::Invalid(format!("webauthn: {e}")))?;
+        let id = new_id();
+        let json = serde_json::to_vec(&state).map_err(|e| DomainError::Invalid(e.to_string()))?;
+        self.store
+            .put_ceremony(&CeremonyRow {
+                id: id.clone(),
+                user_id: None,
+                kind: "discover".into(),
+                state: self.sealer.seal(&json, &id),
+                name: String::new(),
+                expires_at: now + CEREMONY_SECONDS,
+            })
+            .await?;
+        let mut options =
+            serde_json::to_value(options).map_err(|e| DomainError::Invalid(e.to_string()))?;
+        // a button press, not conditional (autofill) mediation
+        if let Some(o) = options.as_object_mut() {
+            o.remove("mediation");
+        }
+        Ok((id, options))
+    }
+
+    /// The user whose discoverable passkey signed this assertion, when everything checks out
+    /// (signature, origin, user verification, counter) and the account may sign in. Failures
+    /// count against the client's throttle.
+    pub async fn discover_finish(
+        &self,
+        ceremony: &str,
+        credential: &str,
+        client: &crate::domain::flows::session::Client,
+        now: i64,
+    ) -> Result<Option<crate::domain::users::User>, DomainError> {
+        if self
+            .store
+            .throttle(super::SCOPE_FACTOR_CLIENT, &client.ip)
+            .await?
+            .is_some_and(|t| t.blocked_until > now)
+        {
+            return Err(refused(ErrorCode::TooManyAttempts));
+        }
+        let user = self.discover_user(ceremony, credential, now).await?;
+        if user.is_none() {
+            let p = &self.signin;
+            let n = self
+                .store
+                .record_failure(
+                    super::SCOPE_FACTOR_CLIENT,
+                    &client.ip,
+                    now,
+                    now - p.client_window_seconds,
+                )
+                .await?;
+            let d = p.delay_after(u32::try_from(n).unwrap_or(u32::MAX), p.client_free_attempts);
+            if d > 0 {
+                self.store
+                    .block_until(super::SCOPE_FACTOR_CLIENT, &client.ip, now + d)
+                    .await?;
+            }
+        }
+        Ok(user)
+    }
+
+    async fn discover_user(
+        &self,
+        ceremony: &str,
+        credential: &str,
+        now: i64,
+    ) -> Result<Option<crate::domain::users::User>, DomainError> {
+        let Some(c) = self.store.take_ceremony(ceremony, "discover", now).await? else {
+            return Err(refused(ErrorCode::SetupExpired));
+        };
+        let json = self
+            .sealer
+            .open(&c.state, &c.id)
+            .map_err(|_| refused(ErrorCode::SetupExpired))?;
+        let state: webauthn_rs::prelude::DiscoverableAuthentication =
+            serde_json::from_slice(&json).map_err(|_| refused(ErrorCode::SetupExpired))?;
+        let Ok(cred) = serde_json::from_str::<PublicKeyCredential>(credential) else {
+            return Ok(None);
+        };
+        let Ok((handle, cred_id)) = self.webauthn.identify_discoverable_authentication(&cred)
+        else {
+            return Ok(None);
+        };
+        let Some(user_id) = self.store.user_by_handle(&handle.to_string()).await? else {
+            return Ok(None);
+        };
+        let Some(user) = self.store.find_user(&user_id).await? else {
+            return Ok(None);
+        };
+        let cred_id = b64(cred_id);
+        let Some(m) = methods_of(self.store.active_methods(&user.id).await?)
+            .into_iter()
+            .find(|m| m.row.credential_id.as_deref() == Some(cred_id.as_str()))
+        else {
+            return Ok(None);
+        };
+        let Some(mut passkey) = passkey_of(&m) else {
+            return Ok(None);
+        };
+        let result = match self
+            .webauthn
+            .finish_discoverable_authentication_v2(&cred, state, &passkey)
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(error = %e, "passwordless passkey refused");
+                return Ok(None);
+            }
+        };
+        passkey.update_credential(&result);
+        let detail = json!({ "passkey": passkey }).to_string();
+        if !self
+            .store
+            .use_passkey(&m.row.id, &detail, i64::from(result.counter()), now)
+            .await?
+        {
+            return Ok(None);
+        }
+        if !user.enabled || user.locked_at.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(user))
+    }
+}

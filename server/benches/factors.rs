@@ -1,0 +1,252 @@
+//! `cargo bench -p converge --bench factors`: second factors on this machine (run by
+//! scripts/bench; not a test, it fails on nothing).
+//!   1. TOTP verifications/s over HTTP: many users, each with an authenticator app and a session,
+//!      post `/api/verify_code` with the right code; every code is used once (a new time step per
+//!      round, from a manual clock), so each request is a real, successful, single-use check.
+//!   2. Passkey assertions/s: the server's side of a WebAuthn assertion (options, state sealed
+//!      in the database, signature / origin / counter checks, counter update), with a software
+//!      authenticator signing outside the timed part.
+
+#![allow(clippy::field_reassign_with_default)]
+
+use converge::clock::{Clock, ManualClock};
+use converge::config::Settings;
+use converge::domain::flows::security::Actor;
+use converge::domain::flows::session::{new_token, Client};
+use converge::domain::totp;
+use converge::startup::Application;
+use converge::store::SessionRow;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use webauthn_authenticator_rs::softpasskey::SoftPasskey;
+use webauthn_authenticator_rs::WebauthnAuthenticator;
+
+const USERS: usize = 400;
+const CONCURRENCY: usize = 32;
+const PUBLIC_URL: &str = "http://localhost:3000";
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let seconds: f64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10.0);
+    let dir = std::env::temp_dir().join(format!("converge-bench-factors-{}", std::process::id()));
+    let mut s = Settings::default();
+    s.public_url = PUBLIC_URL.into();
+    s.server.bind = "127.0.0.1:0".into();
+    s.database.url = format!("sqlite://{}/bench.db", dir.display());
+    s.data_dir = dir.clone();
+    s.log.filter = "warn".into();
+    s.signin.client_free_attempts = 1_000_000;
+    let config = s.validate().expect("configuration");
+    let clock = Arc::new(ManualClock::new(2_000_000_010));
+    let app = Application::build(config, clock.clone())
+        .await
+        .expect("app");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state().clone();
+    tokio::spawn(app.run_until_stopped());
+
+    // users, each with a full session and an authenticator app
+    let now = clock.now();
+    let mut people = Vec::new();
+    for i in 0..USERS {
+        let profile = converge::domain::users::UserProfile {
+            username: converge::domain::users::Username::parse(&format!("bench{i}")).expect("u"),
+            display_name: converge::domain::users::DisplayName::parse("Bench").expect("d"),
+            email: None,
+            mobile_phone: None,
+            alternate_phone: None,
+            office_phone: None,
+            groups: vec![],
+            enabled: true,
+            role: converge::domain::users::Role::User,
+        };
+        let (id, _) = state
+            .store
+            .upsert_user(&profile, None, "local", now)
+            .await
+            .expect("user");
+        let (token, id_hash) = new_token();
+        let session = SessionRow {
+            id_hash,
+            user_id: id.clone(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + 86_400 * 30,
+            client_ip: "127.0.0.1".into(),
+            user_agent: "bench".into(),
+            stage: "full".into(),
+            mfa_at: now,
+        };
+        state.store.insert_session(&session).await.expect("session");
+        let user = state.store.find_user(&id).await.expect("u").expect("u");
+        let actor = Actor {
+            user,
+            session,
+            client: Client {
+                ip: "127.0.0.1".into(),
+                user_agent: "bench".into(),
+            },
+        };
+        let method = state
+            .security
+            .totp_start(&actor, "Phone", now)
+            .await
+            .expect("start");
+        let row = state
+            .store
+            .method(&method, &id)
+            .await
+            .expect("m")
+            .expect("m");
+        let secret = state
+            .sealer
+            .open(row.secret.as_deref().unwrap_or_default(), &method)
+            .expect("open");
+        let code = totp::code_at(&state.security.policy.totp, &secret, now as u64);
+        state
+            .security
+            .totp_confirm(&actor, &method, &code, now)
+            .await
+            .expect("confirm");
+        people.push((format!("converge_session={token}"), method, secret, actor));
+    }
+
+    // 1. TOTP over HTTP
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .expect("client");
+    let people = Arc::new(people);
+    let (mut ok, mut failed, mut busy) = (0usize, 0usize, Duration::ZERO);
+    let mut latencies: Vec<Duration> = Vec::new();
+    while busy.as_secs_f64() < seconds {
+        clock.advance(30);
+        let now = clock.now();
+        let started = Instant::now();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..CONCURRENCY {
+            let (http, people, next, base) =
+                (http.clone(), people.clone(), next.clone(), base.clone());
+            let policy = state.security.policy.totp.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut out = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((cookie, method, secret, _)) = people.get(i) else {
+                        break;
+                    };
+                    let code = totp::code_at(&policy, secret, now as u64);
+                    let t = Instant::now();
+                    let res = http
+                        .post(format!("{base}/api/verify_code"))
+                        .header("accept", "text/html")
+                        .header("sec-fetch-site", "same-origin")
+                        .header("cookie", cookie)
+                        .form(&[("method", method.as_str()), ("code", code.as_str())])
+                        .send()
+                        .await;
+                    let good = res.ok().and_then(|r| {
+                        r.headers()
+                            .get("location")
+                            .and_then(|l| l.to_str().ok())
+                            .map(|l| !l.contains("error="))
+                    });
+                    out.push((good == Some(true), t.elapsed()));
+                }
+                out
+            }));
+        }
+        for t in tasks {
+            for (good, lat) in t.await.expect("task") {
+                if good {
+                    ok += 1
+                } else {
+                    failed += 1
+                }
+                latencies.push(lat);
+            }
+        }
+        busy += started.elapsed();
+    }
+    latencies.sort();
+    let p99 = latencies
+        .get(latencies.len() * 99 / 100)
+        .copied()
+        .unwrap_or_default();
+    println!(
+        "totp_per_second={:.0} totp_ok={ok} totp_failed={failed} totp_p99_ms={:.1} seconds={:.1}",
+        ok as f64 / busy.as_secs_f64(),
+        p99.as_secs_f64() * 1000.0,
+        busy.as_secs_f64()
+    );
+
+    // 2. passkey assertions (server side), two at a time (the machine's cores)
+    let origin = url::Url::parse(PUBLIC_URL).expect("origin");
+    let mut keyed = Vec::new();
+    for (_, _, _, actor) in people.iter().take(16) {
+        let mut key = SoftPasskey::new(true);
+        let now = clock.now();
+        let actor = Actor {
+            session: SessionRow {
+                mfa_at: now,
+                ..actor.session.clone()
+            },
+            ..actor.clone()
+        };
+        let (c, options) = state
+            .security
+            .passkey_start(&actor, "Key", now)
+            .await
+            .expect("start");
+        let cred = key
+            .do_registration(origin.clone(), serde_json::from_value(options).expect("o"))
+            .expect("reg");
+        state
+            .security
+            .passkey_finish(
+                &actor,
+                &c,
+                &serde_json::to_string(&cred).expect("json"),
+                now,
+            )
+            .await
+            .expect("finish");
+        keyed.push((actor, key));
+    }
+    let (mut done, mut server_time, started) = (0usize, Duration::ZERO, Instant::now());
+    while started.elapsed().as_secs_f64() < seconds {
+        for (actor, key) in keyed.iter_mut() {
+            let now = clock.now();
+            let t = Instant::now();
+            let (c, options) = state
+                .security
+                .passkey_auth_start(actor, now)
+                .await
+                .expect("start");
+            server_time += t.elapsed();
+            let assertion = key
+                .do_authentication(origin.clone(), serde_json::from_value(options).expect("o"))
+                .expect("sign");
+            let json = serde_json::to_string(&assertion).expect("json");
+            let t = Instant::now();
+            state
+                .security
+                .passkey_auth_finish(actor, &c, &json, now)
+                .await
+                .expect("assertion");
+            server_time += t.elapsed();
+            done += 1;
+        }
+    }
+    println!(
+        "passkey_per_second={:.0} passkey_assertions={done} passkey_server_ms_each={:.2}",
+        done as f64 / server_time.as_secs_f64(),
+        server_time.as_secs_f64() * 1000.0 / done.max(1) as f64
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
