@@ -20,6 +20,24 @@ pub struct RequestCtx {
     pub pending: Option<SignedIn>,
     /// CSP nonce for this response's inline hydration script.
     pub nonce: String,
+    /// What the server already loaded for this request (its own types; the UI never looks).
+    pub attached: Attached,
+}
+
+/// Server data carried along with the request context, opaque to the UI.
+#[derive(Clone, Default)]
+pub struct Attached(pub Option<Arc<dyn std::any::Any + Send + Sync>>);
+
+impl std::fmt::Debug for Attached {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Attached(..)")
+    }
+}
+
+impl Attached {
+    pub fn get<T: 'static>(&self) -> Option<&T> {
+        self.0.as_ref().and_then(|a| a.downcast_ref::<T>())
+    }
 }
 
 #[derive(Clone, Debug)]

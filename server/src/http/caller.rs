@@ -39,6 +39,7 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
         session_token: token.clone(),
         session: None,
         pending: None,
+        attached: Default::default(),
         nonce: req
             .extensions()
             .get::<CspNonce>()
@@ -55,6 +56,7 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
         .await
         {
             Ok(Some((user, row))) => {
+                ctx.attached = converge_app::ssr::Attached(Some(std::sync::Arc::new(user.clone())));
                 let signed_in = SignedIn {
                     user_id: user.id.clone(),
                     view: SessionView {

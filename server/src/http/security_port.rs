@@ -43,12 +43,16 @@ fn allowed_while_pending(req: &R) -> bool {
 }
 
 async fn actor(state: &AppState, ctx: &RequestCtx, s: &SignedIn) -> Result<Actor, ApiError> {
-    let user = state
-        .store
-        .find_user(&s.user_id)
-        .await
-        .map_err(|e| api_error(e.into()))?
-        .ok_or(ApiError::Failed(ErrorCode::NotSignedIn))?;
+    // the user the session check loaded moments ago, else from the store
+    let user = match ctx.attached.get::<crate::domain::users::User>() {
+        Some(u) if u.id == s.user_id => u.clone(),
+        _ => state
+            .store
+            .find_user(&s.user_id)
+            .await
+            .map_err(|e| api_error(e.into()))?
+            .ok_or(ApiError::Failed(ErrorCode::NotSignedIn))?,
+    };
     Ok(Actor {
         session: SessionRow {
             id_hash: s.session_hash.clone(),

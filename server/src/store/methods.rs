@@ -111,6 +111,47 @@ pub async fn delete_method_in(
     Ok(r.rows_affected() == 1)
 }
 
+/// [`Store::use_totp_step`] inside a caller's transaction.
+pub async fn use_totp_step_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    step: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE methods SET last_step = $1, last_used_at = $2 \
+         WHERE id = $3 AND status = 'active' AND last_step < $1",
+    )
+    .bind(step)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Updates a passkey after an assertion; the new counter must exceed the stored one unless both
+/// are zero (authenticators without a counter).
+pub async fn use_passkey_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    detail: &str,
+    counter: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE methods SET detail = $1, last_step = $2, last_used_at = $3 \
+         WHERE id = $4 AND status = 'active' AND (last_step < $2 OR (last_step = 0 AND $2 = 0))",
+    )
+    .bind(detail)
+    .bind(counter)
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 /// Removes every method of one kind (questions and PIN exist once per user).
 pub async fn delete_methods_of_kind_in(
     conn: &mut AnyConnection,
@@ -286,20 +327,11 @@ impl Store {
     /// Records a TOTP step as used: succeeds for exactly one caller per step (the replay guard:
     /// the step must be newer than the last accepted one).
     pub async fn use_totp_step(&self, id: &str, step: i64, now: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE methods SET last_step = $1, last_used_at = $2 \
-             WHERE id = $3 AND status = 'active' AND last_step < $1",
-        )
-        .bind(step)
-        .bind(now)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected() == 1)
+        let mut conn = self.pool().acquire().await?;
+        use_totp_step_in(&mut conn, id, step, now).await
     }
 
-    /// Updates a passkey after an assertion; the new counter must exceed the stored one unless
-    /// both are zero (authenticators without a counter).
+    /// Updates a passkey after an assertion (see [`use_passkey_in`]).
     pub async fn use_passkey(
         &self,
         id: &str,
@@ -307,17 +339,8 @@ impl Store {
         counter: i64,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE methods SET detail = $1, last_step = $2, last_used_at = $3 \
-             WHERE id = $4 AND status = 'active' AND (last_step < $2 OR (last_step = 0 AND $2 = 0))",
-        )
-        .bind(detail)
-        .bind(counter)
-        .bind(now)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected() == 1)
+        let mut conn = self.pool().acquire().await?;
+        use_passkey_in(&mut conn, id, detail, counter, now).await
     }
 
     pub async fn touch_method(&self, id: &str, now: i64) -> Result<(), StoreError> {

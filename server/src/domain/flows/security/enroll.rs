@@ -492,9 +492,10 @@ impl Security {
             .await?
             .filter(|c| c.purpose == PURPOSE_ENROLL)
             .ok_or(refused(ErrorCode::SetupExpired))?;
-        self.check_code(actor, &c, code, now).await?;
+        // the rule first, so a refused change does not use up the code
         let methods = self.methods(&actor.user.id, now).await?;
         self.may_change(actor, &methods, now)?;
+        self.check_code(actor, &c, code, now).await?;
         let mut tx = self.store.begin().await?;
         if !activate_method_in(&mut tx, &c.target, &actor.user.id, 0, now).await? {
             return Err(refused(ErrorCode::SetupExpired));

@@ -134,17 +134,24 @@ impl Security {
             MethodKind::Totp => {
                 let secret = self.open_secret(&m.row)?;
                 let step = totp::check(&self.policy.totp, &secret, code, now.max(0) as u64);
+                // the step is used and the session promoted in one transaction
+                let mut tx = self.store.begin().await?;
                 let accepted = match step {
-                    Some(step) => self.store.use_totp_step(&m.row.id, step, now).await?,
+                    Some(step) => {
+                        crate::store::methods::use_totp_step_in(&mut tx, &m.row.id, step, now)
+                            .await?
+                    }
                     None => false,
                 };
                 if !accepted {
+                    drop(tx);
                     self.count_failure(actor, "wrong or reused app code", now)
                         .await?;
                     self.mfa_audit(actor, Some(&m), false, "wrong or reused code", now)
                         .await?;
                     return Err(refused(ErrorCode::WrongCode));
                 }
+                return self.verified_in(tx, actor, &m, now).await;
             }
             MethodKind::Phone | MethodKind::Email => {
                 if m.kind == MethodKind::Phone && self.policy.pin_mode {
@@ -197,11 +204,24 @@ impl Security {
         m: &Method,
         now: i64,
     ) -> Result<MfaOutcome, DomainError> {
+        let tx = self.store.begin().await?;
+        self.verified_in(tx, actor, m, now).await
+    }
+
+    /// [`Self::verified`] completing the caller's transaction (which used the factor).
+    pub(super) async fn verified_in(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        actor: &Actor,
+        m: &Method,
+        now: i64,
+    ) -> Result<MfaOutcome, DomainError> {
+        crate::store::sessions::mark_mfa_in(&mut tx, &actor.session.id_hash, now).await?;
+        let mut e = self.audit(actor, event::MFA, true, now);
+        e.reason = Some(m.label());
+        crate::store::audit::append_audit_in(&mut tx, &e).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
         self.clear_failures(actor).await?;
-        self.store
-            .session_mfa_done(&actor.session.id_hash, now)
-            .await?;
-        self.mfa_audit(actor, Some(m), true, "", now).await?;
         Ok(MfaOutcome::Verified)
     }
 

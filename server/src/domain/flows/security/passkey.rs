@@ -224,16 +224,22 @@ impl Security {
         let mut passkey = passkey_of(&m).ok_or(refused(ErrorCode::PasskeyFailed))?;
         passkey.update_credential(&result);
         let detail = json!({ "passkey": passkey }).to_string();
-        if !self
-            .store
-            .use_passkey(&m.row.id, &detail, i64::from(result.counter()), now)
-            .await?
+        let mut tx = self.store.begin().await?;
+        if !crate::store::methods::use_passkey_in(
+            &mut tx,
+            &m.row.id,
+            &detail,
+            i64::from(result.counter()),
+            now,
+        )
+        .await?
         {
+            drop(tx);
             self.count_failure(actor, "passkey signature counter did not increase", now)
                 .await?;
             return Err(refused(ErrorCode::PasskeyFailed));
         }
-        self.verified(actor, &m, now).await
+        self.verified_in(tx, actor, &m, now).await
     }
 }
 
