@@ -30,6 +30,7 @@ export const testid = {
 export const demo = {
   alice: { username: "alice", password: "correct-horse-alice", name: "Alice Andersen" },
   bob: { username: "bob", password: "battery-staple-bob" },
+  erin: { username: "erin", password: "correct-horse-erin" },
   dave: { username: "dave", password: "disabled-dave-pass" },
   carol: { username: "carol", email: "carol@example.org" },
 };

@@ -166,3 +166,31 @@ test("the wizard and Security info: app, passkey, phone, questions, PIN; then si
   await expect(page.getByTestId(testid.userName)).toHaveText("Bob Bakker");
   expect(problems, problems.join("\n")).toEqual([]);
 });
+
+test("without JavaScript: the wizard adds an authenticator app and the next sign-in asks for it", async ({ browser }) => {
+  test.setTimeout(90_000);
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await signIn(page, demo.erin.username, demo.erin.password);
+  await expect(page).toHaveURL(/\/setup$/);
+  await page.getByRole("link", { name: /Authenticator app/ }).click();
+  await page.getByRole("button", { name: "Next" }).click();
+  const key = ((await page.getByTestId(testid.totpKey).textContent()) ?? "").replace(/\s/g, "");
+  const enrolledAt = step();
+  await page.getByTestId(testid.codeInput).fill(totp(key, enrolledAt));
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(page.getByTestId(testid.wizardDone)).toBeVisible();
+  await page.getByRole("button", { name: "Done" }).click();
+  await expect(page).toHaveURL(/\/security-info\?notice=confirmed$/);
+  // a passkey needs JavaScript, and the page says so
+  await page.goto("/security-info/add/passkey");
+  await expect(page.getByText("Passkeys need JavaScript")).toBeVisible();
+  await page.getByTestId(testid.signout).click();
+  while (step() <= enrolledAt) await page.waitForTimeout(1000);
+  await signIn(page, demo.erin.username, demo.erin.password);
+  await expect(page).toHaveURL(/\/signin\/verify$/);
+  await page.getByTestId(testid.codeInput).fill(totp(key, step()));
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(page).toHaveURL(/\/security-info$/);
+  await context.close();
+});
