@@ -78,6 +78,10 @@
     var status = form.querySelector(".passkey-status");
     var button = form.querySelector("button[type=submit]");
     function say(text) { status.textContent = text; }
+    // the script runs: offer the button, drop the "needs JavaScript" note
+    form.querySelectorAll(".passkey-nojs").forEach(function (n) { n.hidden = true; });
+    button.hidden = false;
+    form.hidden = false;
     form.addEventListener("submit", async function (ev) {
       ev.preventDefault();
       if (!window.PublicKeyCredential || !navigator.credentials) {

@@ -6,7 +6,7 @@ test("a locked account gets a mail whose 'This wasn't me' link records a report"
     await page.goto(paths.signin);
     await page.getByLabel("Username").fill(demo.carol.username);
     await page.getByLabel("Password", { exact: true }).fill(`wrong-password-${i}`);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("button", { name: "Sign in", exact: true }).click();
     await expect(page).toHaveURL(/error=SIG-001/);
   }
   // the dev mailbox shows what would have been sent (the outbox worker delivers within a second)

@@ -40,7 +40,7 @@ async function signIn(page: Page, username: string, password: string) {
   await page.goto(paths.signin);
   await page.getByLabel("Username").fill(username);
   await page.getByLabel("Password", { exact: true }).fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
 }
 
 /** The newest code the dev SMS / mail transports sent to `recipient`. */

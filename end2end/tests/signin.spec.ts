@@ -14,7 +14,7 @@ async function signIn(page: Page, username: string, password: string) {
   await page.goto(paths.signin);
   await page.getByLabel("Username").fill(username);
   await page.getByLabel("Password", { exact: true }).fill(password);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("button", { name: "Sign in", exact: true }).click();
 }
 
 test("a demo user signs in, sees Security info and activity, and signs out", async ({ page }) => {
@@ -31,7 +31,7 @@ test("a demo user signs in, sees Security info and activity, and signs out", asy
   await expect(page.getByTestId(testid.userName)).toHaveText(demo.alice.name);
   await expect(page.getByText("alice@example.org")).toBeVisible();
 
-  await page.getByRole("link", { name: "My activity" }).click();
+  await page.getByRole("navigation").getByRole("link", { name: "My activity" }).click();
   await expect(page).toHaveURL(/\/activity$/);
   const table = page.getByTestId(testid.activityTable);
   await expect(table.getByRole("row").nth(1)).toContainText("Sign-in");

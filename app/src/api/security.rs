@@ -373,14 +373,28 @@ pub async fn set_questions(
     a5: Option<String>,
     q6: Option<String>,
     a6: Option<String>,
+    c1: Option<String>,
+    c2: Option<String>,
+    c3: Option<String>,
+    c4: Option<String>,
+    c5: Option<String>,
+    c6: Option<String>,
 ) -> Result<(), ApiError> {
     let flow = flow_of(&flow);
-    let answers: Vec<(String, String)> =
-        [(q1, a1), (q2, a2), (q3, a3), (q4, a4), (q5, a5), (q6, a6)]
-            .into_iter()
-            .filter_map(|(q, a)| q.map(|q| (q, a.unwrap_or_default())))
-            .filter(|(q, _)| !q.is_empty())
-            .collect();
+    // a custom question (when the policy allows them) replaces the chosen one
+    let pick = |q: Option<String>, c: Option<String>| c.filter(|c| !c.trim().is_empty()).or(q);
+    let answers: Vec<(String, String)> = [
+        (pick(q1, c1), a1),
+        (pick(q2, c2), a2),
+        (pick(q3, c3), a3),
+        (pick(q4, c4), a4),
+        (pick(q5, c5), a5),
+        (pick(q6, c6), a6),
+    ]
+    .into_iter()
+    .filter_map(|(q, a)| q.map(|q| (q, a.unwrap_or_default())))
+    .filter(|(q, _)| !q.is_empty())
+    .collect();
     match call(crate::ssr::SecurityRequest::Questions { answers }).await {
         Ok(_) => go(&crate::routes::after_add(flow)),
         // answers are never echoed back

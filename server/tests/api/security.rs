@@ -898,6 +898,10 @@ async fn passkeys_register_and_sign_in(db: Db) {
     }
     // the real origin works; the ceremony is single use
     let (ceremony, options) = s.passkey_start(&a, "Laptop", now).await.expect("start");
+    assert_eq!(
+        options["publicKey"]["authenticatorSelection"]["residentKey"], "preferred",
+        "discoverable where possible (passwordless sign-in)"
+    );
     let cred = key
         .do_registration(origin.clone(), serde_json::from_value(options).expect("o"))
         .expect("register");

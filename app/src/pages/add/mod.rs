@@ -368,8 +368,8 @@ pub fn AddPasskeyPage() -> impl IntoView {
                     <input id="passkey-name" name="name" type="text" maxlength="40" required=true value=s.passkey_name_default/>
                 </div>
                 <p class="passkey-status" role="status" aria-live="polite"></p>
-                <noscript><p class="notice warn">{s.passkey_needs_js}</p></noscript>
-                <button type="submit" class="button primary" data-testid=routes::testid::PASSKEY_BUTTON>{s.passkey_create}</button>
+                <p class="passkey-nojs notice warn">{s.passkey_needs_js}</p>
+                <button type="submit" class="button primary" data-testid=routes::testid::PASSKEY_BUTTON hidden=true>{s.passkey_create}</button>
             </form>
             <script src="/passkey.js" defer=true></script>
         </AddFrame>

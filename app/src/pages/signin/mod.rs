@@ -62,17 +62,18 @@ pub fn SigninPage() -> impl IntoView {
                         <button type="submit" class="button primary wide">{t.signin_button}</button>
                     </ActionForm>
                 </div>
-                <div class="or-divider" aria-hidden="true"><span>{t.sec.or}</span></div>
+                // passwordless: offered once the script runs (a passkey needs JavaScript)
                 <form
                     id="passkey-discover"
                     class="passkey-form"
                     data-mode="discover"
+                    hidden=true
                     data-msg-unsupported=t.sec.passkey_unsupported
                     data-msg-cancelled=t.sec.passkey_cancelled
                     data-msg-working=t.sec.passkey_working
                 >
+                    <div class="or-divider" aria-hidden="true"><span>{t.sec.or}</span></div>
                     <p class="passkey-status" role="status" aria-live="polite"></p>
-                    <noscript><p class="muted small">{t.sec.passkey_needs_js}</p></noscript>
                     <button type="submit" class="button secondary wide" data-testid=routes::testid::PASSKEY_SIGNIN>
                         {t.sec.passkey_signin}
                     </button>

@@ -160,8 +160,8 @@ fn challenge(m: MethodView, sent: bool, pin_mode: bool, next: String) -> AnyView
                 data-msg-working=s.passkey_working
             >
                 <p class="passkey-status" role="status" aria-live="polite"></p>
-                <noscript><p class="notice warn">{s.passkey_needs_js}</p></noscript>
-                <button type="submit" class="button primary wide" data-testid=routes::testid::PASSKEY_BUTTON>{s.passkey_use}</button>
+                <p class="passkey-nojs notice warn">{s.passkey_needs_js}</p>
+                <button type="submit" class="button primary wide" data-testid=routes::testid::PASSKEY_BUTTON hidden=true>{s.passkey_use}</button>
             </form>
             <script src="/passkey.js" defer=true></script>
         }

@@ -100,8 +100,17 @@ impl Security {
         let id = self
             .put_state::<PasskeyRegistration>(actor, "register", &name, &state, now)
             .await?;
-        let options =
+        let mut options =
             serde_json::to_value(options).map_err(|e| DomainError::Invalid(e.to_string()))?;
+        // ask for a discoverable credential where the authenticator can make one, so the
+        // passkey also signs in without a username and password
+        if let Some(sel) = options
+            .pointer_mut("/publicKey/authenticatorSelection")
+            .and_then(|v| v.as_object_mut())
+        {
+            sel.insert("residentKey".into(), json!("preferred"));
+            sel.insert("requireResidentKey".into(), json!(false));
+        }
         Ok((id, options))
     }
 
