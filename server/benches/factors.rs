@@ -38,6 +38,9 @@ async fn main() {
     s.database.url = format!("sqlite://{}/bench.db", dir.display());
     s.data_dir = dir.clone();
     s.log.filter = "warn".into();
+    if let Ok(n) = std::env::var("BENCH_DB_CONNECTIONS") {
+        s.database.max_connections = n.parse().unwrap_or(8);
+    }
     s.signin.client_free_attempts = 1_000_000;
     let config = s.validate().expect("configuration");
     let clock = Arc::new(ManualClock::new(2_000_000_010));

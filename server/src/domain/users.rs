@@ -188,6 +188,11 @@ pub struct User {
     pub locked_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// When the user last confirmed their security info (0: never).
+    pub confirmed_at: i64,
+    /// "Not now" in the wizard: how often, and since when.
+    pub snooze_count: i64,
+    pub snooze_first_at: i64,
 }
 
 /// What an import or an administrator says a user should look like.

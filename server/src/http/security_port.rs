@@ -4,7 +4,7 @@
 
 use super::AppState;
 use crate::domain::error::DomainError;
-use crate::domain::flows::security::{Actor, Method, Security};
+use crate::domain::flows::security::{Actor, Method, MfaOutcome, Security};
 use crate::domain::flows::session::Client;
 use crate::domain::format_time;
 use crate::domain::policy::MethodKind;
@@ -96,6 +96,14 @@ pub fn method_view(m: &Method) -> MethodView {
         is_default: m.row.is_default,
         from_directory: m.row.source == "directory",
         signs_in: m.kind.signs_in(),
+    }
+}
+
+fn next_page(wizard: bool) -> String {
+    if wizard {
+        routes::SETUP.to_string()
+    } else {
+        routes::SECURITY_INFO.to_string()
     }
 }
 
@@ -376,9 +384,10 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
             pin,
             reauth,
         } => {
-            sec.mfa_code(actor, &method, &code, pin.as_deref(), reauth, now)
+            let MfaOutcome::Verified { methods } = sec
+                .mfa_code(actor, &method, &code, pin.as_deref(), reauth, now)
                 .await?;
-            S::Next(after_signin(sec, &actor.user, now).await?)
+            S::Next(next_page(sec.needs_wizard_with(&actor.user, &methods, now)))
         }
         R::PasskeyAuthStart => {
             let (ceremony, options) = sec.passkey_auth_start(actor, now).await?;
@@ -396,9 +405,10 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
             credential,
             ..
         } => {
-            sec.passkey_auth_finish(actor, &ceremony, &credential, now)
+            let MfaOutcome::Verified { methods } = sec
+                .passkey_auth_finish(actor, &ceremony, &credential, now)
                 .await?;
-            S::Next(after_signin(sec, &actor.user, now).await?)
+            S::Next(next_page(sec.needs_wizard_with(&actor.user, &methods, now)))
         }
     })
 }

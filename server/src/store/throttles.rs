@@ -34,6 +34,39 @@ impl Store {
         .transpose()
     }
 
+    /// Two throttles in one read (e.g. the account's and the client's).
+    pub async fn throttle_pair(
+        &self,
+        a: (&str, &str),
+        b: (&str, &str),
+    ) -> Result<(Option<Throttle>, Option<Throttle>), StoreError> {
+        let rows = sqlx::query(
+            "SELECT scope, subject, failures, last_failure_at, blocked_until FROM throttles \
+             WHERE (scope = $1 AND subject = $2) OR (scope = $3 AND subject = $4)",
+        )
+        .bind(a.0)
+        .bind(a.1)
+        .bind(b.0)
+        .bind(b.1)
+        .fetch_all(self.pool())
+        .await?;
+        let (mut first, mut second) = (None, None);
+        for r in rows {
+            let t = Throttle {
+                failures: r.try_get("failures")?,
+                last_failure_at: r.try_get("last_failure_at")?,
+                blocked_until: r.try_get("blocked_until")?,
+            };
+            let (scope, subject): (String, String) = (r.try_get("scope")?, r.try_get("subject")?);
+            if (scope.as_str(), subject.as_str()) == a {
+                first = Some(t);
+            } else if (scope.as_str(), subject.as_str()) == b {
+                second = Some(t);
+            }
+        }
+        Ok((first, second))
+    }
+
     /// Counts one failure and returns the new count. A previous failure older than
     /// `window_start` starts the count afresh (pass `i64::MIN` for "never forget").
     pub async fn record_failure(

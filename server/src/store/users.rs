@@ -6,7 +6,8 @@ use sqlx::{AnyConnection, Row};
 
 const USER_COLUMNS: &str =
     "id, username, display_name, email, mobile_phone, alternate_phone, office_phone, \
-     enabled, role, source, locked_at, created_at, updated_at";
+     enabled, role, source, locked_at, created_at, updated_at, confirmed_at, snooze_count, \
+     snooze_first_at";
 
 /// Whether an upsert created a user or changed an existing one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,5 +322,8 @@ fn user_from_row(r: &sqlx::any::AnyRow, groups: Vec<String>) -> Result<User, Sto
         locked_at: r.try_get("locked_at")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
+        confirmed_at: r.try_get("confirmed_at")?,
+        snooze_count: r.try_get("snooze_count")?,
+        snooze_first_at: r.try_get("snooze_first_at")?,
     })
 }

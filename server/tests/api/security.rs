@@ -997,6 +997,7 @@ async fn snooze_and_review(db: Db) {
     assert!(!page.contains("Not now"));
     add_totp(&app, &a, "Phone").await;
     s.confirm(&a, app.clock.now()).await.expect("confirm");
+    let a = actor(&app, &cookie).await;
     assert!(!s.needs_wizard(&a.user, app.clock.now()).await.expect("w"));
     // 180 days later: review
     app.clock.advance(181 * 86_400);

@@ -19,10 +19,11 @@ pub enum Challenge {
     Passkey,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum MfaOutcome {
-    /// The session is fully signed in / has a fresh second factor.
-    Verified,
+    /// The session is fully signed in / has a fresh second factor; `methods` are the user's
+    /// active methods (so the caller needs no second read to decide where to go next).
+    Verified { methods: Vec<Method> },
 }
 
 impl Security {
@@ -129,7 +130,12 @@ impl Security {
             self.mfa_audit(actor, None, false, "throttled", now).await?;
             return Err(refused(ErrorCode::TooManyAttempts));
         }
-        let m = self.factor(actor, method_id, reauth, now).await?;
+        let all = self.methods(&actor.user.id, now).await?;
+        let m = self
+            .factor_methods(all.clone(), reauth)
+            .into_iter()
+            .find(|m| m.row.id == method_id)
+            .ok_or(refused(ErrorCode::SetupExpired))?;
         match m.kind {
             MethodKind::Totp => {
                 let secret = self.open_secret(&m.row)?;
@@ -151,7 +157,7 @@ impl Security {
                         .await?;
                     return Err(refused(ErrorCode::WrongCode));
                 }
-                return self.verified_in(tx, actor, &m, now).await;
+                return self.verified_in(tx, actor, &m, all, now).await;
             }
             MethodKind::Phone | MethodKind::Email => {
                 if m.kind == MethodKind::Phone && self.policy.pin_mode {
@@ -171,7 +177,7 @@ impl Security {
             }
             _ => return Err(refused(ErrorCode::SetupExpired)),
         }
-        self.verified(actor, &m, now).await
+        self.verified(actor, &m, all, now).await
     }
 
     /// In PIN mode: the user's PIN, locked after too many wrong entries.
@@ -202,10 +208,11 @@ impl Security {
         &self,
         actor: &Actor,
         m: &Method,
+        methods: Vec<Method>,
         now: i64,
     ) -> Result<MfaOutcome, DomainError> {
         let tx = self.store.begin().await?;
-        self.verified_in(tx, actor, m, now).await
+        self.verified_in(tx, actor, m, methods, now).await
     }
 
     /// [`Self::verified`] completing the caller's transaction (which used the factor).
@@ -214,6 +221,7 @@ impl Security {
         mut tx: sqlx::Transaction<'static, sqlx::Any>,
         actor: &Actor,
         m: &Method,
+        methods: Vec<Method>,
         now: i64,
     ) -> Result<MfaOutcome, DomainError> {
         crate::store::sessions::mark_mfa_in(&mut tx, &actor.session.id_hash, now).await?;
@@ -222,7 +230,7 @@ impl Security {
         crate::store::audit::append_audit_in(&mut tx, &e).await?;
         tx.commit().await.map_err(crate::store::StoreError::from)?;
         self.clear_failures(actor).await?;
-        Ok(MfaOutcome::Verified)
+        Ok(MfaOutcome::Verified { methods })
     }
 
     async fn mfa_audit(

@@ -206,9 +206,19 @@ impl Security {
     /// Should this user go through the wizard (or the review) right after signing in?
     pub async fn needs_wizard(&self, user: &User, now: i64) -> Result<bool, DomainError> {
         let methods = self.methods(&user.id, now).await?;
-        let reg = self.store.registration_state(&user.id).await?;
-        let s = self.status(user, &methods, reg, now);
-        Ok(!s.complete || s.review_due || reg.confirmed_at == 0)
+        Ok(self.needs_wizard_with(user, &methods, now))
+    }
+
+    /// [`Self::needs_wizard`] with the methods already at hand (registration state from the
+    /// user row).
+    pub fn needs_wizard_with(&self, user: &User, methods: &[Method], now: i64) -> bool {
+        let reg = RegistrationState {
+            confirmed_at: user.confirmed_at,
+            snooze_count: user.snooze_count,
+            snooze_first_at: user.snooze_first_at,
+        };
+        let s = self.status(user, methods, reg, now);
+        !s.complete || s.review_due || reg.confirmed_at == 0
     }
 
     /// Changing security info needs a second factor proven within the policy's window whenever
@@ -507,15 +517,14 @@ impl Security {
         Ok(n)
     }
 
-    /// Per-account and per-client throttle for guessable second-factor input.
+    /// Per-account and per-client throttle for guessable second-factor input (one read).
     async fn throttled(&self, actor: &Actor, now: i64) -> Result<bool, DomainError> {
-        let a = self
+        let (a, c) = self
             .store
-            .throttle(SCOPE_FACTOR_ACCOUNT, &actor.user.id)
-            .await?;
-        let c = self
-            .store
-            .throttle(SCOPE_FACTOR_CLIENT, &actor.client.ip)
+            .throttle_pair(
+                (SCOPE_FACTOR_ACCOUNT, &actor.user.id),
+                (SCOPE_FACTOR_CLIENT, &actor.client.ip),
+            )
             .await?;
         Ok(a.is_some_and(|t| t.blocked_until > now) || c.is_some_and(|t| t.blocked_until > now))
     }

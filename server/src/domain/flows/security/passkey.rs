@@ -227,8 +227,9 @@ impl Security {
         let methods = self.methods(&actor.user.id, now).await?;
         let cred_id = b64(result.cred_id());
         let m = methods
-            .into_iter()
+            .iter()
             .find(|m| m.row.credential_id.as_deref() == Some(cred_id.as_str()))
+            .cloned()
             .ok_or(refused(ErrorCode::PasskeyFailed))?;
         let mut passkey = passkey_of(&m).ok_or(refused(ErrorCode::PasskeyFailed))?;
         passkey.update_credential(&result);
@@ -248,7 +249,7 @@ impl Security {
                 .await?;
             return Err(refused(ErrorCode::PasskeyFailed));
         }
-        self.verified_in(tx, actor, &m, now).await
+        self.verified_in(tx, actor, &m, methods, now).await
     }
 }
 
