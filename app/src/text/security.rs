@@ -26,6 +26,9 @@ strings!(SecurityTexts, EN {
     slot_mobile: "Mobile phone",
     slot_alternate: "Alternate mobile phone",
     slot_office: "Office phone",
+    sms_code: "{org}: your code is {code}. It works once, for {minutes} minutes. Never share it.",
+    sms_phone_removed: "{org}: this number was removed from your account's security info. If that wasn't you, contact your helpdesk now.",
+    voice_code: "This is {org}. Your code is: {digits}. Again: {digits}.",
     restricted_note: "Text messages and calls are a restricted method (NIST SP 800-63B): they can be intercepted. An authenticator app or a passkey is safer.",
 
     // Security info page
@@ -43,6 +46,14 @@ strings!(SecurityTexts, EN {
     remove: "Remove",
     remove_confirm: "Remove this method? You will get an email about it.",
     add_method_heading: "Add a method",
+    add_totp: "Add an authenticator app",
+    add_passkey: "Add a passkey or security key",
+    add_phone: "Add a phone",
+    add_email: "Add an email address",
+    add_questions: "Add security questions",
+    add_pin: "Add a PIN",
+    change_questions: "Change security questions",
+    change_pin: "Change PIN",
     added_notice: "Your security info was updated. We sent you an email about the change.",
     removed_notice: "The method was removed. We sent you an email about the change.",
     saved_notice: "Saved.",
@@ -214,14 +225,14 @@ impl SecurityTexts {
     /// "Add an authenticator app", "Change PIN": the links of the add list.
     pub fn add_label(&self, kind: &str, registered: bool) -> &'static str {
         match (kind, registered) {
-            ("questions", true) => "Change security questions",
-            ("pin", true) => "Change PIN",
-            ("totp", _) => "Add an authenticator app",
-            ("passkey", _) => "Add a passkey or security key",
-            ("phone", _) => "Add a phone",
-            ("email", _) => "Add an email address",
-            ("questions", _) => "Add security questions",
-            ("pin", _) => "Add a PIN",
+            ("questions", true) => self.change_questions,
+            ("pin", true) => self.change_pin,
+            ("totp", _) => self.add_totp,
+            ("passkey", _) => self.add_passkey,
+            ("phone", _) => self.add_phone,
+            ("email", _) => self.add_email,
+            ("questions", _) => self.add_questions,
+            ("pin", _) => self.add_pin,
             _ => "",
         }
     }
@@ -233,11 +244,16 @@ impl SecurityTexts {
 
     /// The text message carrying a code.
     pub fn sms_code_text(&self, org: &str, code: &str, minutes: u32) -> String {
-        format!("{org}: your code is {code}. It works once, for {minutes} minutes. Never share it.")
+        self.sms_code
+            .replace("{org}", org)
+            .replace("{code}", code)
+            .replace("{minutes}", &minutes.to_string())
     }
 
     /// What a voice call says (digits separated so they are read one by one).
     pub fn voice_code_text(&self, org: &str, spoken_digits: &str) -> String {
-        format!("This is {org}. Your code is: {spoken_digits}. Again: {spoken_digits}.")
+        self.voice_code
+            .replace("{org}", org)
+            .replace("{digits}", spoken_digits)
     }
 }

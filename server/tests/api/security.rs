@@ -774,9 +774,30 @@ async fn last_method_and_directory_phone_are_protected(db: Db) {
         .execute(app.state.store.pool())
         .await
         .expect("sql");
+    let texts_to = |rows: &[converge::store::outbox::OutboxRow]| {
+        rows.iter()
+            .filter(|m| m.channel == "sms" && m.recipient == "+31611112222")
+            .count()
+    };
+    let before = texts_to(
+        &app.state
+            .store
+            .list_outbox(None, 500)
+            .await
+            .expect("outbox"),
+    );
     s.remove(&a, &phone.row.id, now)
         .await
         .expect("phone removed");
+    // the removed number is told by text
+    let after = texts_to(
+        &app.state
+            .store
+            .list_outbox(None, 500)
+            .await
+            .expect("outbox"),
+    );
+    assert_eq!(after, before + 1, "the removed number gets a text");
     assert_eq!(
         refused(s.remove(&a, &totp_id, now).await),
         ErrorCode::LastMethod

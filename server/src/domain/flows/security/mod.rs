@@ -446,6 +446,20 @@ impl Security {
             now,
         )
         .await?;
+        // the removed number is told too (a text; the limits of the SMS provider apply)
+        if m.kind == MethodKind::Phone {
+            if let Some(number) = m.destination() {
+                let t = converge_app::text::en();
+                let text = t.sec.sms_phone_removed.replace("{org}", &self.org_name);
+                if let Err(e) = self
+                    .notifier
+                    .phone_code(&actor.user, &number, &text, false, now)
+                    .await
+                {
+                    tracing::warn!(error = %e, "could not text the removed number");
+                }
+            }
+        }
         self.ensure_default(&actor.user.id).await
     }
 
