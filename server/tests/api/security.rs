@@ -23,6 +23,8 @@ both_databases! {
     questions_and_pin => questions_and_pin;
     passkeys_register_and_sign_in => passkeys_register_and_sign_in;
     snooze_and_review => snooze_and_review;
+    pin_mode_asks_for_the_pin_with_phone_codes => pin_mode_asks_for_the_pin_with_phone_codes;
+    manage_rename_default_and_sign_out_elsewhere => manage_rename_default_and_sign_out_elsewhere;
 }
 
 fn policy(algorithm: TotpAlgorithm, digits: u32) -> TotpPolicy {
@@ -1023,4 +1025,158 @@ async fn snooze_and_review(db: Db) {
     // 180 days later: review
     app.clock.advance(181 * 86_400);
     assert!(s.needs_wizard(&a.user, app.clock.now()).await.expect("w"));
+}
+
+async fn pin_mode_asks_for_the_pin_with_phone_codes(db: Db) {
+    let app = spawn_app_with(db, |s| s.registration.pin_mode = true).await;
+    let cookie = app.alice().await;
+    let a = actor(&app, &cookie).await;
+    let s = sec(&app);
+    let now = app.clock.now();
+    let p = s
+        .phone_start(&a, "alternate", "+31 6 5555 1234", "", false, now)
+        .await
+        .expect("phone");
+    let code = code_sent_to(&app, "+31655551234").await;
+    s.code_confirm(&a, &p.id, &code, now).await.expect("phone");
+    let a = actor(&app, &cookie).await;
+    s.set_pin(&a, "739154", "739154", now).await.expect("pin");
+    let phone = s
+        .methods(&a.user.id, now)
+        .await
+        .expect("m")
+        .into_iter()
+        .find(|m| m.row.kind == "phone")
+        .expect("phone");
+
+    // the second step by text: right code, wrong or missing PIN → refused
+    app.clock.advance(1);
+    let now = app.clock.now();
+    s.mfa_send(&a, &phone.row.id, false, false, now)
+        .await
+        .expect("sent");
+    let code = code_sent_to(&app, "+31655551234").await;
+    assert_eq!(
+        refused(s.mfa_code(&a, &phone.row.id, &code, None, false, now).await),
+        ErrorCode::WrongCode
+    );
+    assert_eq!(
+        refused(
+            s.mfa_code(&a, &phone.row.id, &code, Some("111111"), false, now)
+                .await
+        ),
+        ErrorCode::WrongCode
+    );
+    s.mfa_code(&a, &phone.row.id, &code, Some("739154"), false, now)
+        .await
+        .expect("code + PIN");
+    // the PIN locks after 10 wrong entries (throttle reset between tries to reach it)
+    for _ in 0..10 {
+        app.state
+            .store
+            .clear_throttle("factor_account", &a.user.id)
+            .await
+            .expect("c");
+        app.state
+            .store
+            .clear_throttle("factor_client", "127.0.0.1")
+            .await
+            .expect("c");
+        let _ = s
+            .mfa_code(&a, &phone.row.id, "000000", Some("123123"), false, now)
+            .await;
+    }
+    app.state
+        .store
+        .clear_throttle("factor_account", &a.user.id)
+        .await
+        .expect("c");
+    app.state
+        .store
+        .clear_throttle("factor_client", "127.0.0.1")
+        .await
+        .expect("c");
+    assert_eq!(
+        refused(
+            s.mfa_code(&a, &phone.row.id, "000000", Some("739154"), false, now)
+                .await
+        ),
+        ErrorCode::MethodLocked
+    );
+}
+
+async fn manage_rename_default_and_sign_out_elsewhere(db: Db) {
+    let app = spawn_app(db).await;
+    let cookie = app.alice().await;
+    let a = actor(&app, &cookie).await;
+    let (first, _) = add_totp(&app, &a, "Phone").await;
+    let a = actor(&app, &cookie).await;
+    let (second, _) = add_totp(&app, &a, "Tablet").await;
+    let post_manage = |fields: Vec<(&'static str, String)>| {
+        let (app, cookie) = (&app, cookie.clone());
+        async move {
+            let f: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            location(&post(app, "/api/manage_method", &f, &cookie).await)
+        }
+    };
+    // rename: empty and too long names are refused with REG-003
+    let to = post_manage(vec![
+        ("action", "rename".into()),
+        ("id", first.clone()),
+        ("name", " ".into()),
+    ])
+    .await;
+    assert!(to.contains("error=REG-003"), "{to}");
+    let to = post_manage(vec![
+        ("action", "rename".into()),
+        ("id", first.clone()),
+        ("name", "x".repeat(41)),
+    ])
+    .await;
+    assert!(to.contains("error=REG-003"), "{to}");
+    let to = post_manage(vec![
+        ("action", "rename".into()),
+        ("id", first.clone()),
+        ("name", "Old phone".into()),
+    ])
+    .await;
+    assert_eq!(to, "/security-info?notice=saved");
+    // the first app was the default; make the second one the default
+    let to = post_manage(vec![("action", "default".into()), ("id", second.clone())]).await;
+    assert_eq!(to, "/security-info?notice=saved");
+    let methods = sec(&app)
+        .methods(&a.user.id, app.clock.now())
+        .await
+        .expect("m");
+    let by_id = |id: &str| {
+        methods
+            .iter()
+            .find(|m| m.row.id == id)
+            .expect("method")
+            .clone()
+    };
+    assert_eq!(by_id(&first).row.name, "Old phone");
+    assert!(by_id(&second).row.is_default && !by_id(&first).row.is_default);
+    // another user's method cannot be touched
+    app.add_user("bob", "Bob", "correct-horse-bob", true).await;
+    let res = app.sign_in("bob", "correct-horse-bob", None).await;
+    let bob = session_cookie(&res).expect("bob");
+    let to = location(
+        &post(
+            &app,
+            "/api/manage_method",
+            &[("action", "remove"), ("id", &first)],
+            &bob,
+        )
+        .await,
+    );
+    assert!(to.contains("error=REG-011"), "{to}");
+    // sign out everywhere else: the other session ends, this one stays
+    app.clock.advance(1);
+    let other =
+        session_cookie(&app.sign_in("alice", "correct-horse-alice", None).await).expect("other");
+    let to = post_manage(vec![("action", "sign_out_others".into())]).await;
+    assert_eq!(to, "/security-info?notice=others_signed_out");
+    assert_eq!(app.get("/security-info", Some(&cookie)).await.status(), 200);
+    assert_ne!(app.get("/security-info", Some(&other)).await.status(), 200);
 }
