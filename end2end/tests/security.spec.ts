@@ -1,4 +1,5 @@
-import { test, expect, type Page, type ConsoleMessage } from "@playwright/test";
+import { test, expect, type Page } from "@playwright/test";
+import { collectProblems, signIn } from "./helpers";
 import { createHmac } from "node:crypto";
 import { demo, paths, testid } from "./ids";
 
@@ -27,21 +28,7 @@ function totp(key: string, step: number): string {
 }
 const step = () => Math.floor(Date.now() / 1000 / 30);
 
-function collectProblems(page: Page): string[] {
-  const problems: string[] = [];
-  page.on("console", (m: ConsoleMessage) => {
-    if (m.type() === "error") problems.push(m.text());
-  });
-  page.on("pageerror", (e) => problems.push(String(e)));
-  return problems;
-}
 
-async function signIn(page: Page, username: string, password: string) {
-  await page.goto(paths.signin);
-  await page.getByLabel("Username").fill(username);
-  await page.getByLabel("Password", { exact: true }).fill(password);
-  await page.getByRole("button", { name: "Sign in", exact: true }).click();
-}
 
 /** The newest code the dev SMS / mail transports sent to `recipient`. */
 async function devCode(page: Page, recipient: string, not = ""): Promise<string> {

@@ -1,21 +1,8 @@
-import { test, expect, type Page, type ConsoleMessage } from "@playwright/test";
+import { test, expect, type Page } from "@playwright/test";
+import { collectProblems, signIn } from "./helpers";
 import { demo, paths, testid } from "./ids";
 
-function collectProblems(page: Page): string[] {
-  const problems: string[] = [];
-  page.on("console", (m: ConsoleMessage) => {
-    if (m.type() === "error") problems.push(m.text());
-  });
-  page.on("pageerror", (e) => problems.push(String(e)));
-  return problems;
-}
 
-async function signIn(page: Page, username: string, password: string) {
-  await page.goto(paths.signin);
-  await page.getByLabel("Username").fill(username);
-  await page.getByLabel("Password", { exact: true }).fill(password);
-  await page.getByRole("button", { name: "Sign in", exact: true }).click();
-}
 
 test("a demo user signs in, sees Security info and activity, and signs out", async ({ page }) => {
   const problems = collectProblems(page);

@@ -222,19 +222,30 @@ pub async fn totp_start(name: String, flow: String) -> Result<(), ApiError> {
 pub async fn totp_confirm(id: String, code: String, flow: String) -> Result<(), ApiError> {
     use crate::routes::ADD_APP;
     let flow = flow_of(&flow);
-    match call(crate::ssr::SecurityRequest::TotpConfirm {
+    let req = crate::ssr::SecurityRequest::TotpConfirm {
         id: id.clone(),
         code,
-    })
-    .await
-    {
+    };
+    finish_confirm(req, ADD_APP, ("setup", &id), flow).await;
+    Ok(())
+}
+
+/// The end of a "type the code" step: on to the wizard or Security info; back to the same step
+/// with the error; back to the start when the step expired.
+#[cfg(feature = "ssr")]
+async fn finish_confirm(
+    req: crate::ssr::SecurityRequest,
+    page: &str,
+    step: (&str, &str),
+    flow: &str,
+) {
+    match call(req).await {
         Ok(_) => go(&crate::routes::after_add(flow)),
         Err(e) if e.code() == crate::api::ErrorCode::SetupExpired => {
-            fail(ADD_APP, &[("flow", flow)], e)
+            fail(page, &[("flow", flow)], e)
         }
-        Err(e) => fail(ADD_APP, &[("setup", &id), ("flow", flow)], e),
+        Err(e) => fail(page, &[step, ("flow", flow)], e),
     }
-    Ok(())
 }
 
 #[server(prefix = "/api", endpoint = "phone_start")]
@@ -312,18 +323,11 @@ pub async fn code_confirm(
     } else {
         crate::routes::ADD_PHONE
     };
-    match call(crate::ssr::SecurityRequest::CodeConfirm {
+    let req = crate::ssr::SecurityRequest::CodeConfirm {
         id: id.clone(),
         code,
-    })
-    .await
-    {
-        Ok(_) => go(&crate::routes::after_add(flow)),
-        Err(e) if e.code() == crate::api::ErrorCode::SetupExpired => {
-            fail(back, &[("flow", flow)], e)
-        }
-        Err(e) => fail(back, &[("code", &id), ("flow", flow)], e),
-    }
+    };
+    finish_confirm(req, back, ("code", &id), flow).await;
     Ok(())
 }
 

@@ -301,6 +301,14 @@ impl Store {
         row.as_ref().map(method_from_row).transpose()
     }
 
+    /// Makes `id` the user's only default method (one transaction).
+    pub async fn set_default_method(&self, user_id: &str, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = set_default_method_in(&mut tx, user_id, id).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
     pub async fn insert_method(&self, m: &MethodRow) -> Result<(), StoreError> {
         let mut conn = self.pool().acquire().await?;
         insert_method_in(&mut conn, m).await

@@ -4,3 +4,4 @@
 pub mod security;
 pub mod session;
 pub mod signin;
+pub mod throttle;

@@ -176,29 +176,25 @@ pub async fn sign_in(
         (verdict, user) => {
             let reason = verdict.err().unwrap_or(RejectReason::UnknownUser);
             // 3. count the failure; wrong passwords for locked/disabled accounts count too
-            let failures = store
-                .record_failure(SCOPE_ACCOUNT, username.as_str(), now, i64::MIN)
-                .await?;
-            let failures = u32::try_from(failures).unwrap_or(u32::MAX);
-            let delay = policy.delay_after(failures, policy.free_attempts);
-            if delay > 0 {
-                store
-                    .block_until(SCOPE_ACCOUNT, username.as_str(), now + delay)
-                    .await?;
-            }
-            let window_start = now - policy.client_window_seconds;
-            let client_failures = store
-                .record_failure(SCOPE_CLIENT, &input.client.ip, now, window_start)
-                .await?;
-            let client_delay = policy.delay_after(
-                u32::try_from(client_failures).unwrap_or(u32::MAX),
-                policy.client_free_attempts,
-            );
-            if client_delay > 0 {
-                store
-                    .block_until(SCOPE_CLIENT, &input.client.ip, now + client_delay)
-                    .await?;
-            }
+            use super::throttle::{fail, Counter};
+            let failures = fail(
+                store,
+                policy,
+                Counter::Account,
+                SCOPE_ACCOUNT,
+                username.as_str(),
+                now,
+            )
+            .await?;
+            fail(
+                store,
+                policy,
+                Counter::Client,
+                SCOPE_CLIENT,
+                &input.client.ip,
+                now,
+            )
+            .await?;
             audit.reason = Some(reason.as_str().into());
             store.append_audit(&audit).await?;
             if let Some(user) = user {

@@ -327,14 +327,32 @@ impl Security {
         channel: &str,
         now: i64,
     ) -> Result<PendingCode, DomainError> {
+        let method = methods_of(vec![row.clone()])
+            .pop()
+            .ok_or(refused(ErrorCode::SetupExpired))?;
+        self.issue_code(actor, PURPOSE_ENROLL, &method, channel, "", now)
+            .await
+    }
+
+    /// A new code for `method` (sign-in or enrollment): stored as an HMAC (keeping the failure
+    /// count of the previous one), sent, audited without the code.
+    pub(super) async fn issue_code(
+        &self,
+        actor: &Actor,
+        purpose: &str,
+        method: &Method,
+        channel: &str,
+        note: &str,
+        now: i64,
+    ) -> Result<PendingCode, DomainError> {
         let code = Self::new_code();
         let (id, failures) = self
             .store
             .put_code(
                 &crate::store::methods::NewCode {
                     user_id: &actor.user.id,
-                    purpose: PURPOSE_ENROLL,
-                    target: &row.id,
+                    purpose,
+                    target: &method.row.id,
                     code_hash: &self.sealer.mac("code", &code),
                     channel,
                 },
@@ -345,14 +363,11 @@ impl Security {
         if failures >= i64::from(self.policy.code_max_failures) {
             return Err(refused(ErrorCode::TooManyAttempts));
         }
-        let method = methods_of(vec![row.clone()])
-            .pop()
-            .ok_or(refused(ErrorCode::SetupExpired))?;
         let destination = method.destination().unwrap_or_default();
         self.deliver_code(actor, &destination, channel, &code, now)
             .await?;
         let mut e = self.audit(actor, event::CODE_SENT, true, now);
-        e.reason = Some(format!("{channel} to {}", mask(&destination)));
+        e.reason = Some(format!("{channel} to {}{note}", mask(&destination)));
         self.store.append_audit(&e).await?;
         Ok(PendingCode {
             id,

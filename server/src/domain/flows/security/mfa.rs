@@ -1,7 +1,7 @@
 //! Proving a registered method: the second step of sign-in, and re-authentication before
 //! changes to security info. Failures count against the per-account and per-client throttle.
 
-use super::enroll::{mask, PendingCode};
+use super::enroll::PendingCode;
 use super::{event, refused, Actor, Method, Security};
 use crate::domain::error::DomainError;
 use crate::domain::policy::MethodKind;
@@ -78,41 +78,8 @@ impl Security {
             MethodKind::Phone => "sms",
             _ => return Err(refused(ErrorCode::SetupExpired)),
         };
-        let destination = m.destination().unwrap_or_default();
-        let code = format!(
-            "{:06}",
-            rand::Rng::gen_range(&mut rand::rngs::OsRng, 0..1_000_000u32)
-        );
-        let (id, failures) = self
-            .store
-            .put_code(
-                &crate::store::methods::NewCode {
-                    user_id: &actor.user.id,
-                    purpose: PURPOSE_MFA,
-                    target: &m.row.id,
-                    code_hash: &self.sealer.mac("code", &code),
-                    channel,
-                },
-                now,
-                self.policy.code_ttl_seconds,
-            )
-            .await?;
-        if failures >= i64::from(self.policy.code_max_failures) {
-            return Err(refused(ErrorCode::TooManyAttempts));
-        }
-        self.deliver_code(actor, &destination, channel, &code, now)
-            .await?;
-        let mut e = self.audit(actor, event::CODE_SENT, true, now);
-        e.reason = Some(format!("{channel} to {} (sign-in)", mask(&destination)));
-        self.store.append_audit(&e).await?;
-        Ok(PendingCode {
-            id,
-            kind: m.kind,
-            channel: channel.into(),
-            destination: mask(&destination),
-            failures,
-            expires_at: now + self.policy.code_ttl_seconds,
-        })
+        self.issue_code(actor, PURPOSE_MFA, &m, channel, " (sign-in)", now)
+            .await
     }
 
     /// Checks a code from an authenticator app, or the code sent to a phone / email method

@@ -342,13 +342,7 @@ impl Security {
             .iter()
             .find_map(|k| methods.iter().find(|m| m.kind == *k));
         if let Some(m) = best {
-            let mut conn = self
-                .store
-                .pool()
-                .acquire()
-                .await
-                .map_err(crate::store::StoreError::from)?;
-            crate::store::methods::set_default_method_in(&mut conn, user_id, &m.row.id).await?;
+            self.store.set_default_method(user_id, &m.row.id).await?;
         }
         Ok(())
     }
@@ -360,14 +354,7 @@ impl Security {
             .iter()
             .find(|m| m.row.id == id && m.kind.signs_in())
             .ok_or(refused(ErrorCode::SetupExpired))?;
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(crate::store::StoreError::from)?;
-        crate::store::methods::set_default_method_in(&mut conn, &actor.user.id, id).await?;
-        drop(conn);
+        self.store.set_default_method(&actor.user.id, id).await?;
         self.record_change(actor, event::METHOD_DEFAULT, m.label(), None, None, now)
             .await
     }
@@ -544,32 +531,26 @@ impl Security {
     }
 
     async fn count_failure(&self, actor: &Actor, what: &str, now: i64) -> Result<(), DomainError> {
-        let p = &self.signin;
-        let n = self
-            .store
-            .record_failure(SCOPE_FACTOR_ACCOUNT, &actor.user.id, now, i64::MIN)
-            .await?;
-        let d = p.delay_after(u32::try_from(n).unwrap_or(u32::MAX), p.free_attempts);
-        if d > 0 {
-            self.store
-                .block_until(SCOPE_FACTOR_ACCOUNT, &actor.user.id, now + d)
-                .await?;
-        }
-        let n = self
-            .store
-            .record_failure(
-                SCOPE_FACTOR_CLIENT,
-                &actor.client.ip,
-                now,
-                now - p.client_window_seconds,
-            )
-            .await?;
-        let d = p.delay_after(u32::try_from(n).unwrap_or(u32::MAX), p.client_free_attempts);
-        if d > 0 {
-            self.store
-                .block_until(SCOPE_FACTOR_CLIENT, &actor.client.ip, now + d)
-                .await?;
-        }
+        use super::throttle::{fail, Counter};
+        let (store, p) = (&self.store, &self.signin);
+        fail(
+            store,
+            p,
+            Counter::Account,
+            SCOPE_FACTOR_ACCOUNT,
+            &actor.user.id,
+            now,
+        )
+        .await?;
+        fail(
+            store,
+            p,
+            Counter::Client,
+            SCOPE_FACTOR_CLIENT,
+            &actor.client.ip,
+            now,
+        )
+        .await?;
         let mut e = self.audit(actor, event::METHOD_VERIFY, false, now);
         e.reason = Some(what.to_string());
         self.store.append_audit(&e).await?;

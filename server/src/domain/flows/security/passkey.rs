@@ -304,22 +304,17 @@ impl Security {
         }
         let user = self.discover_user(ceremony, credential, now).await?;
         if user.is_none() {
-            let p = &self.signin;
-            let n = self
-                .store
-                .record_failure(
-                    super::SCOPE_FACTOR_CLIENT,
-                    &client.ip,
-                    now,
-                    now - p.client_window_seconds,
-                )
-                .await?;
-            let d = p.delay_after(u32::try_from(n).unwrap_or(u32::MAX), p.client_free_attempts);
-            if d > 0 {
-                self.store
-                    .block_until(super::SCOPE_FACTOR_CLIENT, &client.ip, now + d)
-                    .await?;
-            }
+            use crate::domain::flows::throttle::{fail, Counter};
+            let scope = super::SCOPE_FACTOR_CLIENT;
+            fail(
+                &self.store,
+                &self.signin,
+                Counter::Client,
+                scope,
+                &client.ip,
+                now,
+            )
+            .await?;
         }
         Ok(user)
     }
