@@ -249,14 +249,6 @@ pub fn provide_request_nonce() {
 
 /// Applies a sign-in / sign-out outcome to the HTTP response: cookie and redirect.
 pub fn finish_signin(status: SigninStatus) {
-    let set_cookie = |value: &str| {
-        if let (Some(opts), Ok(v)) = (
-            use_context::<leptos_axum::ResponseOptions>(),
-            http::HeaderValue::from_str(value),
-        ) {
-            opts.append_header(http::header::SET_COOKIE, v);
-        }
-    };
     match status {
         SigninStatus::SignedIn {
             set_cookie: c,

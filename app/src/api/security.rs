@@ -101,6 +101,16 @@ pub struct PasskeyResult {
     pub error: Option<String>,
 }
 
+/// The start of any passkey ceremony: the options, or the error code for the script.
+#[cfg(feature = "ssr")]
+async fn passkey_options(req: crate::ssr::SecurityRequest) -> Result<PasskeyOptions, ApiError> {
+    match call(req).await {
+        Ok(crate::ssr::SecurityStatus::Passkey(o)) => Ok(o),
+        Ok(_) => Err(crate::api::ErrorCode::Internal.into()),
+        Err(e) => Ok(passkey_error(e, |o: &mut PasskeyOptions, c| o.error = c)),
+    }
+}
+
 #[cfg(feature = "ssr")]
 fn passkey_error<T: Default>(e: ApiError, f: impl FnOnce(&mut T, Option<String>)) -> T {
     let mut out = T::default();
@@ -521,11 +531,7 @@ pub async fn verify_send(
 
 #[server(prefix = "/api", endpoint = "passkey_register_start")]
 pub async fn passkey_register_start(name: String) -> Result<PasskeyOptions, ApiError> {
-    match call(crate::ssr::SecurityRequest::PasskeyRegisterStart { name }).await {
-        Ok(crate::ssr::SecurityStatus::Passkey(o)) => Ok(o),
-        Ok(_) => Err(crate::api::ErrorCode::Internal.into()),
-        Err(e) => Ok(passkey_error(e, |o: &mut PasskeyOptions, c| o.error = c)),
-    }
+    passkey_options(crate::ssr::SecurityRequest::PasskeyRegisterStart { name }).await
 }
 
 #[server(prefix = "/api", endpoint = "passkey_register_finish")]
@@ -549,11 +555,7 @@ pub async fn passkey_register_finish(
 
 #[server(prefix = "/api", endpoint = "passkey_auth_start")]
 pub async fn passkey_auth_start() -> Result<PasskeyOptions, ApiError> {
-    match call(crate::ssr::SecurityRequest::PasskeyAuthStart).await {
-        Ok(crate::ssr::SecurityStatus::Passkey(o)) => Ok(o),
-        Ok(_) => Err(crate::api::ErrorCode::Internal.into()),
-        Err(e) => Ok(passkey_error(e, |o: &mut PasskeyOptions, c| o.error = c)),
-    }
+    passkey_options(crate::ssr::SecurityRequest::PasskeyAuthStart).await
 }
 
 #[server(prefix = "/api", endpoint = "passkey_auth_finish")]
@@ -588,11 +590,7 @@ pub async fn passkey_auth_finish(
 /// Passwordless sign-in: options for a discoverable passkey (anyone may ask).
 #[server(prefix = "/api", endpoint = "passkey_discover_start")]
 pub async fn passkey_discover_start() -> Result<PasskeyOptions, ApiError> {
-    match call(crate::ssr::SecurityRequest::DiscoverStart).await {
-        Ok(crate::ssr::SecurityStatus::Passkey(o)) => Ok(o),
-        Ok(_) => Err(crate::api::ErrorCode::Internal.into()),
-        Err(e) => Ok(passkey_error(e, |o: &mut PasskeyOptions, c| o.error = c)),
-    }
+    passkey_options(crate::ssr::SecurityRequest::DiscoverStart).await
 }
 
 /// Passwordless sign-in: checks the assertion and opens the session (cookie) on success. Every

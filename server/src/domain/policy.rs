@@ -173,6 +173,17 @@ impl RegistrationPolicy {
         }
     }
 
+    /// How many methods of `kind` one user may have (questions and PIN are replaced, not added).
+    pub fn max_of(&self, kind: MethodKind) -> u32 {
+        match kind {
+            MethodKind::Totp => self.totp.max_devices,
+            MethodKind::Passkey => self.max_passkeys,
+            MethodKind::Phone => 3,
+            MethodKind::Email => 2,
+            MethodKind::Questions | MethodKind::Pin => u32::MAX,
+        }
+    }
+
     pub fn allows(&self, kind: MethodKind) -> bool {
         self.allowed.contains(&kind)
     }

@@ -8,6 +8,7 @@ use crate::domain::flows::security::{Actor, Method, MfaOutcome, Security};
 use crate::domain::flows::session::Client;
 use crate::domain::format_time;
 use crate::domain::policy::MethodKind;
+use crate::store::methods::RegistrationState;
 use crate::store::SessionRow;
 use converge_app::api::{
     AddOption, ApiError, ErrorCode, MethodView, Overview, PasskeyOptions, PendingCodeView,
@@ -200,27 +201,18 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
     let p = &sec.policy;
     Ok(match req {
         R::Overview => {
-            let methods = sec.methods(&actor.user.id, now).await?;
-            let reg = state.store.registration_state(&actor.user.id).await?;
+            let methods = sec.methods(&actor.user.id).await?;
+            let reg = RegistrationState::from(&actor.user);
             let status = sec.status(&actor.user, &methods, reg, now);
             let count = |k: MethodKind| methods.iter().filter(|m| m.kind == k).count() as u32;
             let options = p
                 .allowed
                 .iter()
-                .map(|k| {
-                    let max = match k {
-                        MethodKind::Totp => p.totp.max_devices,
-                        MethodKind::Passkey => p.max_passkeys,
-                        MethodKind::Phone => 3,
-                        MethodKind::Email => 2,
-                        MethodKind::Questions | MethodKind::Pin => u32::MAX,
-                    };
-                    AddOption {
-                        kind: k.as_str().into(),
-                        mandatory: p.mandatory.contains(k),
-                        full: count(*k) >= max,
-                        registered: count(*k) > 0,
-                    }
+                .map(|k| AddOption {
+                    kind: k.as_str().into(),
+                    mandatory: p.mandatory.contains(k),
+                    full: count(*k) >= p.max_of(*k),
+                    registered: count(*k) > 0,
                 })
                 .collect();
             let registered_numbers: Vec<String> = methods
@@ -284,7 +276,7 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
         ),
         R::EmailStart { address } => S::Started(sec.email_start(actor, &address, now).await?.id),
         R::PendingCode { id } => {
-            let c = sec.pending_code(actor, &id, now).await?;
+            let c = sec.pending_code(actor, &id).await?;
             S::PendingCode(PendingCodeView {
                 id: c.id,
                 kind: c.kind.as_str().into(),
@@ -348,7 +340,7 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
             S::Done
         }
         R::VerifyView { method, reauth } => {
-            let methods = sec.methods(&actor.user.id, now).await?;
+            let methods = sec.methods(&actor.user.id).await?;
             let factors = sec.factor_methods(methods, reauth);
             let pos = method
                 .as_deref()
@@ -362,7 +354,7 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
                 .map(|(_, m)| method_view(m))
                 .collect();
             let has_pin = sec
-                .methods(&actor.user.id, now)
+                .methods(&actor.user.id)
                 .await?
                 .iter()
                 .any(|m| m.kind == MethodKind::Pin);

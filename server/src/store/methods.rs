@@ -111,7 +111,8 @@ pub async fn delete_method_in(
     Ok(r.rows_affected() == 1)
 }
 
-/// [`Store::use_totp_step`] inside a caller's transaction.
+/// Records a TOTP step as used inside a caller's transaction: true for exactly one caller per
+/// step (the replay guard: the step must be newer than the last accepted one).
 pub async fn use_totp_step_in(
     conn: &mut AnyConnection,
     id: &str,
@@ -261,6 +262,17 @@ pub struct RegistrationState {
     pub snooze_first_at: i64,
 }
 
+impl From<&crate::domain::users::User> for RegistrationState {
+    /// The state as read with the user (at the start of a request).
+    fn from(u: &crate::domain::users::User) -> Self {
+        RegistrationState {
+            confirmed_at: u.confirmed_at,
+            snooze_count: u.snooze_count,
+            snooze_first_at: u.snooze_first_at,
+        }
+    }
+}
+
 impl Store {
     pub async fn methods(&self, user_id: &str) -> Result<Vec<MethodRow>, StoreError> {
         let rows = sqlx::query(&format!(
@@ -330,13 +342,6 @@ impl Store {
                 .rows_affected();
         }
         Ok(n)
-    }
-
-    /// Records a TOTP step as used: succeeds for exactly one caller per step (the replay guard:
-    /// the step must be newer than the last accepted one).
-    pub async fn use_totp_step(&self, id: &str, step: i64, now: i64) -> Result<bool, StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        use_totp_step_in(&mut conn, id, step, now).await
     }
 
     /// Updates a passkey after an assertion (see [`use_passkey_in`]).
@@ -610,12 +615,8 @@ impl Store {
 
     /// Promotes a session to fully signed in, or records a fresh second factor.
     pub async fn session_mfa_done(&self, id_hash: &str, now: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE sessions SET stage = 'full', mfa_at = $1 WHERE id_hash = $2")
-            .bind(now)
-            .bind(id_hash)
-            .execute(self.pool())
-            .await?;
-        Ok(r.rows_affected() == 1)
+        let mut conn = self.pool().acquire().await?;
+        super::sessions::mark_mfa_in(&mut conn, id_hash, now).await
     }
 
     /// Ends every session of the user except `keep` (sign out everywhere else).

@@ -58,13 +58,13 @@ pub async fn mark_mfa_in(
     conn: &mut sqlx::AnyConnection,
     id_hash: &str,
     now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query("UPDATE sessions SET stage = 'full', mfa_at = $1 WHERE id_hash = $2")
+) -> Result<bool, StoreError> {
+    let r = sqlx::query("UPDATE sessions SET stage = 'full', mfa_at = $1 WHERE id_hash = $2")
         .bind(now)
         .bind(id_hash)
         .execute(&mut *conn)
         .await?;
-    Ok(())
+    Ok(r.rows_affected() == 1)
 }
 
 impl Store {

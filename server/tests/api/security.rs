@@ -456,7 +456,7 @@ async fn phone_is_verified_by_sms_before_it_counts(db: Db) {
         .await
         .expect("start");
     assert!(
-        s.methods(&a.user.id, now).await.expect("m").is_empty(),
+        s.methods(&a.user.id).await.expect("m").is_empty(),
         "pending does not count"
     );
     let code = code_sent_to(&app, "+31612345678").await;
@@ -487,7 +487,7 @@ async fn phone_is_verified_by_sms_before_it_counts(db: Db) {
     // throttle of the account may kick in as well; both are refusals, never success
     let r = refused(s.code_confirm(&a, &again.id, &code2, app.clock.now()).await);
     assert!(matches!(r, ErrorCode::TooManyAttempts), "{r:?}");
-    assert!(s.methods(&a.user.id, now).await.expect("m").is_empty());
+    assert!(s.methods(&a.user.id).await.expect("m").is_empty());
 
     // a fresh start for another slot works, and the code expires after 10 minutes
     app.state
@@ -542,7 +542,7 @@ async fn phone_is_verified_by_sms_before_it_counts(db: Db) {
         refused(s.code_confirm(&a, &alt2.id, &code, app.clock.now()).await),
         ErrorCode::CodeExpired
     );
-    let methods = s.methods(&a.user.id, app.clock.now()).await.expect("m");
+    let methods = s.methods(&a.user.id).await.expect("m");
     assert_eq!(methods.len(), 1);
     assert_eq!(methods[0].destination().as_deref(), Some("+31687654321"));
     assert!(
@@ -577,7 +577,7 @@ async fn email_code_and_voice_call(db: Db) {
         .expect("confirm");
     let a = actor(&app, &cookie).await;
     // email is never a sign-in factor
-    let methods = s.methods(&a.user.id, now).await.expect("m");
+    let methods = s.methods(&a.user.id).await.expect("m");
     assert!(s.factor_methods(methods.clone(), false).is_empty());
     assert_eq!(
         s.factor_methods(methods, true).len(),
@@ -619,7 +619,7 @@ async fn email_code_and_voice_call(db: Db) {
         .await
         .expect("confirmed by call");
     let phone = s
-        .methods(&a.user.id, app.clock.now())
+        .methods(&a.user.id)
         .await
         .expect("m")
         .into_iter()
@@ -754,7 +754,7 @@ async fn last_method_and_directory_phone_are_protected(db: Db) {
         .expect("verified");
     let a = actor(&app, &cookie).await;
     let phone = s
-        .methods(&a.user.id, now)
+        .methods(&a.user.id)
         .await
         .expect("m")
         .pop()
@@ -843,7 +843,7 @@ async fn questions_and_pin(db: Db) {
     );
     s.set_questions(&a, &four, now).await.expect("questions");
     let q = s
-        .methods(&a.user.id, now)
+        .methods(&a.user.id)
         .await
         .expect("m")
         .pop()
@@ -883,7 +883,7 @@ async fn questions_and_pin(db: Db) {
     );
     s.set_pin(&a, "739154", "739154", now).await.expect("pin");
     let pin = s
-        .methods(&a.user.id, now)
+        .methods(&a.user.id)
         .await
         .expect("m")
         .into_iter()
@@ -936,7 +936,7 @@ async fn passkeys_register_and_sign_in(db: Db) {
         refused(s.passkey_finish(&a, &ceremony, &json, now).await),
         ErrorCode::SetupExpired
     );
-    let methods = s.methods(&a.user.id, now).await.expect("m");
+    let methods = s.methods(&a.user.id).await.expect("m");
     assert_eq!(methods.len(), 1);
     assert!(methods[0].row.credential_id.is_some());
     // the user handle is random, never the username
@@ -1042,7 +1042,7 @@ async fn pin_mode_asks_for_the_pin_with_phone_codes(db: Db) {
     let a = actor(&app, &cookie).await;
     s.set_pin(&a, "739154", "739154", now).await.expect("pin");
     let phone = s
-        .methods(&a.user.id, now)
+        .methods(&a.user.id)
         .await
         .expect("m")
         .into_iter()
@@ -1144,10 +1144,7 @@ async fn manage_rename_default_and_sign_out_elsewhere(db: Db) {
     // the first app was the default; make the second one the default
     let to = post_manage(vec![("action", "default".into()), ("id", second.clone())]).await;
     assert_eq!(to, "/security-info?notice=saved");
-    let methods = sec(&app)
-        .methods(&a.user.id, app.clock.now())
-        .await
-        .expect("m");
+    let methods = sec(&app).methods(&a.user.id).await.expect("m");
     let by_id = |id: &str| {
         methods
             .iter()

@@ -104,17 +104,10 @@ impl Security {
         now: i64,
     ) -> Result<Vec<Method>, DomainError> {
         self.ensure_allowed(kind)?;
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         self.may_change(actor, &methods, now)?;
         let count = methods.iter().filter(|m| m.kind == kind).count() as u32;
-        let max = match kind {
-            MethodKind::Totp => self.policy.totp.max_devices,
-            MethodKind::Passkey => self.policy.max_passkeys,
-            MethodKind::Phone => 3,
-            MethodKind::Email => 2,
-            MethodKind::Questions | MethodKind::Pin => u32::MAX,
-        };
-        if count >= max {
+        if count >= self.policy.max_of(kind) {
             return Err(refused(ErrorCode::TooManyMethods));
         }
         Ok(methods)
@@ -204,11 +197,9 @@ impl Security {
         code: &str,
         now: i64,
     ) -> Result<(), DomainError> {
-        if self.throttled(actor, now).await? {
-            return Err(refused(ErrorCode::TooManyAttempts));
-        }
+        self.refuse_if_throttled(actor, now).await?;
         let m = self.pending(actor, id, now).await?;
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         self.may_change(actor, &methods, now)?;
         let secret = self.open_secret(&m)?;
         let Some(step) = totp::check(&self.policy.totp, &secret, code, now.max(0) as u64) else {
@@ -441,12 +432,7 @@ impl Security {
     }
 
     /// The code waiting for input (for the page that asks for it).
-    pub async fn pending_code(
-        &self,
-        actor: &Actor,
-        id: &str,
-        now: i64,
-    ) -> Result<PendingCode, DomainError> {
+    pub async fn pending_code(&self, actor: &Actor, id: &str) -> Result<PendingCode, DomainError> {
         let c = self
             .store
             .code(id, &actor.user.id)
@@ -454,7 +440,6 @@ impl Security {
             .filter(|c| c.used_at == 0)
             .ok_or(refused(ErrorCode::SetupExpired))?;
         let m = self.pending_or_active(actor, &c.target).await?;
-        let _ = now;
         Ok(PendingCode {
             id: c.id,
             kind: m.kind,
@@ -498,9 +483,7 @@ impl Security {
         code: &str,
         now: i64,
     ) -> Result<(), DomainError> {
-        if self.throttled(actor, now).await? {
-            return Err(refused(ErrorCode::TooManyAttempts));
-        }
+        self.refuse_if_throttled(actor, now).await?;
         let c = self
             .store
             .code(id, &actor.user.id)
@@ -508,7 +491,7 @@ impl Security {
             .filter(|c| c.purpose == PURPOSE_ENROLL)
             .ok_or(refused(ErrorCode::SetupExpired))?;
         // the rule first, so a refused change does not use up the code
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         self.may_change(actor, &methods, now)?;
         self.check_code(actor, &c, code, now).await?;
         let mut tx = self.store.begin().await?;
@@ -556,7 +539,7 @@ impl Security {
         now: i64,
     ) -> Result<(), DomainError> {
         self.ensure_allowed(MethodKind::Questions)?;
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         self.may_change(actor, &methods, now)?;
         let need = self.policy.questions_required as usize;
         let chosen: Vec<(String, String)> = answers
@@ -606,7 +589,7 @@ impl Security {
         now: i64,
     ) -> Result<(), DomainError> {
         self.ensure_allowed(MethodKind::Pin)?;
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         self.may_change(actor, &methods, now)?;
         let pin = pin.trim();
         let len = pin.chars().count() as u32;

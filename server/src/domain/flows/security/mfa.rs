@@ -10,15 +10,6 @@ use converge_app::api::ErrorCode;
 
 const PURPOSE_MFA: &str = "mfa";
 
-/// How a method is proven.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Challenge {
-    Totp,
-    Phone,
-    Email,
-    Passkey,
-}
-
 #[derive(Debug, Clone)]
 pub enum MfaOutcome {
     /// The session is fully signed in / has a fresh second factor; `methods` are the user's
@@ -38,24 +29,13 @@ impl Security {
         out
     }
 
-    pub fn challenge(kind: MethodKind) -> Option<Challenge> {
-        match kind {
-            MethodKind::Totp => Some(Challenge::Totp),
-            MethodKind::Phone => Some(Challenge::Phone),
-            MethodKind::Email => Some(Challenge::Email),
-            MethodKind::Passkey => Some(Challenge::Passkey),
-            MethodKind::Questions | MethodKind::Pin => None,
-        }
-    }
-
     async fn factor(
         &self,
         actor: &Actor,
         method_id: &str,
         reauth: bool,
-        now: i64,
     ) -> Result<Method, DomainError> {
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         self.factor_methods(methods, reauth)
             .into_iter()
             .find(|m| m.row.id == method_id)
@@ -71,7 +51,7 @@ impl Security {
         reauth: bool,
         now: i64,
     ) -> Result<PendingCode, DomainError> {
-        let m = self.factor(actor, method_id, reauth, now).await?;
+        let m = self.factor(actor, method_id, reauth).await?;
         let channel = match m.kind {
             MethodKind::Email => "email",
             MethodKind::Phone if voice => "voice",
@@ -97,7 +77,7 @@ impl Security {
             self.mfa_audit(actor, None, false, "throttled", now).await?;
             return Err(refused(ErrorCode::TooManyAttempts));
         }
-        let all = self.methods(&actor.user.id, now).await?;
+        let all = self.methods(&actor.user.id).await?;
         let m = self
             .factor_methods(all.clone(), reauth)
             .into_iter()
@@ -149,7 +129,7 @@ impl Security {
 
     /// In PIN mode: the user's PIN, locked after too many wrong entries.
     async fn check_pin(&self, actor: &Actor, pin: &str, now: i64) -> Result<(), DomainError> {
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         let Some(p) = methods.iter().find(|m| m.kind == MethodKind::Pin) else {
             return Ok(());
         };

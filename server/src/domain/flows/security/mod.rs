@@ -16,7 +16,7 @@ mod mfa;
 mod passkey;
 
 pub use enroll::{mask, normalise_answer, pin_is_trivial, PendingCode, PhoneSlot, TotpSetup};
-pub use mfa::{Challenge, MfaOutcome};
+pub use mfa::MfaOutcome;
 
 use super::session::Client;
 use crate::crypto::Sealer;
@@ -146,7 +146,7 @@ fn method_name(name: &str) -> Result<String, DomainError> {
 
 impl Security {
     /// The user's active methods (pending setups never count; the sweep removes expired ones).
-    pub async fn methods(&self, user_id: &str, _now: i64) -> Result<Vec<Method>, DomainError> {
+    pub async fn methods(&self, user_id: &str) -> Result<Vec<Method>, DomainError> {
         Ok(methods_of(self.store.active_methods(user_id).await?))
     }
 
@@ -205,18 +205,14 @@ impl Security {
 
     /// Should this user go through the wizard (or the review) right after signing in?
     pub async fn needs_wizard(&self, user: &User, now: i64) -> Result<bool, DomainError> {
-        let methods = self.methods(&user.id, now).await?;
+        let methods = self.methods(&user.id).await?;
         Ok(self.needs_wizard_with(user, &methods, now))
     }
 
     /// [`Self::needs_wizard`] with the methods already at hand (registration state from the
     /// user row).
     pub fn needs_wizard_with(&self, user: &User, methods: &[Method], now: i64) -> bool {
-        let reg = RegistrationState {
-            confirmed_at: user.confirmed_at,
-            snooze_count: user.snooze_count,
-            snooze_first_at: user.snooze_first_at,
-        };
+        let reg = RegistrationState::from(user);
         let s = self.status(user, methods, reg, now);
         !s.complete || s.review_due || reg.confirmed_at == 0
     }
@@ -348,7 +344,7 @@ impl Security {
     }
 
     pub async fn set_default(&self, actor: &Actor, id: &str, now: i64) -> Result<(), DomainError> {
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         self.may_change(actor, &methods, now)?;
         let m = methods
             .iter()
@@ -367,7 +363,7 @@ impl Security {
         now: i64,
     ) -> Result<(), DomainError> {
         let name = method_name(name)?;
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         self.may_change(actor, &methods, now)?;
         let m = methods
             .iter()
@@ -390,7 +386,7 @@ impl Security {
     /// Removes a method, unless the policy needs it (last method, mandatory kind) or it is a
     /// directory-managed phone users may not change.
     pub async fn remove(&self, actor: &Actor, id: &str, now: i64) -> Result<(), DomainError> {
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         self.may_change(actor, &methods, now)?;
         let m = methods
             .iter()
@@ -404,9 +400,9 @@ impl Security {
         let mut tx = self.store.begin().await?;
         let current =
             methods_of(crate::store::methods::active_methods_in(&mut tx, &actor.user.id).await?);
-        let rest: Vec<Method> = current.into_iter().filter(|x| x.row.id != id).collect();
         let reg = RegistrationState::default();
-        let before = self.status(&actor.user, &methods, reg, now);
+        let before = self.status(&actor.user, &current, reg, now);
+        let rest: Vec<Method> = current.into_iter().filter(|x| x.row.id != id).collect();
         let after = self.status(&actor.user, &rest, reg, now);
         let breaks_policy = before.complete && !after.complete;
         if rest.is_empty() || breaks_policy {
@@ -452,7 +448,7 @@ impl Security {
 
     /// "My info is correct": ends the wizard / review.
     pub async fn confirm(&self, actor: &Actor, now: i64) -> Result<(), DomainError> {
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         let mut reg = self.store.registration_state(&actor.user.id).await?;
         if !self.status(&actor.user, &methods, reg, now).complete {
             return Err(refused(ErrorCode::SnoozeExhausted));
@@ -476,7 +472,7 @@ impl Security {
 
     /// "Not now" in the wizard, within the policy's allowance.
     pub async fn snooze(&self, actor: &Actor, now: i64) -> Result<(), DomainError> {
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         let mut reg = self.store.registration_state(&actor.user.id).await?;
         let s = self.status(&actor.user, &methods, reg, now);
         if !s.can_snooze {
@@ -516,6 +512,14 @@ impl Security {
         )
         .await?;
         Ok(n)
+    }
+
+    /// Refuses with `MFA-003` while the account or the client is throttled.
+    async fn refuse_if_throttled(&self, actor: &Actor, now: i64) -> Result<(), DomainError> {
+        if self.throttled(actor, now).await? {
+            return Err(refused(ErrorCode::TooManyAttempts));
+        }
+        Ok(())
     }
 
     /// Per-account and per-client throttle for guessable second-factor input (one read).

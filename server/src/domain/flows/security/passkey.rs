@@ -27,9 +27,11 @@ fn passkey_of(m: &Method) -> Option<Passkey> {
 }
 
 impl Security {
+    /// Seals a ceremony's state into the store for a few minutes; `owner` is the user it belongs
+    /// to (None for passwordless sign-in, where nobody is known yet).
     async fn put_state<T: Serialize>(
         &self,
-        actor: &Actor,
+        owner: Option<&str>,
         kind: &str,
         name: &str,
         state: &T,
@@ -40,7 +42,7 @@ impl Security {
         self.store
             .put_ceremony(&CeremonyRow {
                 id: id.clone(),
-                user_id: Some(actor.user.id.clone()),
+                user_id: owner.map(str::to_string),
                 kind: kind.into(),
                 state: self.sealer.seal(&json, &id),
                 name: name.into(),
@@ -50,9 +52,10 @@ impl Security {
         Ok(id)
     }
 
+    /// Takes a ceremony's state out of the store (single use), if `owner` started it.
     async fn take_state<T: DeserializeOwned>(
         &self,
-        actor: &Actor,
+        owner: Option<&str>,
         id: &str,
         kind: &str,
         now: i64,
@@ -61,7 +64,7 @@ impl Security {
             .store
             .take_ceremony(id, kind, now)
             .await?
-            .filter(|c| c.user_id.as_deref() == Some(actor.user.id.as_str()))
+            .filter(|c| c.user_id.as_deref() == owner)
             .ok_or(refused(ErrorCode::SetupExpired))?;
         let json = self
             .sealer
@@ -98,7 +101,7 @@ impl Security {
             )
             .map_err(|e| DomainError::Invalid(format!("webauthn: {e}")))?;
         let id = self
-            .put_state::<PasskeyRegistration>(actor, "register", &name, &state, now)
+            .put_state::<PasskeyRegistration>(Some(&actor.user.id), "register", &name, &state, now)
             .await?;
         let mut options =
             serde_json::to_value(options).map_err(|e| DomainError::Invalid(e.to_string()))?;
@@ -123,9 +126,9 @@ impl Security {
         now: i64,
     ) -> Result<(), DomainError> {
         let (state, name) = self
-            .take_state::<PasskeyRegistration>(actor, ceremony, "register", now)
+            .take_state::<PasskeyRegistration>(Some(&actor.user.id), ceremony, "register", now)
             .await?;
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         self.may_change(actor, &methods, now)?;
         let reg: RegisterPublicKeyCredential =
             serde_json::from_str(credential).map_err(|_| refused(ErrorCode::PasskeyFailed))?;
@@ -182,7 +185,7 @@ impl Security {
         actor: &Actor,
         now: i64,
     ) -> Result<(String, serde_json::Value), DomainError> {
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         let passkeys: Vec<Passkey> = methods.iter().filter_map(passkey_of).collect();
         if passkeys.is_empty() {
             return Err(refused(ErrorCode::SetupExpired));
@@ -192,7 +195,13 @@ impl Security {
             .start_passkey_authentication(&passkeys)
             .map_err(|e| DomainError::Invalid(format!("webauthn: {e}")))?;
         let id = self
-            .put_state::<PasskeyAuthentication>(actor, "authenticate", "", &state, now)
+            .put_state::<PasskeyAuthentication>(
+                Some(&actor.user.id),
+                "authenticate",
+                "",
+                &state,
+                now,
+            )
             .await?;
         let options =
             serde_json::to_value(options).map_err(|e| DomainError::Invalid(e.to_string()))?;
@@ -208,11 +217,14 @@ impl Security {
         credential: &str,
         now: i64,
     ) -> Result<MfaOutcome, DomainError> {
-        if self.throttled(actor, now).await? {
-            return Err(refused(ErrorCode::TooManyAttempts));
-        }
+        self.refuse_if_throttled(actor, now).await?;
         let (state, _) = self
-            .take_state::<PasskeyAuthentication>(actor, ceremony, "authenticate", now)
+            .take_state::<PasskeyAuthentication>(
+                Some(&actor.user.id),
+                ceremony,
+                "authenticate",
+                now,
+            )
             .await?;
         let cred: PublicKeyCredential =
             serde_json::from_str(credential).map_err(|_| refused(ErrorCode::PasskeyFailed))?;
@@ -224,7 +236,7 @@ impl Security {
                 return Err(refused(ErrorCode::PasskeyFailed));
             }
         };
-        let methods = self.methods(&actor.user.id, now).await?;
+        let methods = self.methods(&actor.user.id).await?;
         let cred_id = b64(result.cred_id());
         let m = methods
             .iter()
@@ -263,18 +275,7 @@ impl Security {
             .webauthn
             .start_discoverable_authentication()
             .map_err(|e| DomainError::Invalid(format!("webauthn: {e}")))?;
-        let id = new_id();
-        let json = serde_json::to_vec(&state).map_err(|e| DomainError::Invalid(e.to_string()))?;
-        self.store
-            .put_ceremony(&CeremonyRow {
-                id: id.clone(),
-                user_id: None,
-                kind: "discover".into(),
-                state: self.sealer.seal(&json, &id),
-                name: String::new(),
-                expires_at: now + CEREMONY_SECONDS,
-            })
-            .await?;
+        let id = self.put_state(None, "discover", "", &state, now).await?;
         let mut options =
             serde_json::to_value(options).map_err(|e| DomainError::Invalid(e.to_string()))?;
         // a button press, not conditional (autofill) mediation
@@ -325,15 +326,8 @@ impl Security {
         credential: &str,
         now: i64,
     ) -> Result<Option<crate::domain::users::User>, DomainError> {
-        let Some(c) = self.store.take_ceremony(ceremony, "discover", now).await? else {
-            return Err(refused(ErrorCode::SetupExpired));
-        };
-        let json = self
-            .sealer
-            .open(&c.state, &c.id)
-            .map_err(|_| refused(ErrorCode::SetupExpired))?;
-        let state: webauthn_rs::prelude::DiscoverableAuthentication =
-            serde_json::from_slice(&json).map_err(|_| refused(ErrorCode::SetupExpired))?;
+        let (state, _): (webauthn_rs::prelude::DiscoverableAuthentication, _) =
+            self.take_state(None, ceremony, "discover", now).await?;
         let Ok(cred) = serde_json::from_str::<PublicKeyCredential>(credential) else {
             return Ok(None);
         };
