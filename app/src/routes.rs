@@ -9,6 +9,15 @@ pub const REPORT: &str = "/report";
 pub const REPORT_RECORDED: &str = "/report-recorded";
 /// The second sign-in step, and re-authentication before changes (`?next=`).
 pub const VERIFY: &str = "/signin/verify";
+/// Self-service password reset and unlock ("Can't access your account?").
+pub const RESET: &str = "/reset";
+/// Proving registered methods during a reset.
+pub const RESET_VERIFY: &str = "/reset/verify";
+/// The new password (or the unlock button) once every method is proven.
+pub const RESET_FINISH: &str = "/reset/finish";
+pub const RESET_DONE: &str = "/reset/done";
+/// `/reset/link/<token>`: the emailed link; exchanged for the flow cookie and redirected away.
+pub const RESET_LINK: &str = "/reset/link";
 /// The registration wizard (interrupt mode after sign-in).
 pub const SETUP: &str = "/setup";
 pub const ADD_APP: &str = "/security-info/add/app";

@@ -3,7 +3,7 @@
 //! validated into a [`Configuration`] that the rest of the server uses.
 
 use crate::domain::policy::{
-    Argon2Policy, MethodKind, Policy, RegistrationPolicy, SessionPolicy, SigninPolicy,
+    Argon2Policy, MethodKind, Policy, RegistrationPolicy, ResetPolicy, SessionPolicy, SigninPolicy,
     TotpAlgorithm, TotpPolicy,
 };
 use serde::Deserialize;
@@ -33,6 +33,45 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     pub sms: SmsSettings,
     pub registration: RegistrationSettings,
+    pub reset: ResetSettings,
+}
+
+/// `[reset]`: self-service password reset and unlock (see `ResetPolicy`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResetSettings {
+    pub enabled: bool,
+    pub questions_as_second_gate: bool,
+    pub questions_asked: u32,
+    pub flow_minutes: u32,
+    pub max_failures_per_flow: u32,
+    pub min_length_single_factor: u32,
+    pub min_length_with_mfa: u32,
+    pub requests_per_client: u32,
+    pub client_window_minutes: u32,
+    pub requests_per_account_per_hour: u32,
+    pub proof_of_work_bits: u32,
+    /// More refused passwords, one per line (added to the shipped list).
+    pub extra_blocklist_file: String,
+}
+
+impl Default for ResetSettings {
+    fn default() -> Self {
+        ResetSettings {
+            enabled: true,
+            questions_as_second_gate: true,
+            questions_asked: 2,
+            flow_minutes: 15,
+            max_failures_per_flow: 5,
+            min_length_single_factor: 15,
+            min_length_with_mfa: 8,
+            requests_per_client: 20,
+            client_window_minutes: 15,
+            requests_per_account_per_hour: 5,
+            proof_of_work_bits: 0,
+            extra_blocklist_file: String::new(),
+        }
+    }
 }
 
 /// `[registration]`: what users must register and how (see `RegistrationPolicy`).
@@ -243,6 +282,7 @@ impl Default for Settings {
             outbox: OutboxSettings::default(),
             sms: SmsSettings::default(),
             registration: RegistrationSettings::default(),
+            reset: ResetSettings::default(),
         }
     }
 }
@@ -622,6 +662,7 @@ impl Settings {
             )),
         }
         let registration = self.registration_policy(&mut problems);
+        let reset = self.reset_policy(&mut problems);
         let (Some(public_url), Ok(bind), true) = (public_url, bind, problems.is_empty()) else {
             return Err(ConfigError::Invalid(problems));
         };
@@ -664,6 +705,7 @@ impl Settings {
                     client_window_seconds: i64::from(si.client_window_minutes) * 60,
                 },
                 registration,
+                reset,
             },
             log_filter: self.log.filter,
             log_json: self.log.format == "json",
@@ -675,6 +717,52 @@ impl Settings {
 }
 
 impl Settings {
+    fn reset_policy(&self, problems: &mut Vec<String>) -> ResetPolicy {
+        let r = &self.reset;
+        if !(1..=60).contains(&r.flow_minutes) {
+            problems.push("reset.flow_minutes: must be 1 to 60".into());
+        }
+        if !(1..=20).contains(&r.max_failures_per_flow) {
+            problems.push("reset.max_failures_per_flow: must be 1 to 20".into());
+        }
+        if r.min_length_with_mfa < 8 || r.min_length_single_factor < r.min_length_with_mfa {
+            problems.push(
+                "reset.min_length_with_mfa / min_length_single_factor: 8 ≤ with_mfa ≤ single_factor (NIST SP 800-63B)"
+                    .into(),
+            );
+        }
+        if r.min_length_single_factor > 64 {
+            problems.push("reset.min_length_single_factor: at most 64".into());
+        }
+        if r.questions_asked == 0 || r.questions_asked > self.registration.questions_required {
+            problems.push(format!(
+                "reset.questions_asked: 1 to registration.questions_required ({})",
+                self.registration.questions_required
+            ));
+        }
+        if r.proof_of_work_bits > 24 {
+            problems.push("reset.proof_of_work_bits: 0 (off) to 24".into());
+        }
+        if r.requests_per_client == 0 || r.requests_per_account_per_hour == 0 {
+            problems.push("reset.requests_per_client / requests_per_account_per_hour: at least 1".into());
+        }
+        ResetPolicy {
+            enabled: r.enabled,
+            questions_as_second_gate: r.questions_as_second_gate,
+            questions_asked: r.questions_asked,
+            flow_seconds: i64::from(r.flow_minutes) * 60,
+            max_failures_per_flow: r.max_failures_per_flow,
+            min_length_single_factor: r.min_length_single_factor as usize,
+            min_length_with_mfa: r.min_length_with_mfa as usize,
+            requests_per_client: r.requests_per_client,
+            client_window_seconds: i64::from(r.client_window_minutes.max(1)) * 60,
+            requests_per_account_per_hour: r.requests_per_account_per_hour,
+            proof_of_work_bits: r.proof_of_work_bits,
+            extra_blocklist_file: Some(PathBuf::from(&r.extra_blocklist_file))
+                .filter(|p| !p.as_os_str().is_empty()),
+        }
+    }
+
     fn registration_policy(&self, problems: &mut Vec<String>) -> RegistrationPolicy {
         let r = &self.registration;
         let mut kinds = |key: &str, names: &[String]| -> Vec<MethodKind> {

@@ -46,10 +46,25 @@ pub enum ErrorCode {
     SnoozeExhausted,
     MessageLimit,
     VoiceUnsupported,
+    PasswordTooShort,
+    PasswordTooLong,
+    PasswordMismatch,
+    PasswordCommon,
+    PasswordContainsName,
+    PasswordHistory,
+    PasswordDirectoryPolicy,
+    PasswordTooRecent,
+    ResetExpired,
+    ResetEnded,
+    ResetCheckFailed,
+    NotLocked,
+    ResetUnavailable,
+    DirectoryUnavailable,
+    AnswersWrong,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 41] = [
         ErrorCode::SigninFailed,
         ErrorCode::NotSignedIn,
         ErrorCode::RequestBlocked,
@@ -76,6 +91,21 @@ impl ErrorCode {
         ErrorCode::SnoozeExhausted,
         ErrorCode::MessageLimit,
         ErrorCode::VoiceUnsupported,
+        ErrorCode::PasswordTooShort,
+        ErrorCode::PasswordTooLong,
+        ErrorCode::PasswordMismatch,
+        ErrorCode::PasswordCommon,
+        ErrorCode::PasswordContainsName,
+        ErrorCode::PasswordHistory,
+        ErrorCode::PasswordDirectoryPolicy,
+        ErrorCode::PasswordTooRecent,
+        ErrorCode::ResetExpired,
+        ErrorCode::ResetEnded,
+        ErrorCode::ResetCheckFailed,
+        ErrorCode::NotLocked,
+        ErrorCode::ResetUnavailable,
+        ErrorCode::DirectoryUnavailable,
+        ErrorCode::AnswersWrong,
     ];
 
     /// The code shown to users and written in logs, e.g. `SIG-001`.
@@ -107,6 +137,21 @@ impl ErrorCode {
             ErrorCode::SnoozeExhausted => "REG-012",
             ErrorCode::MessageLimit => "MSG-429",
             ErrorCode::VoiceUnsupported => "MSG-501",
+            ErrorCode::PasswordTooShort => "PWD-001",
+            ErrorCode::PasswordTooLong => "PWD-002",
+            ErrorCode::PasswordMismatch => "PWD-003",
+            ErrorCode::PasswordCommon => "PWD-004",
+            ErrorCode::PasswordContainsName => "PWD-005",
+            ErrorCode::PasswordHistory => "PWD-006",
+            ErrorCode::PasswordDirectoryPolicy => "PWD-007",
+            ErrorCode::PasswordTooRecent => "PWD-008",
+            ErrorCode::ResetExpired => "RST-001",
+            ErrorCode::ResetEnded => "RST-002",
+            ErrorCode::ResetCheckFailed => "RST-003",
+            ErrorCode::NotLocked => "RST-004",
+            ErrorCode::ResetUnavailable => "RST-005",
+            ErrorCode::DirectoryUnavailable => "DIR-503",
+            ErrorCode::AnswersWrong => "RST-006",
         }
     }
 

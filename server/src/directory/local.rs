@@ -40,6 +40,13 @@ impl Directory for LocalDirectory {
         password: &Password,
         now: i64,
     ) -> Result<(), DomainError> {
+        // history of one: the current password may not be set again
+        let (_, current) = self.store.find_user_for_signin(&user.username).await?;
+        if current.is_some() && self.hasher.verify(password, current.as_deref()).await {
+            return Err(DomainError::Refused(
+                converge_app::api::ErrorCode::PasswordHistory,
+            ));
+        }
         let phc = self
             .hasher
             .hash(password)

@@ -30,11 +30,20 @@ pub trait Directory: Send + Sync + 'static {
         password: &Password,
     ) -> Result<Authentication, DomainError>;
 
-    /// Writes a new password (reset writeback, administrator CLI).
+    /// Writes a new password (reset writeback, administrator CLI). A refusal under the
+    /// directory's password policy is `DomainError::Refused` with a `PWD-` code (history, policy,
+    /// too recent), which the reset page explains; an unreachable directory is
+    /// `DomainError::Directory`. Either way nothing changed.
     async fn set_password(
         &self,
         user: &User,
         password: &Password,
         now: i64,
     ) -> Result<(), DomainError>;
+
+    /// Clears the directory's own lockout of the user, where it has one (the local directory's
+    /// lockout is the portal's, cleared by the reset flow itself).
+    async fn unlock(&self, _user: &User) -> Result<(), DomainError> {
+        Ok(())
+    }
 }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod error;
 pub mod flows;
 pub mod password;
+pub mod password_rules;
 pub mod phone;
 pub mod policy;
 pub mod totp;

@@ -6,6 +6,33 @@ pub struct Policy {
     pub argon2: Argon2Policy,
     pub signin: SigninPolicy,
     pub registration: RegistrationPolicy,
+    pub reset: ResetPolicy,
+}
+
+/// Self-service password reset and unlock.
+#[derive(Debug, Clone)]
+pub struct ResetPolicy {
+    pub enabled: bool,
+    /// Security questions may be the second of two gates (never the only one).
+    pub questions_as_second_gate: bool,
+    /// How many of the user's questions one flow asks (chosen at random).
+    pub questions_asked: u32,
+    /// A reset flow lives this long (the cookie and the database row).
+    pub flow_seconds: i64,
+    /// Wrong answers one flow tolerates before it ends.
+    pub max_failures_per_flow: u32,
+    /// Minimum new-password length for accounts without a second factor (NIST SP 800-63B-4: 15).
+    pub min_length_single_factor: usize,
+    /// Minimum new-password length for accounts with a second factor (NIST: 8).
+    pub min_length_with_mfa: usize,
+    /// Reset requests per client address within the window, and per account name per hour.
+    pub requests_per_client: u32,
+    pub client_window_seconds: i64,
+    pub requests_per_account_per_hour: u32,
+    /// Leading zero bits of the proof of work the reset page solves (0: off).
+    pub proof_of_work_bits: u32,
+    /// More refused passwords, one per line.
+    pub extra_blocklist_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]

@@ -56,9 +56,14 @@ pub enum Notice {
         agent_name: String,
         expires_minutes: u32,
     },
+    /// Someone asked to reset the password of an account that cannot reset it by itself.
+    ResetNotPossible {
+        requested_at: String,
+        portal_url: String,
+    },
 }
 
-pub const MESSAGES: [&str; 11] = [
+pub const MESSAGES: [&str; 12] = [
     "new_user",
     "user_enrollment",
     "updated_user",
@@ -70,6 +75,7 @@ pub const MESSAGES: [&str; 11] = [
     "account_locked",
     "fraud_alert",
     "helpdesk_verification",
+    "reset_not_possible",
 ];
 
 impl Notice {
@@ -86,6 +92,7 @@ impl Notice {
             Notice::AccountLocked { .. } => "account_locked",
             Notice::FraudAlert { .. } => "fraud_alert",
             Notice::HelpdeskVerification { .. } => "helpdesk_verification",
+            Notice::ResetNotPossible { .. } => "reset_not_possible",
         }
     }
 
@@ -99,6 +106,7 @@ impl Notice {
                 | Notice::MethodRemoved { .. }
                 | Notice::AccountLocked { .. }
                 | Notice::PasswordReset { .. }
+                | Notice::ResetNotPossible { .. }
         )
     }
 
@@ -152,6 +160,10 @@ impl Notice {
             } => {
                 json!({ "code": code, "agent_name": agent_name, "expires_minutes": expires_minutes })
             }
+            Notice::ResetNotPossible {
+                requested_at,
+                portal_url,
+            } => json!({ "requested_at": requested_at, "portal_url": portal_url }),
         }
     }
 
@@ -204,6 +216,10 @@ impl Notice {
                 code: "482913".into(),
                 agent_name: "Bob".into(),
                 expires_minutes: 15,
+            },
+            Notice::ResetNotPossible {
+                requested_at: "2026-01-31 09:30:00".into(),
+                portal_url: "https://mfa.example.org/security-info".into(),
             },
         ]
     }

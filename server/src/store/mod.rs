@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod methods;
 pub mod outbox;
+pub mod reset;
 pub mod sessions;
 mod throttles;
 pub mod users;

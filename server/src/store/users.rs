@@ -18,6 +18,25 @@ pub enum Upserted {
 }
 
 impl Store {
+    /// The one user whose username or stored email address is `login` (ignoring case); None when
+    /// nobody or more than one user matches.
+    pub async fn find_user_by_login(&self, login: &str) -> Result<Option<User>, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1 OR LOWER(email) = $1 LIMIT 2"
+        ))
+        .bind(login.trim().to_lowercase())
+        .fetch_all(&mut *conn)
+        .await?;
+        match rows.as_slice() {
+            [r] => Ok(Some(user_from_row(
+                r,
+                groups(&mut conn, &r.try_get::<String, _>("id")?).await?,
+            )?)),
+            _ => Ok(None),
+        }
+    }
+
     pub async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         let mut conn = self.pool().acquire().await?;
         let row = sqlx::query(&format!(

@@ -182,7 +182,7 @@ impl Security {
         })
     }
 
-    pub(super) fn open_secret(&self, m: &MethodRow) -> Result<Vec<u8>, DomainError> {
+    pub(crate) fn open_secret(&self, m: &MethodRow) -> Result<Vec<u8>, DomainError> {
         let sealed = m.secret.as_deref().unwrap_or_default();
         self.sealer
             .open(sealed, &m.id)
@@ -228,7 +228,7 @@ impl Security {
             .ok_or(refused(ErrorCode::SetupExpired))
     }
 
-    fn new_code() -> String {
+    pub(crate) fn new_code() -> String {
         format!("{:06}", rand::rngs::OsRng.gen_range(0..1_000_000u32))
     }
 
@@ -327,7 +327,7 @@ impl Security {
 
     /// A new code for `method` (sign-in or enrollment): stored as an HMAC (keeping the failure
     /// count of the previous one), sent, audited without the code.
-    pub(super) async fn issue_code(
+    pub(crate) async fn issue_code(
         &self,
         actor: &Actor,
         purpose: &str,
@@ -504,7 +504,7 @@ impl Security {
     }
 
     /// Shared by enrollment and sign-in: expiry, the failure limit, single use.
-    pub(super) async fn check_code(
+    pub(crate) async fn check_code(
         &self,
         actor: &Actor,
         c: &crate::store::methods::CodeRow,

@@ -69,6 +69,28 @@ pub struct Actor {
     pub client: Client,
 }
 
+impl Actor {
+    /// Someone proving their methods outside any session (password reset): the session fields
+    /// are empty and nothing here promotes a session.
+    pub fn without_session(user: User, client: Client) -> Actor {
+        Actor {
+            session: SessionRow {
+                id_hash: String::new(),
+                user_id: user.id.clone(),
+                created_at: 0,
+                last_seen_at: 0,
+                expires_at: 0,
+                client_ip: client.ip.clone(),
+                user_agent: client.user_agent.clone(),
+                stage: "none".into(),
+                mfa_at: 0,
+            },
+            user,
+            client,
+        }
+    }
+}
+
 /// Where a user stands against the registration policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
@@ -245,7 +267,7 @@ impl Security {
 
     /// Every address the user receives security mail at: the directory address and verified
     /// email methods (plus `extra`, e.g. the old address after a change).
-    fn addresses(&self, user: &User, methods: &[Method], extra: Option<&str>) -> Vec<String> {
+    pub(crate) fn addresses(&self, user: &User, methods: &[Method], extra: Option<&str>) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         let candidates = user
             .email
@@ -293,7 +315,7 @@ impl Security {
         Ok(())
     }
 
-    fn audit(&self, actor: &Actor, event: &str, success: bool, now: i64) -> AuditEntry {
+    pub(crate) fn audit(&self, actor: &Actor, event: &str, success: bool, now: i64) -> AuditEntry {
         let mut e = AuditEntry::new(event, success, now);
         e.user_id = Some(actor.user.id.clone());
         e.username = Some(actor.user.username.clone());
@@ -515,7 +537,7 @@ impl Security {
     }
 
     /// Refuses with `MFA-003` while the account or the client is throttled.
-    async fn refuse_if_throttled(&self, actor: &Actor, now: i64) -> Result<(), DomainError> {
+    pub(crate) async fn refuse_if_throttled(&self, actor: &Actor, now: i64) -> Result<(), DomainError> {
         if self.throttled(actor, now).await? {
             return Err(refused(ErrorCode::TooManyAttempts));
         }
@@ -534,7 +556,7 @@ impl Security {
         Ok(a.is_some_and(|t| t.blocked_until > now) || c.is_some_and(|t| t.blocked_until > now))
     }
 
-    async fn count_failure(&self, actor: &Actor, what: &str, now: i64) -> Result<(), DomainError> {
+    pub(crate) async fn count_failure(&self, actor: &Actor, what: &str, now: i64) -> Result<(), DomainError> {
         use super::throttle::{fail, Counter};
         let (store, p) = (&self.store, &self.signin);
         fail(
@@ -561,7 +583,7 @@ impl Security {
         Ok(())
     }
 
-    async fn clear_failures(&self, actor: &Actor) -> Result<(), DomainError> {
+    pub(crate) async fn clear_failures(&self, actor: &Actor) -> Result<(), DomainError> {
         // a write only when there is something to clear
         if self
             .store
@@ -586,7 +608,7 @@ impl Security {
             .map_err(|e| DomainError::Hashing(e.to_string()))
     }
 
-    async fn verify_secret(&self, secret: &str, stored: &str) -> bool {
+    pub(crate) async fn verify_secret(&self, secret: &str, stored: &str) -> bool {
         match Password::parse(secret.to_string()) {
             Ok(p) => self.hasher.verify(&p, Some(stored)).await,
             Err(_) => false,

@@ -217,6 +217,19 @@ impl Security {
         credential: &str,
         now: i64,
     ) -> Result<MfaOutcome, DomainError> {
+        let (tx, m, methods) = self.passkey_assert(actor, ceremony, credential, now).await?;
+        self.verified_in(tx, actor, &m, methods, now).await
+    }
+
+    /// Checks an assertion (throttle, single-use ceremony, signature, counter) and returns the
+    /// open transaction that recorded the use, the passkey used and the user's methods.
+    pub(crate) async fn passkey_assert(
+        &self,
+        actor: &Actor,
+        ceremony: &str,
+        credential: &str,
+        now: i64,
+    ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, Method, Vec<Method>), DomainError> {
         self.refuse_if_throttled(actor, now).await?;
         let (state, _) = self
             .take_state::<PasskeyAuthentication>(
@@ -261,7 +274,7 @@ impl Security {
                 .await?;
             return Err(refused(ErrorCode::PasskeyFailed));
         }
-        self.verified_in(tx, actor, &m, methods, now).await
+        Ok((tx, m, methods))
     }
 }
 

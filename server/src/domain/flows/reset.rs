@@ -1,0 +1,1023 @@
+//! Self-service password reset and "unlock my account": the user proves one or two registered
+//! methods ("gates"), then sets a new password that is written to the directory (or the
+//! portal's lockout is lifted). Callable without the UI.
+//!
+//! ```text
+//!  start(name) ──► flow row + cookie, for EVERY name (unknown, disabled, too few methods: a
+//!      │           decoy flow whose methods are made up and whose codes never match)
+//!      ▼
+//!  gate k of n: choose a method (masked) ─► send code (SMS / call / email with code + link),
+//!      │        or app code, passkey, K of N security questions (only as the 2nd gate)
+//!      ▼ all gates proven (different methods)
+//!  new password (length, blocklist, names) ─► claim flow (one winner) ─► Directory::set_password
+//!      │                                         refused: flow released, user tries again
+//!      ▼
+//!  sessions ended, other flows / codes / links invalidated, account unlocked, password_changed
+//!  mailed to every address, audited. MFA methods are never touched.
+//! ```
+//!
+//! No enumeration: step 1 does the same reads and writes whoever is named and answers with the
+//! same cookie and redirect; failures count per flow, per account and per client.
+
+use super::security::{
+    event as sec_event, mask, normalise_answer, Actor, Method, Security,
+};
+use super::session::{hash_token, new_token, Client};
+use crate::directory::Directory;
+use crate::domain::audit::AuditEntry;
+use crate::domain::error::DomainError;
+use crate::domain::password::Password;
+use crate::domain::password_rules::PasswordRules;
+use crate::domain::policy::{MethodKind, ResetPolicy};
+use crate::domain::totp;
+use crate::domain::users::{Role, User};
+use crate::notify::messages::Notice;
+use crate::store::reset::ResetFlowRow;
+use crate::store::Store;
+use converge_app::api::ErrorCode;
+use rand::seq::SliceRandom;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+/// Audit event names of the reset flow.
+pub mod event {
+    pub const REQUESTED: &str = "reset_requested";
+    pub const GATE: &str = "reset_verification";
+    pub const PASSWORD_RESET: &str = "password_reset";
+    pub const UNLOCKED: &str = "account_unlocked";
+}
+
+const PURPOSE_CODE: &str = "reset";
+const PURPOSE_LINK: &str = "reset_link";
+pub const SCOPE_REQUEST_CLIENT: &str = "reset_client";
+pub const SCOPE_REQUEST_ACCOUNT: &str = "reset_account";
+const SCOPE_POW: &str = "reset_pow";
+const POW_SECONDS: i64 = 600;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Reset,
+    Unlock,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Reset => "reset",
+            Purpose::Unlock => "unlock",
+        }
+    }
+    pub fn parse(s: &str) -> Purpose {
+        if s == "unlock" {
+            Purpose::Unlock
+        } else {
+            Purpose::Reset
+        }
+    }
+}
+
+/// A method the user may prove, as the page shows it (masked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub id: String,
+    pub kind: MethodKind,
+    pub name: String,
+    /// Masked phone number or address; empty for apps, passkeys and questions.
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Proving gate `gate` of `gates`.
+    Prove,
+    /// All gates proven: choose the new password.
+    NewPassword,
+    /// All gates proven: unlock.
+    Unlock,
+}
+
+#[derive(Debug, Clone)]
+pub struct FlowView {
+    pub purpose: Purpose,
+    pub stage: Stage,
+    pub gate: u32,
+    pub gates: u32,
+    pub choices: Vec<Choice>,
+    /// The questions this flow asks (when security questions are a choice).
+    pub questions: Vec<String>,
+    /// Minimum length of the new password.
+    pub min_length: usize,
+    /// Username, for the page's live "must not contain" hint (only once all gates passed).
+    pub username: String,
+}
+
+/// What a code was sent to.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub channel: String,
+    pub destination: String,
+}
+
+pub struct Reset {
+    pub security: Arc<Security>,
+    pub directory: Arc<dyn Directory>,
+    pub rules: Arc<PasswordRules>,
+    pub policy: ResetPolicy,
+    /// Mail domain for decoy addresses (the sender's domain).
+    pub decoy_domain: String,
+}
+
+/// An open flow and, unless it is a decoy, its user.
+struct Open {
+    row: ResetFlowRow,
+    user: Option<User>,
+}
+
+impl Reset {
+    fn store(&self) -> &Store {
+        &self.security.store
+    }
+
+    /// Step 1: someone typed a username or email address. Whatever was typed, the answer is a
+    /// new flow token (the cookie value) after the same work.
+    pub async fn start(
+        &self,
+        login: &str,
+        purpose: Purpose,
+        proof: &str,
+        client: &Client,
+        now: i64,
+    ) -> Result<String, DomainError> {
+        if !self.policy.enabled {
+            return Err(DomainError::Refused(ErrorCode::ResetUnavailable));
+        }
+        if self.policy.proof_of_work_bits > 0 && !self.check_proof(proof, now).await? {
+            return Err(DomainError::Refused(ErrorCode::ResetCheckFailed));
+        }
+        let login: String = login.trim().chars().take(256).collect();
+        let subject = self
+            .security
+            .sealer
+            .mac("reset-subject", &login.to_lowercase());
+        // anti-automation: the same limits for any name
+        let store = self.store();
+        let per_client = store
+            .record_failure(
+                SCOPE_REQUEST_CLIENT,
+                &client.ip,
+                now,
+                now - self.policy.client_window_seconds,
+            )
+            .await?;
+        let per_account = store
+            .record_failure(SCOPE_REQUEST_ACCOUNT, &subject, now, now - 3600)
+            .await?;
+        if per_client > i64::from(self.policy.requests_per_client)
+            || per_account > i64::from(self.policy.requests_per_account_per_hour)
+        {
+            let mut e = AuditEntry::new(event::REQUESTED, false, now);
+            e.username = Some(login.clone());
+            e.client_ip = Some(client.ip.clone());
+            e.reason = Some("too many requests".into());
+            store.append_audit(&e).await?;
+            return Err(DomainError::Refused(ErrorCode::TooManyAttempts));
+        }
+        let user = store.find_user_by_login(&login).await?;
+        let methods = self
+            .security
+            .methods(user.as_ref().map(|u| u.id.as_str()).unwrap_or(""))
+            .await?;
+        let needed = |u: &User| {
+            self.security
+                .policy
+                .required_for(u.role == Role::Admin)
+                .max(1)
+        };
+        let eligible = user
+            .as_ref()
+            .is_some_and(|u| u.enabled && self.can_prove(&methods, needed(u)));
+        let gates = match &user {
+            Some(u) if eligible => needed(u),
+            _ => self.security.policy.required.max(1),
+        };
+        let (token, token_hash) = new_token();
+        store
+            .insert_reset_flow(&ResetFlowRow {
+                id: uuid::Uuid::new_v4().to_string(),
+                token_hash,
+                user_id: user.as_ref().filter(|_| eligible).map(|u| u.id.clone()),
+                subject,
+                purpose: purpose.as_str().into(),
+                gates_required: i64::from(gates),
+                passed: vec![],
+                questions: vec![],
+                failures: 0,
+                client_ip: client.ip.clone(),
+                created_at: now,
+                expires_at: now + self.policy.flow_seconds,
+                finished_at: 0,
+            })
+            .await?;
+        let mut e = AuditEntry::new(event::REQUESTED, eligible, now);
+        e.client_ip = Some(client.ip.clone());
+        e.user_agent = Some(client.user_agent.clone());
+        e.username = Some(login.clone());
+        e.reason = Some(
+            match (&user, eligible) {
+                (None, _) => "unknown name",
+                (Some(_), true) => purpose.as_str(),
+                (Some(u), false) if !u.enabled => "account disabled",
+                (Some(_), false) => "not enough security info registered",
+            }
+            .into(),
+        );
+        let mut tx = store.begin().await?;
+        if let Some(u) = &user {
+            e.user_id = Some(u.id.clone());
+            e.username = Some(u.username.clone());
+            // someone tried: tell the real addresses of an account that cannot reset
+            if u.enabled && !eligible {
+                let notice = Notice::ResetNotPossible {
+                    requested_at: crate::domain::format_time(now),
+                    portal_url: self
+                        .security
+                        .notifier
+                        .link(converge_app::routes::SECURITY_INFO),
+                };
+                for address in self.security.addresses(u, &methods, None) {
+                    self.security
+                        .notifier
+                        .email_address_in(&mut tx, u, &address, &notice, now)
+                        .await?;
+                }
+            }
+        }
+        crate::store::audit::append_audit_in(&mut tx, &e).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        self.security.notifier.wake();
+        Ok(token)
+    }
+
+    /// Can these methods pass `gates` gates (questions only as the second)?
+    fn can_prove(&self, methods: &[Method], gates: u32) -> bool {
+        let primary = methods.iter().filter(|m| is_gate(m.kind)).count() as u32;
+        let questions = self.policy.questions_as_second_gate
+            && methods.iter().any(|m| m.kind == MethodKind::Questions);
+        primary >= gates || (gates == 2 && primary >= 1 && questions)
+    }
+
+    async fn open(&self, token: &str, now: i64) -> Result<Open, DomainError> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(DomainError::Refused(ErrorCode::ResetExpired));
+        }
+        let row = self
+            .store()
+            .reset_flow(&hash_token(token), now)
+            .await?
+            .ok_or(DomainError::Refused(ErrorCode::ResetExpired))?;
+        if row.failures >= i64::from(self.policy.max_failures_per_flow) {
+            return Err(DomainError::Refused(ErrorCode::ResetEnded));
+        }
+        let user = match &row.user_id {
+            Some(id) => Some(
+                self.store()
+                    .find_user(id)
+                    .await?
+                    .filter(|u| u.enabled)
+                    .ok_or(DomainError::Refused(ErrorCode::ResetExpired))?,
+            ),
+            None => None,
+        };
+        Ok(Open { row, user })
+    }
+
+    /// Where the flow stands and what the page should offer.
+    pub async fn view(&self, token: &str, now: i64) -> Result<FlowView, DomainError> {
+        let mut f = self.open(token, now).await?;
+        let purpose = Purpose::parse(&f.row.purpose);
+        let gates = f.row.gates_required as u32;
+        let passed = f.row.passed.len() as u32;
+        let mut view = FlowView {
+            purpose,
+            stage: Stage::Prove,
+            gate: (passed + 1).min(gates),
+            gates,
+            choices: vec![],
+            questions: vec![],
+            min_length: 0,
+            username: String::new(),
+        };
+        if passed >= gates {
+            let user = f.user.as_ref().ok_or(DomainError::Refused(ErrorCode::ResetExpired))?;
+            view.stage = match purpose {
+                Purpose::Reset => Stage::NewPassword,
+                Purpose::Unlock => Stage::Unlock,
+            };
+            view.min_length = self.min_length(user).await?;
+            view.username = user.username.clone();
+            return Ok(view);
+        }
+        let (choices, methods) = self.choices(&f).await?;
+        if let Some(q) = methods.iter().find(|m| {
+            m.kind == MethodKind::Questions && choices.iter().any(|c| c.id == m.row.id)
+        }) {
+            let texts = question_texts(q);
+            if f.row.questions.is_empty() {
+                let mut idx: Vec<usize> = (0..texts.len()).collect();
+                idx.shuffle(&mut rand::rngs::OsRng);
+                idx.truncate(self.policy.questions_asked as usize);
+                idx.sort_unstable();
+                self.store().reset_set_questions(&f.row.id, &idx).await?;
+                f.row.questions = idx;
+            }
+            view.questions = f
+                .row
+                .questions
+                .iter()
+                .filter_map(|i| texts.get(*i).cloned())
+                .collect();
+        }
+        view.choices = choices;
+        Ok(view)
+    }
+
+    /// The methods this gate may use (masked), and the user's methods. Decoy flows get made-up
+    /// ones derived from the name typed, the same each time.
+    async fn choices(&self, f: &Open) -> Result<(Vec<Choice>, Vec<Method>), DomainError> {
+        let Some(user) = &f.user else {
+            return Ok((self.decoys(&f.row.subject), vec![]));
+        };
+        let methods = self.security.methods(&user.id).await?;
+        let first = f.row.passed.is_empty();
+        let mut out: Vec<(u8, Choice)> = methods
+            .iter()
+            .filter(|m| !f.row.passed.contains(&m.row.id))
+            .filter(|m| {
+                is_gate(m.kind)
+                    || (m.kind == MethodKind::Questions
+                        && !first
+                        && self.policy.questions_as_second_gate)
+            })
+            .map(|m| {
+                let order = match m.kind {
+                    MethodKind::Email => 0,
+                    MethodKind::Phone => 1,
+                    MethodKind::Totp => 2,
+                    MethodKind::Passkey => 3,
+                    _ => 4,
+                };
+                (
+                    order,
+                    Choice {
+                        id: m.row.id.clone(),
+                        kind: m.kind,
+                        name: m.row.name.clone(),
+                        detail: m.destination().map(|d| mask(&d)).unwrap_or_default(),
+                    },
+                )
+            })
+            .collect();
+        out.sort_by_key(|(o, _)| *o);
+        Ok((out.into_iter().map(|(_, c)| c).collect(), methods))
+    }
+
+    fn decoys(&self, subject: &str) -> Vec<Choice> {
+        let bytes = hex::decode(subject).unwrap_or_default();
+        let byte = |i: usize| bytes.get(i).copied().unwrap_or(7);
+        let id = |salt: u8| {
+            let mut b = [0u8; 16];
+            for (i, x) in b.iter_mut().enumerate() {
+                *x = byte(i + 8) ^ salt.wrapping_mul(31).wrapping_add(i as u8);
+            }
+            uuid::Builder::from_random_bytes(b).into_uuid().to_string()
+        };
+        let letter = (b'a' + byte(0) % 26) as char;
+        let t = converge_app::text::en();
+        let digits: String = (0..9).map(|i| char::from(b'0' + byte(i + 1) % 10)).collect();
+        let cc = self.security.default_country.clone().unwrap_or("1".into());
+        vec![
+            Choice {
+                id: id(1),
+                kind: MethodKind::Email,
+                name: t.sec.kind_email.into(),
+                detail: mask(&format!("{letter}x@{}", self.decoy_domain)),
+            },
+            Choice {
+                id: id(2),
+                kind: MethodKind::Phone,
+                name: t.sec.slot_mobile.into(),
+                detail: mask(&format!("+{cc}{digits}")),
+            },
+        ]
+    }
+
+    async fn choice(&self, f: &Open, method_id: &str) -> Result<Choice, DomainError> {
+        self.choices(f)
+            .await?
+            .0
+            .into_iter()
+            .find(|c| c.id == method_id)
+            .ok_or(DomainError::Refused(ErrorCode::SetupExpired))
+    }
+
+    async fn min_length(&self, user: &User) -> Result<usize, DomainError> {
+        let methods = self.security.methods(&user.id).await?;
+        Ok(if methods.iter().any(|m| m.kind.signs_in()) {
+            self.policy.min_length_with_mfa
+        } else {
+            self.policy.min_length_single_factor
+        })
+    }
+
+    fn actor(user: &User, client: &Client) -> Actor {
+        Actor::without_session(user.clone(), client.clone())
+    }
+
+    /// Sends a code to a phone (text or call) or an email address (code and link).
+    pub async fn send(
+        &self,
+        token: &str,
+        method_id: &str,
+        voice: bool,
+        client: &Client,
+        now: i64,
+    ) -> Result<Sent, DomainError> {
+        let f = self.open(token, now).await?;
+        let c = self.choice(&f, method_id).await?;
+        let channel = match c.kind {
+            MethodKind::Email => "email",
+            MethodKind::Phone if voice => "voice",
+            MethodKind::Phone => "sms",
+            _ => return Err(DomainError::Refused(ErrorCode::SetupExpired)),
+        };
+        let Some(user) = &f.user else {
+            // a decoy: nothing is sent, the page looks the same
+            return Ok(Sent {
+                channel: channel.into(),
+                destination: c.detail,
+            });
+        };
+        let actor = Self::actor(user, client);
+        self.security.refuse_if_throttled(&actor, now).await?;
+        let m = self.method(user, method_id).await?;
+        if channel != "email" {
+            let p = self
+                .security
+                .issue_code(&actor, PURPOSE_CODE, &m, channel, " (password reset)", now)
+                .await?;
+            return Ok(Sent {
+                channel: p.channel,
+                destination: p.destination,
+            });
+        }
+        let address = m.destination().unwrap_or_default();
+        let code = Security::new_code();
+        let policy = &self.security.policy;
+        let store = self.store();
+        let (_, failures) = store
+            .put_code(
+                &crate::store::methods::NewCode {
+                    user_id: &user.id,
+                    purpose: PURPOSE_CODE,
+                    target: &m.row.id,
+                    code_hash: &self.security.sealer.mac("code", &code),
+                    channel: "email",
+                },
+                now,
+                policy.code_ttl_seconds,
+            )
+            .await?;
+        if failures >= i64::from(policy.code_max_failures) {
+            return Err(DomainError::Refused(ErrorCode::TooManyAttempts));
+        }
+        // the link: 256 random bits, single use, for this flow and this address (channel)
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let link = hex::encode(bytes);
+        store
+            .put_code(
+                &crate::store::methods::NewCode {
+                    user_id: &user.id,
+                    purpose: PURPOSE_LINK,
+                    target: &f.row.id,
+                    code_hash: &self.security.sealer.mac("reset-link", &link),
+                    channel: &m.row.id,
+                },
+                now,
+                policy.code_ttl_seconds,
+            )
+            .await?;
+        let notifier = &self.security.notifier;
+        let notice = Notice::PasswordReset {
+            code: Some(code),
+            reset_url: Some(notifier.link(&format!("{}/{link}", converge_app::routes::RESET_LINK))),
+            expires_minutes: (policy.code_ttl_seconds / 60) as u32,
+        };
+        let mut tx = store.begin().await?;
+        notifier
+            .email_address_in(&mut tx, user, &address, &notice, now)
+            .await?;
+        let mut e = self.security.audit(&actor, sec_event::CODE_SENT, true, now);
+        e.reason = Some(format!("email to {} (password reset)", mask(&address)));
+        crate::store::audit::append_audit_in(&mut tx, &e).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        notifier.wake();
+        Ok(Sent {
+            channel: "email".into(),
+            destination: mask(&address),
+        })
+    }
+
+    async fn method(&self, user: &User, id: &str) -> Result<Method, DomainError> {
+        self.security
+            .methods(&user.id)
+            .await?
+            .into_iter()
+            .find(|m| m.row.id == id)
+            .ok_or(DomainError::Refused(ErrorCode::SetupExpired))
+    }
+
+    /// A wrong answer: counted in the flow (which ends at the limit) and, for decoys, against the
+    /// client (real accounts are counted by the security service as for any factor).
+    async fn wrong(
+        &self,
+        f: &Open,
+        client: &Client,
+        what: &str,
+        err: DomainError,
+        now: i64,
+    ) -> DomainError {
+        let n = match self.store().reset_flow_failure(&f.row.id).await {
+            Ok(n) => n,
+            Err(e) => return e.into(),
+        };
+        if f.user.is_none() {
+            use super::throttle::{fail, Counter};
+            if let Err(e) = fail(
+                self.store(),
+                &self.security.signin,
+                Counter::Client,
+                super::security::SCOPE_FACTOR_CLIENT,
+                &client.ip,
+                now,
+            )
+            .await
+            {
+                return e;
+            }
+        }
+        let mut e = AuditEntry::new(event::GATE, false, now);
+        e.user_id = f.user.as_ref().map(|u| u.id.clone());
+        e.username = f.user.as_ref().map(|u| u.username.clone());
+        e.client_ip = Some(client.ip.clone());
+        e.user_agent = Some(client.user_agent.clone());
+        e.reason = Some(what.into());
+        if let Err(e) = self.store().append_audit(&e).await {
+            return e.into();
+        }
+        if n >= i64::from(self.policy.max_failures_per_flow) {
+            DomainError::Refused(ErrorCode::ResetEnded)
+        } else {
+            err
+        }
+    }
+
+    /// A gate was proven with `m`.
+    async fn passed(
+        &self,
+        f: &Open,
+        user: &User,
+        m: &Method,
+        client: &Client,
+        how: &str,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        if !self.store().reset_gate_passed(&f.row, &m.row.id).await? {
+            return Err(DomainError::Refused(ErrorCode::CodeExpired));
+        }
+        let actor = Self::actor(user, client);
+        self.security.clear_failures(&actor).await?;
+        let mut e = self.security.audit(&actor, event::GATE, true, now);
+        e.reason = Some(format!(
+            "{} ({how}), {} of {}",
+            m.label(),
+            f.row.passed.len() + 1,
+            f.row.gates_required
+        ));
+        self.store().append_audit(&e).await?;
+        Ok(())
+    }
+
+    /// Checks a code from an authenticator app or the code sent to a phone / email.
+    pub async fn code(
+        &self,
+        token: &str,
+        method_id: &str,
+        code: &str,
+        client: &Client,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let f = self.open(token, now).await?;
+        let c = self.choice(&f, method_id).await?;
+        let Some(user) = &f.user else {
+            let wrong = DomainError::Refused(ErrorCode::WrongCode);
+            return Err(self.wrong(&f, client, "code (unknown account)", wrong, now).await);
+        };
+        let actor = Self::actor(user, client);
+        self.security.refuse_if_throttled(&actor, now).await?;
+        let m = self.method(user, &c.id).await?;
+        let checked = match m.kind {
+            MethodKind::Totp => {
+                let secret = self.security.open_secret(&m.row)?;
+                let policy = &self.security.policy.totp;
+                let accepted = match totp::check(policy, &secret, code, now.max(0) as u64) {
+                    Some(step) => {
+                        let mut tx = self.store().begin().await?;
+                        let ok = crate::store::methods::use_totp_step_in(
+                            &mut tx, &m.row.id, step, now,
+                        )
+                        .await?;
+                        tx.commit().await.map_err(crate::store::StoreError::from)?;
+                        ok
+                    }
+                    None => false,
+                };
+                if accepted {
+                    Ok(())
+                } else {
+                    self.security
+                        .count_failure(&actor, "wrong or reused app code (reset)", now)
+                        .await?;
+                    Err(DomainError::Refused(ErrorCode::WrongCode))
+                }
+            }
+            MethodKind::Phone | MethodKind::Email => {
+                match self
+                    .store()
+                    .code_for(&user.id, PURPOSE_CODE, &m.row.id)
+                    .await?
+                {
+                    Some(row) => self.security.check_code(&actor, &row, code, now).await,
+                    None => Err(DomainError::Refused(ErrorCode::CodeExpired)),
+                }
+            }
+            _ => return Err(DomainError::Refused(ErrorCode::SetupExpired)),
+        };
+        match checked {
+            Ok(()) => self.passed(&f, user, &m, client, "code", now).await,
+            Err(DomainError::Refused(code)) => Err(self
+                .wrong(&f, client, &m.label(), DomainError::Refused(code), now)
+                .await),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks the answers to the flow's security questions (all of them, always).
+    pub async fn questions(
+        &self,
+        token: &str,
+        method_id: &str,
+        answers: &[String],
+        client: &Client,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let f = self.open(token, now).await?;
+        let c = self.choice(&f, method_id).await?;
+        let user = f
+            .user
+            .as_ref()
+            .ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
+        let actor = Self::actor(user, client);
+        self.security.refuse_if_throttled(&actor, now).await?;
+        let m = self.method(user, &c.id).await?;
+        if m.kind != MethodKind::Questions || f.row.questions.is_empty() {
+            return Err(DomainError::Refused(ErrorCode::SetupExpired));
+        }
+        let hashes: Vec<String> = m
+            .detail()
+            .get("items")
+            .and_then(|v| v.as_array())
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|i| i.get("h").and_then(|h| h.as_str()).unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut all = answers.len() == f.row.questions.len();
+        for (k, idx) in f.row.questions.iter().enumerate() {
+            let answer = normalise_answer(answers.get(k).map(String::as_str).unwrap_or(""));
+            let stored = hashes.get(*idx).cloned().unwrap_or_default();
+            // every answer is checked, right or wrong, so timing says nothing about which
+            let ok = !answer.is_empty() && self.security.verify_secret(&answer, &stored).await;
+            all &= ok;
+        }
+        if !all {
+            self.security
+                .count_failure(&actor, "wrong security answers (reset)", now)
+                .await?;
+            let wrong = DomainError::Refused(ErrorCode::AnswersWrong);
+            return Err(self.wrong(&f, client, &m.label(), wrong, now).await);
+        }
+        self.passed(&f, user, &m, client, "answers", now).await
+    }
+
+    /// Options for a passkey assertion with the user's passkeys.
+    pub async fn passkey_start(
+        &self,
+        token: &str,
+        client: &Client,
+        now: i64,
+    ) -> Result<(String, serde_json::Value), DomainError> {
+        let f = self.open(token, now).await?;
+        let user = f
+            .user
+            .as_ref()
+            .ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
+        let (choices, _) = self.choices(&f).await?;
+        if !choices.iter().any(|c| c.kind == MethodKind::Passkey) {
+            return Err(DomainError::Refused(ErrorCode::SetupExpired));
+        }
+        self.security
+            .passkey_auth_start(&Self::actor(user, client), now)
+            .await
+    }
+
+    pub async fn passkey_finish(
+        &self,
+        token: &str,
+        ceremony: &str,
+        credential: &str,
+        client: &Client,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let f = self.open(token, now).await?;
+        let user = f
+            .user
+            .as_ref()
+            .ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
+        let actor = Self::actor(user, client);
+        let (tx, m, _) = match self
+            .security
+            .passkey_assert(&actor, ceremony, credential, now)
+            .await
+        {
+            Ok(r) => r,
+            Err(DomainError::Refused(code)) => {
+                let err = DomainError::Refused(code);
+                return Err(self.wrong(&f, client, "passkey", err, now).await);
+            }
+            Err(e) => return Err(e),
+        };
+        if f.row.passed.contains(&m.row.id) {
+            return Err(DomainError::Refused(ErrorCode::SetupExpired));
+        }
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        self.passed(&f, user, &m, client, "passkey", now).await
+    }
+
+    /// The emailed link: proves that address's gate and hands the flow to a new cookie (the link
+    /// may open in another browser). Returns the new flow token.
+    pub async fn link(&self, link: &str, client: &Client, now: i64) -> Result<String, DomainError> {
+        let expired = DomainError::Refused(ErrorCode::ResetExpired);
+        if link.len() != 64 || !link.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(expired);
+        }
+        let hash = self.security.sealer.mac("reset-link", link);
+        let store = self.store();
+        let (code_id, user_id, flow_id, method_id) =
+            store.reset_link_code(&hash, now).await?.ok_or(expired)?;
+        if !store.use_code(&code_id, now).await? {
+            return Err(DomainError::Refused(ErrorCode::ResetExpired));
+        }
+        let row = store
+            .reset_flow_by_id(&flow_id)
+            .await?
+            .filter(|r| r.finished_at == 0 && r.expires_at > now)
+            .filter(|r| r.user_id.as_deref() == Some(user_id.as_str()))
+            .ok_or(DomainError::Refused(ErrorCode::ResetExpired))?;
+        let user = store
+            .find_user(&user_id)
+            .await?
+            .filter(|u| u.enabled)
+            .ok_or(DomainError::Refused(ErrorCode::ResetExpired))?;
+        let m = self.method(&user, &method_id).await?;
+        let (token, token_hash) = new_token();
+        store.reset_rotate_token(&row.id, &token_hash).await?;
+        if !row.passed.contains(&m.row.id) {
+            let f = Open {
+                row,
+                user: Some(user.clone()),
+            };
+            self.passed(&f, &user, &m, client, "emailed link", now)
+                .await?;
+        }
+        Ok(token)
+    }
+
+    /// Sets the new password once every gate is proven.
+    pub async fn set_password(
+        &self,
+        token: &str,
+        password: &str,
+        confirm: &str,
+        client: &Client,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let f = self.open(token, now).await?;
+        let user = self.ready(&f, Purpose::Reset)?;
+        let min = self.min_length(user).await?;
+        let org = self.security.org_name.clone();
+        self.rules
+            .check(
+                password,
+                confirm,
+                min,
+                &[&user.username, &user.display_name, &org],
+            )
+            .map_err(DomainError::Refused)?;
+        let pw = Password::parse(password.to_string())
+            .map_err(|_| DomainError::Refused(ErrorCode::PasswordTooLong))?;
+        let store = self.store();
+        if !store.reset_claim(&f.row.id, now).await? {
+            return Err(DomainError::Refused(ErrorCode::ResetExpired));
+        }
+        let actor = Self::actor(user, client);
+        if let Err(err) = self.directory.set_password(user, &pw, now).await {
+            store.reset_release(&f.row.id).await?;
+            let mut e = self.security.audit(&actor, event::PASSWORD_RESET, false, now);
+            e.reason = Some(format!("{}: {err}", self.directory.name()));
+            store.append_audit(&e).await?;
+            tracing::warn!(user = %user.username, error = %err, "password writeback failed");
+            return Err(match err {
+                DomainError::Refused(code) => DomainError::Refused(code),
+                _ => DomainError::Refused(ErrorCode::DirectoryUnavailable),
+            });
+        }
+        self.finish(&f, user, &actor, Purpose::Reset, now).await
+    }
+
+    /// Unlocks the account once every gate is proven.
+    pub async fn unlock(&self, token: &str, client: &Client, now: i64) -> Result<(), DomainError> {
+        let f = self.open(token, now).await?;
+        let user = self.ready(&f, Purpose::Unlock)?;
+        let throttled = self
+            .store()
+            .throttle(super::signin::SCOPE_ACCOUNT, &user.username)
+            .await?
+            .is_some_and(|t| t.blocked_until > now);
+        if user.locked_at.is_none() && !throttled {
+            return Err(DomainError::Refused(ErrorCode::NotLocked));
+        }
+        if !self.store().reset_claim(&f.row.id, now).await? {
+            return Err(DomainError::Refused(ErrorCode::ResetExpired));
+        }
+        if let Err(err) = self.directory.unlock(user).await {
+            self.store().reset_release(&f.row.id).await?;
+            tracing::warn!(user = %user.username, error = %err, "directory unlock failed");
+            return Err(DomainError::Refused(ErrorCode::DirectoryUnavailable));
+        }
+        let actor = Self::actor(user, client);
+        self.finish(&f, user, &actor, Purpose::Unlock, now).await
+    }
+
+    fn ready<'a>(&self, f: &'a Open, purpose: Purpose) -> Result<&'a User, DomainError> {
+        let user = f
+            .user
+            .as_ref()
+            .ok_or(DomainError::Refused(ErrorCode::ResetExpired))?;
+        if Purpose::parse(&f.row.purpose) != purpose
+            || (f.row.passed.len() as i64) < f.row.gates_required
+        {
+            return Err(DomainError::Refused(ErrorCode::SetupExpired));
+        }
+        Ok(user)
+    }
+
+    /// Sessions, other flows, codes and links end; the account is unlocked; every address is
+    /// told (after a new password); all in one transaction.
+    async fn finish(
+        &self,
+        f: &Open,
+        user: &User,
+        actor: &Actor,
+        purpose: Purpose,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let store = self.store();
+        let methods = self.security.methods(&user.id).await?;
+        let mut tx = store.begin().await?;
+        let ended = Store::reset_complete_in(
+            &mut tx,
+            &user.id,
+            &f.row.id,
+            (super::signin::SCOPE_ACCOUNT, &user.username),
+            purpose == Purpose::Reset,
+            now,
+        )
+        .await?;
+        let audit_event = match purpose {
+            Purpose::Reset => event::PASSWORD_RESET,
+            Purpose::Unlock => event::UNLOCKED,
+        };
+        let mut e = self.security.audit(actor, audit_event, true, now);
+        e.reason = Some(match purpose {
+            Purpose::Reset => format!(
+                "written to {}; {ended} sessions signed out",
+                self.directory.name()
+            ),
+            Purpose::Unlock => "self-service".into(),
+        });
+        crate::store::audit::append_audit_in(&mut tx, &e).await?;
+        if purpose == Purpose::Reset {
+            let notice = Notice::PasswordChanged {
+                changed_at: crate::domain::format_time(now),
+            };
+            for address in self.security.addresses(user, &methods, None) {
+                self.security
+                    .notifier
+                    .email_address_in(&mut tx, user, &address, &notice, now)
+                    .await?;
+            }
+        }
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        self.security.notifier.wake();
+        Ok(())
+    }
+
+    /// A proof-of-work challenge for the reset page, or None when the policy has none.
+    pub fn proof_challenge(&self, now: i64) -> Option<(String, u32)> {
+        let bits = self.policy.proof_of_work_bits;
+        if bits == 0 {
+            return None;
+        }
+        let mut r = [0u8; 12];
+        rand::rngs::OsRng.fill_bytes(&mut r);
+        let body = format!("{bits}.{}.{}", now + POW_SECONDS, hex::encode(r));
+        let mac = self.security.sealer.mac("reset-pow", &body);
+        Some((format!("{body}.{mac}"), bits))
+    }
+
+    /// `challenge:nonce` where SHA-256 of it starts with the challenge's number of zero bits;
+    /// signed by us, not expired, used once.
+    async fn check_proof(&self, proof: &str, now: i64) -> Result<bool, DomainError> {
+        let Some((challenge, _nonce)) = proof.rsplit_once(':') else {
+            return Ok(false);
+        };
+        let Some((body, mac)) = challenge.rsplit_once('.') else {
+            return Ok(false);
+        };
+        if !self.security.sealer.mac_matches("reset-pow", body, mac) {
+            return Ok(false);
+        }
+        let mut parts = body.split('.');
+        let bits: u32 = parts.next().and_then(|b| b.parse().ok()).unwrap_or(0);
+        let expires: i64 = parts.next().and_then(|e| e.parse().ok()).unwrap_or(0);
+        if bits < self.policy.proof_of_work_bits || expires <= now {
+            return Ok(false);
+        }
+        if leading_zero_bits(&Sha256::digest(proof.as_bytes())) < bits {
+            return Ok(false);
+        }
+        let uses = self
+            .store()
+            .record_failure(SCOPE_POW, mac, now, i64::MIN)
+            .await?;
+        Ok(uses == 1)
+    }
+}
+
+/// Methods that can be a gate on their own.
+fn is_gate(kind: MethodKind) -> bool {
+    matches!(
+        kind,
+        MethodKind::Email | MethodKind::Phone | MethodKind::Totp | MethodKind::Passkey
+    )
+}
+
+fn question_texts(m: &Method) -> Vec<String> {
+    m.detail()
+        .get("items")
+        .and_then(|v| v.as_array())
+        .map(|items| {
+            items
+                .iter()
+                .map(|i| i.get("q").and_then(|q| q.as_str()).unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn leading_zero_bits(hash: &[u8]) -> u32 {
+    let mut n = 0;
+    for b in hash {
+        if *b == 0 {
+            n += 8;
+        } else {
+            n += b.leading_zeros();
+            break;
+        }
+    }
+    n
+}
