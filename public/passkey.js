@@ -108,6 +108,13 @@
           var res = await post("passkey_discover_finish", { ceremony: s3.ceremony, credential: assertionJson(found) });
           if (res.error) return showError(res.error);
           location.href = res.next;
+        } else if (form.dataset.mode === "reset") {
+          var s4 = await post("reset_passkey_start", {});
+          if (s4.error) return showError(s4.error);
+          var proof = await navigator.credentials.get(requestOptions(s4.options));
+          var r4 = await post("reset_passkey_finish", { ceremony: s4.ceremony, credential: assertionJson(proof) });
+          if (r4.error) return showError(r4.error);
+          location.href = r4.next;
         } else {
           var s2 = await post("passkey_auth_start", {});
           if (s2.error) return showError(s2.error);

@@ -89,6 +89,10 @@ pub fn App() -> impl IntoView {
                     view=pages::add::AddPinPage
                     ssr=SsrMode::Async
                 />
+                <Route path=path!("/reset") view=pages::reset::ResetPage ssr=SsrMode::Async/>
+                <Route path=path!("/reset/verify") view=pages::reset::ResetVerifyPage ssr=SsrMode::Async/>
+                <Route path=path!("/reset/finish") view=pages::reset::ResetFinishPage ssr=SsrMode::Async/>
+                <Route path=path!("/reset/done") view=pages::reset::ResetDonePage ssr=SsrMode::Async/>
                 <Route path=path!("/report/:token") view=pages::report::ReportPage ssr=SsrMode::Async/>
                 <Route
                     path=path!("/report-recorded")

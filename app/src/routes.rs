@@ -120,4 +120,9 @@ pub mod testid {
     pub const VERIFY_FORM: &str = "verify-form";
     pub const PASSKEY_BUTTON: &str = "passkey-button";
     pub const PASSKEY_SIGNIN: &str = "passkey-signin";
+    pub const PASSWORD_RULES: &str = "password-rules";
+    pub const RESET_LINK: &str = "reset-link";
+    pub const RESET_FORM: &str = "reset-form";
+    pub const RESET_CHOICES: &str = "reset-choices";
+    pub const RESET_DONE: &str = "reset-done";
 }

@@ -18,6 +18,8 @@ pub struct RequestCtx {
     pub session: Option<SignedIn>,
     /// A session whose password step is done and whose second factor is pending.
     pub pending: Option<SignedIn>,
+    /// The password-reset flow cookie, if any.
+    pub reset_token: Option<String>,
     /// CSP nonce for this response's inline hydration script.
     pub nonce: String,
     /// What the server already loaded for this request (its own types; the UI never looks).
@@ -206,6 +208,52 @@ pub enum SecurityStatus {
     Done,
 }
 
+/// Self-service password reset and unlock (see `api::reset`). The flow is the reset cookie.
+pub enum ResetRequest {
+    /// The proof-of-work challenge for the first page (None when the policy has none).
+    Challenge,
+    Start {
+        login: String,
+        unlock: bool,
+        proof: String,
+    },
+    View,
+    Send {
+        method: String,
+        voice: bool,
+    },
+    Code {
+        method: String,
+        code: String,
+    },
+    Questions {
+        method: String,
+        answers: Vec<String>,
+    },
+    PasskeyStart,
+    PasskeyFinish {
+        ceremony: String,
+        credential: String,
+    },
+    Password {
+        password: String,
+        confirm: String,
+    },
+    Unlock,
+    Cancel,
+}
+
+pub enum ResetStatus {
+    Challenge(Option<(String, u32)>),
+    View(crate::api::ResetView),
+    Passkey(crate::api::PasskeyOptions),
+    /// Set this cookie (a new flow, or the flow's end) and go to `next`.
+    Go {
+        set_cookie: Option<String>,
+        next: String,
+    },
+}
+
 /// The backend as the UI sees it: one method per flow, a request enum in, a status out.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -220,6 +268,7 @@ pub trait Backend: Send + Sync + 'static {
         ctx: &RequestCtx,
         req: SecurityRequest,
     ) -> Result<SecurityStatus, ApiError>;
+    async fn reset(&self, ctx: &RequestCtx, req: ResetRequest) -> Result<ResetStatus, ApiError>;
     /// "This wasn't me" links: `Confirm` answers `Valid` once, when it recorded the report.
     async fn report(
         &self,

@@ -86,6 +86,24 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
         default_country: config.default_country_code.clone(),
         org_name: config.organisation_name.clone(),
     });
+    let rules = crate::domain::password_rules::PasswordRules::load(
+        config.policy.reset.extra_blocklist_file.as_deref(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let decoy_domain = config
+        .email
+        .from
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>').trim().to_string())
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| "example.org".into());
+    let reset = Arc::new(crate::domain::flows::reset::Reset {
+        security: security.clone(),
+        directory: directory.clone(),
+        rules: Arc::new(rules),
+        policy: config.policy.reset.clone(),
+        decoy_domain,
+    });
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -98,6 +116,7 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
         outbox_wake,
         webhook_key,
         security,
+        reset,
     })
 }
 
@@ -237,6 +256,9 @@ async fn sweep_sessions(state: AppState) {
         // expired setups, codes and ceremonies
         if let Err(e) = state.store.sweep_security(state.clock.now()).await {
             tracing::warn!(error = %e, "security sweep failed");
+        }
+        if let Err(e) = state.store.sweep_reset_flows(state.clock.now()).await {
+            tracing::warn!(error = %e, "reset flow sweep failed");
         }
     }
 }

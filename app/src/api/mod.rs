@@ -3,12 +3,14 @@
 
 mod activity;
 mod report;
+mod reset;
 mod security;
 mod security_info;
 mod session;
 
 pub use activity::*;
 pub use report::*;
+pub use reset::*;
 pub use security::*;
 pub use security_info::*;
 pub use session::*;

@@ -112,7 +112,7 @@ async fn passkey_options(req: crate::ssr::SecurityRequest) -> Result<PasskeyOpti
 }
 
 #[cfg(feature = "ssr")]
-fn passkey_error<T: Default>(e: ApiError, f: impl FnOnce(&mut T, Option<String>)) -> T {
+pub(super) fn passkey_error<T: Default>(e: ApiError, f: impl FnOnce(&mut T, Option<String>)) -> T {
     let mut out = T::default();
     f(&mut out, Some(e.code().code().to_string()));
     out
@@ -120,7 +120,7 @@ fn passkey_error<T: Default>(e: ApiError, f: impl FnOnce(&mut T, Option<String>)
 
 /// Redirects to `to` (the end of every form post).
 #[cfg(feature = "ssr")]
-fn go(to: &str) {
+pub(super) fn go(to: &str) {
     leptos_axum::redirect(to);
 }
 

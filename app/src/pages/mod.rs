@@ -6,6 +6,7 @@ pub(crate) mod common;
 pub mod home;
 pub mod not_found;
 pub mod report;
+pub mod reset;
 pub mod security_info;
 pub mod setup;
 pub mod signin;

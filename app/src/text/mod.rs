@@ -1,7 +1,19 @@
 //! Every user-facing string of the UI, in one place. A language is one `Texts` value; adding Dutch
 //! means adding `NL` and a way to pick it — the compiler then insists every string is translated.
 
+/// Declares a strings struct and its English value together; another language is another value
+/// of the struct, and the compiler insists every field is translated.
+macro_rules! strings {
+    ($ty:ident, $en:ident { $($field:ident : $text:expr,)* }) => {
+        #[derive(Debug)]
+        pub struct $ty { $(pub $field: &'static str,)* }
+        pub const $en: $ty = $ty { $($field: $text,)* };
+    };
+}
+
+mod reset;
 mod security;
+pub use reset::ResetTexts;
 pub use security::SecurityTexts;
 
 /// All strings one language needs. Fields are grouped by page.
@@ -10,6 +22,8 @@ pub struct Texts {
     pub product: &'static str,
     /// Security info, the wizard and the second sign-in step.
     pub sec: &'static SecurityTexts,
+    /// Password reset and unlock.
+    pub reset: &'static ResetTexts,
     /// Message per error code (see `api::ErrorCode`), in `ErrorCode::ALL` order.
     pub errors: &'static [(&'static str, &'static str)],
     pub tagline: &'static str,
@@ -94,6 +108,7 @@ pub struct Texts {
 
 pub const EN: Texts = Texts {
     sec: &security::EN,
+    reset: &reset::EN,
     errors: &[
         ("MFA-001", "That code is not right. Check it and try again."),
         ("MFA-002", "That code has expired or was already used. Ask for a new one."),
@@ -269,7 +284,11 @@ impl Texts {
             "user_created" => self.event_user_created,
             "user_updated" => self.event_user_updated,
             "fraud_reported" => self.event_fraud_reported,
-            other => self.sec.for_event(other).unwrap_or(self.event_other),
+            other => self
+                .sec
+                .for_event(other)
+                .or_else(|| self.reset.for_event(other))
+                .unwrap_or(self.event_other),
         }
     }
 }

@@ -2,14 +2,6 @@
 //! sign-in step. `strings!` declares the struct and its English value together; another language
 //! is another value of [`SecurityTexts`], and the compiler insists every field is translated.
 
-macro_rules! strings {
-    ($ty:ident, $en:ident { $($field:ident : $text:expr,)* }) => {
-        #[derive(Debug)]
-        pub struct $ty { $(pub $field: &'static str,)* }
-        pub const $en: $ty = $ty { $($field: $text,)* };
-    };
-}
-
 strings!(SecurityTexts, EN {
     kind_totp: "Authenticator app",
     kind_passkey: "Passkey or security key",

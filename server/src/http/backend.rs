@@ -161,6 +161,14 @@ impl Backend for PortalBackend {
         super::security_port::handle(&self.state, ctx, req).await
     }
 
+    async fn reset(
+        &self,
+        ctx: &RequestCtx,
+        req: converge_app::ssr::ResetRequest,
+    ) -> Result<converge_app::ssr::ResetStatus, ApiError> {
+        super::reset_port::handle(&self.state, ctx, req).await
+    }
+
     async fn report(&self, ctx: &RequestCtx, req: ReportRequest) -> Result<ReportCheck, ApiError> {
         let s = &self.state;
         let now = s.clock.now();

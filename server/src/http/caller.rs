@@ -37,6 +37,11 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
             .map(|s| s.chars().take(256).collect())
             .unwrap_or_default(),
         session_token: token.clone(),
+        reset_token: if skip_session {
+            None
+        } else {
+            session_cookie(&req, super::reset_port::cookie_name(config))
+        },
         session: None,
         pending: None,
         attached: Default::default(),

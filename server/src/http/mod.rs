@@ -6,6 +6,7 @@ mod caller;
 mod dev;
 mod health;
 pub mod metrics;
+mod reset_port;
 mod security;
 mod security_port;
 mod voice;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub webhook_key: Option<Arc<Vec<u8>>>,
     /// Security info: registration, management, second factors.
     pub security: Arc<crate::domain::flows::security::Security>,
+    /// Self-service password reset and unlock.
+    pub reset: Arc<crate::domain::flows::reset::Reset>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -64,6 +67,10 @@ pub fn router(state: AppState) -> Router {
             crate::notify::VOICE_CALLBACK_PATH,
             axum::routing::post(voice::callback),
         );
+    ops = ops.route(
+        &format!("{}/{{token}}", converge_app::routes::RESET_LINK),
+        get(reset_port::link),
+    );
     if state.config.sms.dev_page {
         tracing::warn!("sms.dev_page is on: /dev/messages shows every dev message, codes included");
         ops = ops.route("/dev/messages", get(dev::messages));

@@ -17,7 +17,7 @@ use converge_app::api::{
 use converge_app::routes;
 use converge_app::ssr::{RequestCtx, SecurityRequest as R, SecurityStatus as S, SignedIn};
 
-fn api_error(e: DomainError) -> ApiError {
+pub(super) fn api_error(e: DomainError) -> ApiError {
     match e {
         DomainError::Refused(code) => code.into(),
         DomainError::Store(_) | DomainError::Directory(_) => {

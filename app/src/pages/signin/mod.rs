@@ -62,6 +62,7 @@ pub fn SigninPage() -> impl IntoView {
                         <button type="submit" class="button primary wide">{t.signin_button}</button>
                     </ActionForm>
                 </div>
+                <p class="forgot"><a href=routes::RESET data-testid=routes::testid::RESET_LINK>{t.reset.forgot_link}</a></p>
                 // passwordless: offered once the script runs (a passkey needs JavaScript)
                 <form
                     id="passkey-discover"
