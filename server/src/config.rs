@@ -744,7 +744,9 @@ impl Settings {
             problems.push("reset.proof_of_work_bits: 0 (off) to 24".into());
         }
         if r.requests_per_client == 0 || r.requests_per_account_per_hour == 0 {
-            problems.push("reset.requests_per_client / requests_per_account_per_hour: at least 1".into());
+            problems.push(
+                "reset.requests_per_client / requests_per_account_per_hour: at least 1".into(),
+            );
         }
         ResetPolicy {
             enabled: r.enabled,

@@ -62,7 +62,11 @@ fn follow(status: Result<crate::ssr::ResetStatus, ApiError>, page: &str, params:
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(k, v)| crate::ssr::query_pair(k, v))
                 .collect();
-            query.push(format!("{}={}", crate::routes::ERROR_PARAM, e.code().code()));
+            query.push(format!(
+                "{}={}",
+                crate::routes::ERROR_PARAM,
+                e.code().code()
+            ));
             super::security::go(&format!("{page}?{}", query.join("&")))
         }
     }

@@ -19,9 +19,8 @@ pub fn NewPasswordFields(min_length: u32, username: String) -> impl IntoView {
     let long_enough = move || count() >= min;
     let matches = move || !confirm.with(String::is_empty) && password.get() == confirm.get();
     let user = username.to_lowercase();
-    let no_name = move || {
-        user.chars().count() < 3 || !password.with(|p| p.to_lowercase().contains(&user))
-    };
+    let no_name =
+        move || user.chars().count() < 3 || !password.with(|p| p.to_lowercase().contains(&user));
     let input_type = move || if visible.get() { "text" } else { "password" };
     let mark = move |ok: bool| if ok { "rule ok" } else { "rule" };
     let min_text = r.rule_length.replace("{min}", &min.to_string());

@@ -33,7 +33,7 @@ impl PasswordRules {
         self.blocklist.is_empty()
     }
 
-    /// Is this (ignoring case, and a short tail of digits or symbols such as "2024!") a common
+    /// Is this (ignoring case, and a short tail of up to five digits or symbols such as "2024!") a common
     /// password?
     pub fn is_common(&self, password: &str) -> bool {
         let p = normalise(password);
@@ -41,7 +41,7 @@ impl PasswordRules {
             return true;
         }
         let stem = p.trim_end_matches(|c: char| !c.is_alphabetic());
-        stem.len() >= 4 && p.len() - stem.len() <= 4 && self.blocklist.contains(stem)
+        stem.len() >= 4 && p.len() - stem.len() <= 5 && self.blocklist.contains(stem)
     }
 
     /// Checks a new password. `names` are the username, display name and organisation name;

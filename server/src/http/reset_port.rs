@@ -112,11 +112,12 @@ pub async fn handle(state: &AppState, ctx: &RequestCtx, req: R) -> Result<S, Api
                     routes::query_pair("to", &sent.destination)
                 ))
             }),
-        R::Code { method, code } => match reset.code(&token, &method, &code, &client(ctx), now).await
-        {
-            Ok(()) => Ok(go(next_page(reset, &token, now).await)),
-            Err(e) => Err(e),
-        },
+        R::Code { method, code } => {
+            match reset.code(&token, &method, &code, &client(ctx), now).await {
+                Ok(()) => Ok(go(next_page(reset, &token, now).await)),
+                Err(e) => Err(e),
+            }
+        }
         R::Questions { method, answers } => {
             match reset
                 .questions(&token, &method, &answers, &client(ctx), now)
@@ -126,16 +127,18 @@ pub async fn handle(state: &AppState, ctx: &RequestCtx, req: R) -> Result<S, Api
                 Err(e) => Err(e),
             }
         }
-        R::PasskeyStart => reset
-            .passkey_start(&token, &client(ctx), now)
-            .await
-            .map(|(ceremony, options)| {
-                S::Passkey(PasskeyOptions {
-                    ceremony,
-                    options: options.to_string(),
-                    error: None,
+        R::PasskeyStart => {
+            reset
+                .passkey_start(&token, &client(ctx), now)
+                .await
+                .map(|(ceremony, options)| {
+                    S::Passkey(PasskeyOptions {
+                        ceremony,
+                        options: options.to_string(),
+                        error: None,
+                    })
                 })
-            }),
+        }
         R::PasskeyFinish {
             ceremony,
             credential,

@@ -24,7 +24,8 @@ pub struct ResetFlowRow {
     pub finished_at: i64,
 }
 
-const COLUMNS: &str = "id, token_hash, user_id, subject, purpose, gates_required, passed, questions, \
+const COLUMNS: &str =
+    "id, token_hash, user_id, subject, purpose, gates_required, passed, questions, \
      failures, client_ip, created_at, expires_at, finished_at";
 
 fn from_row(r: &AnyRow) -> Result<ResetFlowRow, StoreError> {

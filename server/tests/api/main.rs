@@ -10,6 +10,7 @@ mod domain;
 mod http;
 mod import;
 mod messaging;
+mod reset;
 mod security;
 mod signin;
 mod store;

@@ -90,7 +90,7 @@ fn trivial_pins_and_answers() {
 }
 
 /// Posts a form the way a browser without wasm does.
-async fn post(
+pub(crate) async fn post(
     app: &TestApp,
     path: &str,
     fields: &[(&str, &str)],
@@ -108,7 +108,7 @@ async fn post(
         .expect("post")
 }
 
-async fn actor(app: &TestApp, cookie: &str) -> Actor {
+pub(crate) async fn actor(app: &TestApp, cookie: &str) -> Actor {
     let token = cookie.split_once('=').map(|(_, v)| v).unwrap_or_default();
     let session = app
         .state
@@ -134,19 +134,19 @@ async fn actor(app: &TestApp, cookie: &str) -> Actor {
     }
 }
 
-fn refused(r: Result<impl std::fmt::Debug, DomainError>) -> ErrorCode {
+pub(crate) fn refused(r: Result<impl std::fmt::Debug, DomainError>) -> ErrorCode {
     match r {
         Err(DomainError::Refused(code)) => code,
         other => panic!("expected a refusal, got {other:?}"),
     }
 }
 
-fn sec(app: &TestApp) -> &Security {
+pub(crate) fn sec(app: &TestApp) -> &Security {
     &app.state.security
 }
 
 /// The newest code sent by the dev transports to `recipient` (waits for the worker).
-async fn code_sent_to(app: &TestApp, recipient: &str) -> String {
+pub(crate) async fn code_sent_to(app: &TestApp, recipient: &str) -> String {
     // tests advance the clock before asking for another code to the same recipient
     let since = app.clock.now();
     for _ in 0..100 {
@@ -156,7 +156,8 @@ async fn code_sent_to(app: &TestApp, recipient: &str) -> String {
             .dev_messages(200)
             .await
             .expect("dev messages");
-        if let Some((_, _, _, body, _)) = msgs.iter().find(|m| m.1 == recipient && m.4 >= since) {
+        // the newest message to the recipient that carries a code (other mail may be newer)
+        for (_, _, _, body, _) in msgs.iter().filter(|m| m.1 == recipient && m.4 >= since) {
             let digits: Vec<char> = body.chars().collect();
             for w in 0..digits.len().saturating_sub(5) {
                 let run: String = digits[w..w + 6].iter().collect();
@@ -187,10 +188,17 @@ async fn code_sent_to(app: &TestApp, recipient: &str) -> String {
         app.state.notifier.wake();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    panic!("no code was sent to {recipient}");
+    let msgs = app
+        .state
+        .store
+        .dev_messages(50)
+        .await
+        .expect("dev messages");
+    let seen: Vec<(&String, i64, &str)> = msgs.iter().map(|m| (&m.1, m.4, m.2.as_str())).collect();
+    panic!("no code was sent to {recipient} since {since}; dev messages: {seen:?}");
 }
 
-async fn count_messages(app: &TestApp, message: &str) -> usize {
+pub(crate) async fn count_messages(app: &TestApp, message: &str) -> usize {
     app.state
         .store
         .list_outbox(None, 500)
@@ -202,7 +210,7 @@ async fn count_messages(app: &TestApp, message: &str) -> usize {
 }
 
 /// A TOTP device added through the domain; returns (method id, secret).
-async fn add_totp(app: &TestApp, a: &Actor, name: &str) -> (String, Vec<u8>) {
+pub(crate) async fn add_totp(app: &TestApp, a: &Actor, name: &str) -> (String, Vec<u8>) {
     let now = app.clock.now();
     let id = sec(app).totp_start(a, name, now).await.expect("start");
     let row = app

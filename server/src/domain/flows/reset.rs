@@ -19,9 +19,7 @@
 //! No enumeration: step 1 does the same reads and writes whoever is named and answers with the
 //! same cookie and redirect; failures count per flow, per account and per client.
 
-use super::security::{
-    event as sec_event, mask, normalise_answer, Actor, Method, Security,
-};
+use super::security::{event as sec_event, mask, normalise_answer, Actor, Method, Security};
 use super::session::{hash_token, new_token, Client};
 use crate::directory::Directory;
 use crate::domain::audit::AuditEntry;
@@ -309,7 +307,10 @@ impl Reset {
             username: String::new(),
         };
         if passed >= gates {
-            let user = f.user.as_ref().ok_or(DomainError::Refused(ErrorCode::ResetExpired))?;
+            let user = f
+                .user
+                .as_ref()
+                .ok_or(DomainError::Refused(ErrorCode::ResetExpired))?;
             view.stage = match purpose {
                 Purpose::Reset => Stage::NewPassword,
                 Purpose::Unlock => Stage::Unlock,
@@ -319,9 +320,10 @@ impl Reset {
             return Ok(view);
         }
         let (choices, methods) = self.choices(&f).await?;
-        if let Some(q) = methods.iter().find(|m| {
-            m.kind == MethodKind::Questions && choices.iter().any(|c| c.id == m.row.id)
-        }) {
+        if let Some(q) = methods
+            .iter()
+            .find(|m| m.kind == MethodKind::Questions && choices.iter().any(|c| c.id == m.row.id))
+        {
             let texts = question_texts(q);
             if f.row.questions.is_empty() {
                 let mut idx: Vec<usize> = (0..texts.len()).collect();
@@ -394,7 +396,9 @@ impl Reset {
         };
         let letter = (b'a' + byte(0) % 26) as char;
         let t = converge_app::text::en();
-        let digits: String = (0..9).map(|i| char::from(b'0' + byte(i + 1) % 10)).collect();
+        let digits: String = (0..9)
+            .map(|i| char::from(b'0' + byte(i + 1) % 10))
+            .collect();
         let cc = self.security.default_country.clone().unwrap_or("1".into());
         vec![
             Choice {
@@ -622,7 +626,9 @@ impl Reset {
         let c = self.choice(&f, method_id).await?;
         let Some(user) = &f.user else {
             let wrong = DomainError::Refused(ErrorCode::WrongCode);
-            return Err(self.wrong(&f, client, "code (unknown account)", wrong, now).await);
+            return Err(self
+                .wrong(&f, client, "code (unknown account)", wrong, now)
+                .await);
         };
         let actor = Self::actor(user, client);
         self.security.refuse_if_throttled(&actor, now).await?;
@@ -634,10 +640,9 @@ impl Reset {
                 let accepted = match totp::check(policy, &secret, code, now.max(0) as u64) {
                     Some(step) => {
                         let mut tx = self.store().begin().await?;
-                        let ok = crate::store::methods::use_totp_step_in(
-                            &mut tx, &m.row.id, step, now,
-                        )
-                        .await?;
+                        let ok =
+                            crate::store::methods::use_totp_step_in(&mut tx, &m.row.id, step, now)
+                                .await?;
                         tx.commit().await.map_err(crate::store::StoreError::from)?;
                         ok
                     }
@@ -666,9 +671,11 @@ impl Reset {
         };
         match checked {
             Ok(()) => self.passed(&f, user, &m, client, "code", now).await,
-            Err(DomainError::Refused(code)) => Err(self
-                .wrong(&f, client, &m.label(), DomainError::Refused(code), now)
-                .await),
+            // a wrong guess counts in the flow; an expired or already used code does not
+            Err(DomainError::Refused(ErrorCode::WrongCode)) => {
+                let wrong = DomainError::Refused(ErrorCode::WrongCode);
+                Err(self.wrong(&f, client, &m.label(), wrong, now).await)
+            }
             Err(e) => Err(e),
         }
     }
@@ -701,7 +708,12 @@ impl Reset {
             .map(|items| {
                 items
                     .iter()
-                    .map(|i| i.get("h").and_then(|h| h.as_str()).unwrap_or("").to_string())
+                    .map(|i| {
+                        i.get("h")
+                            .and_then(|h| h.as_str())
+                            .unwrap_or("")
+                            .to_string()
+                    })
                     .collect()
             })
             .unwrap_or_default();
@@ -764,8 +776,8 @@ impl Reset {
             .await
         {
             Ok(r) => r,
-            Err(DomainError::Refused(code)) => {
-                let err = DomainError::Refused(code);
+            Err(DomainError::Refused(ErrorCode::PasskeyFailed)) => {
+                let err = DomainError::Refused(ErrorCode::PasskeyFailed);
                 return Err(self.wrong(&f, client, "passkey", err, now).await);
             }
             Err(e) => return Err(e),
@@ -846,7 +858,9 @@ impl Reset {
         let actor = Self::actor(user, client);
         if let Err(err) = self.directory.set_password(user, &pw, now).await {
             store.reset_release(&f.row.id).await?;
-            let mut e = self.security.audit(&actor, event::PASSWORD_RESET, false, now);
+            let mut e = self
+                .security
+                .audit(&actor, event::PASSWORD_RESET, false, now);
             e.reason = Some(format!("{}: {err}", self.directory.name()));
             store.append_audit(&e).await?;
             tracing::warn!(user = %user.username, error = %err, "password writeback failed");
@@ -1003,7 +1017,12 @@ fn question_texts(m: &Method) -> Vec<String> {
         .map(|items| {
             items
                 .iter()
-                .map(|i| i.get("q").and_then(|q| q.as_str()).unwrap_or("").to_string())
+                .map(|i| {
+                    i.get("q")
+                        .and_then(|q| q.as_str())
+                        .unwrap_or("")
+                        .to_string()
+                })
                 .collect()
         })
         .unwrap_or_default()

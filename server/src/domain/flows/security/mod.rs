@@ -267,7 +267,12 @@ impl Security {
 
     /// Every address the user receives security mail at: the directory address and verified
     /// email methods (plus `extra`, e.g. the old address after a change).
-    pub(crate) fn addresses(&self, user: &User, methods: &[Method], extra: Option<&str>) -> Vec<String> {
+    pub(crate) fn addresses(
+        &self,
+        user: &User,
+        methods: &[Method],
+        extra: Option<&str>,
+    ) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         let candidates = user
             .email
@@ -537,7 +542,11 @@ impl Security {
     }
 
     /// Refuses with `MFA-003` while the account or the client is throttled.
-    pub(crate) async fn refuse_if_throttled(&self, actor: &Actor, now: i64) -> Result<(), DomainError> {
+    pub(crate) async fn refuse_if_throttled(
+        &self,
+        actor: &Actor,
+        now: i64,
+    ) -> Result<(), DomainError> {
         if self.throttled(actor, now).await? {
             return Err(refused(ErrorCode::TooManyAttempts));
         }
@@ -556,7 +565,12 @@ impl Security {
         Ok(a.is_some_and(|t| t.blocked_until > now) || c.is_some_and(|t| t.blocked_until > now))
     }
 
-    pub(crate) async fn count_failure(&self, actor: &Actor, what: &str, now: i64) -> Result<(), DomainError> {
+    pub(crate) async fn count_failure(
+        &self,
+        actor: &Actor,
+        what: &str,
+        now: i64,
+    ) -> Result<(), DomainError> {
         use super::throttle::{fail, Counter};
         let (store, p) = (&self.store, &self.signin);
         fail(

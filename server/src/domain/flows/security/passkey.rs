@@ -217,7 +217,9 @@ impl Security {
         credential: &str,
         now: i64,
     ) -> Result<MfaOutcome, DomainError> {
-        let (tx, m, methods) = self.passkey_assert(actor, ceremony, credential, now).await?;
+        let (tx, m, methods) = self
+            .passkey_assert(actor, ceremony, credential, now)
+            .await?;
         self.verified_in(tx, actor, &m, methods, now).await
     }
 
