@@ -4,6 +4,7 @@ export const paths = {
   securityInfo: "/security-info",
   activity: "/activity",
   setup: "/setup",
+  reset: "/reset",
 };
 export const testid = {
   signinForm: "signin-form",
@@ -25,6 +26,10 @@ export const testid = {
   verifyForm: "verify-form",
   passkeyButton: "passkey-button",
   passkeySignin: "passkey-signin",
+  passwordRules: "password-rules",
+  resetLink: "reset-link",
+  resetChoices: "reset-choices",
+  resetDone: "reset-done",
 };
 // examples/demo-users.csv
 export const demo = {
@@ -33,5 +38,6 @@ export const demo = {
   erin: { username: "erin", password: "correct-horse-erin" },
   dave: { username: "dave", password: "disabled-dave-pass" },
   carol: { username: "carol", email: "carol@example.org" },
+  frank: { username: "frank", password: "correct-horse-frank", email: "frank@example.org" },
 };
 export const lockoutThreshold = 4; // scripts/test sets CONVERGE__SIGNIN__LOCKOUT_THRESHOLD

@@ -1,32 +1,8 @@
 import { test, expect, type Page } from "@playwright/test";
-import { collectProblems, signIn } from "./helpers";
-import { createHmac } from "node:crypto";
+import { collectProblems, signIn, step, totp } from "./helpers";
 import { demo, paths, testid } from "./ids";
 
-// An independent TOTP (RFC 6238, SHA-1, 6 digits, 30 s) to play the authenticator app.
-function base32Decode(input: string): Buffer {
-  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-  let bits = 0, value = 0;
-  const out: number[] = [];
-  for (const c of input.replace(/[\s=]/g, "").toUpperCase()) {
-    value = (value << 5) | alphabet.indexOf(c);
-    bits += 5;
-    if (bits >= 8) {
-      out.push((value >>> (bits - 8)) & 0xff);
-      bits -= 8;
-    }
-  }
-  return Buffer.from(out);
-}
-function totp(key: string, step: number): string {
-  const counter = Buffer.alloc(8);
-  counter.writeBigUInt64BE(BigInt(step));
-  const mac = createHmac("sha1", base32Decode(key)).update(counter).digest();
-  const offset = mac[mac.length - 1] & 0x0f;
-  const n = (mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000;
-  return n.toString().padStart(6, "0");
-}
-const step = () => Math.floor(Date.now() / 1000 / 30);
+
 
 
 

@@ -1,0 +1,117 @@
+import { test, expect } from "@playwright/test";
+import { collectProblems, freshCode, mailTo, signIn, step, totp } from "./helpers";
+import { demo, paths, testid } from "./ids";
+
+const NEW_PASSWORD = "plum kettle orbit lantern";
+
+test("forgot password: email code from the SMTP server, then the app, then a new password", async ({ page }) => {
+  test.setTimeout(150_000);
+  const problems = collectProblems(page);
+  const frank = demo.frank;
+  const home = "frank.home@example.net";
+
+  // frank (an administrator: two proofs) registers an authenticator app and a home address
+  await signIn(page, frank.username, frank.password);
+  await expect(page).toHaveURL(/\/setup$/);
+  await expect(page.getByTestId(testid.wizard)).toContainText("Step 1 of 2");
+  await page.getByRole("link", { name: /Authenticator app/ }).click();
+  await page.getByLabel("Name this device").fill("Phone");
+  await page.getByRole("button", { name: "Next" }).click();
+  const key = ((await page.getByTestId(testid.totpKey).textContent()) ?? "").replace(/\s/g, "");
+  let used = step();
+  await page.getByTestId(testid.codeInput).fill(totp(key, used));
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(page).toHaveURL(/\/setup\?notice=added$/);
+  await page.getByRole("link", { name: /Email/ }).first().click();
+  await page.getByLabel("Email address").fill(home);
+  await page.getByRole("button", { name: "Send code" }).click();
+  const enrolMail = await mailTo(home, /\b\d{6}\b/);
+  await page.getByTestId(testid.codeInput).fill(enrolMail.match(/\b\d{6}\b/)?.[0] ?? "");
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(page.getByTestId(testid.wizardDone)).toBeVisible();
+  await page.getByRole("button", { name: "Done" }).click();
+  await page.getByTestId(testid.signout).click();
+
+  // "Can't access your account?"
+  await page.goto(paths.signin);
+  await page.getByTestId(testid.resetLink).click();
+  await expect(page).toHaveURL(/\/reset$/);
+  await page.getByLabel("Username or email address").fill(frank.username);
+  await page.getByRole("button", { name: "Next" }).click();
+  await expect(page).toHaveURL(/\/reset\/verify$/);
+  await expect(page.getByText("Verification step 1 of 2")).toBeVisible();
+  const choices = page.getByTestId(testid.resetChoices);
+  await expect(choices).toContainText("f•••@example.net");
+  await expect(choices).not.toContainText(home);
+
+  // gate 1: the email code, read from the real SMTP server's mailbox
+  await choices.getByRole("link", { name: /Email my address/ }).click();
+  await page.getByRole("button", { name: "Email me a code" }).click();
+  await expect(page.getByTestId(testid.notice)).toContainText("f•••@example.net");
+  const resetMail = await mailTo(home, /reset the password of frank/);
+  expect(resetMail).toContain("http://localhost:3107/reset/link/");
+  const code = resetMail.match(/code: (\d{6})/)?.[1] ?? "";
+  await page.getByTestId(testid.codeInput).fill(code === "000000" ? "111111" : "000000");
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(page.getByTestId(testid.error)).toContainText("MFA-001");
+  await page.getByTestId(testid.codeInput).fill(code);
+  await page.getByRole("button", { name: "Verify" }).click();
+
+  // gate 2: a different method, the authenticator app
+  await expect(page.getByText("Verification step 2 of 2")).toBeVisible();
+  await expect(choices).not.toContainText("Email my address");
+  await choices.getByRole("link", { name: /authenticator app/ }).click();
+  let app: string;
+  [app, used] = await freshCode(key, used);
+  await page.getByTestId(testid.codeInput).fill(app);
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(page).toHaveURL(/\/reset\/finish$/);
+
+  // the new password: live feedback, then a specific refusal, then success
+  const rules = page.getByTestId(testid.passwordRules);
+  await page.getByLabel("New password", { exact: true }).fill("frank123");
+  await expect(rules.locator("li.ok")).toHaveCount(1); // 8 characters, but not the rest
+  await page.getByLabel("Confirm new password").fill("frank123");
+  await expect(rules.locator("li").filter({ hasText: "username" })).not.toHaveClass(/ok/);
+  await page.getByLabel("New password", { exact: true }).fill("baseball2024");
+  await page.getByLabel("Confirm new password").fill("baseball2024");
+  await page.getByRole("button", { name: "Reset password" }).click();
+  await expect(page.getByTestId(testid.error)).toContainText("PWD-004");
+  await page.getByLabel("New password", { exact: true }).fill(NEW_PASSWORD);
+  await page.getByLabel("Confirm new password").fill(NEW_PASSWORD);
+  await expect(rules.locator("li.ok")).toHaveCount(3);
+  await page.getByRole("button", { name: "Reset password" }).click();
+  await expect(page.getByTestId(testid.resetDone)).toContainText("Sign in with your new password");
+  await mailTo(frank.email, /password of frank was changed/);
+
+  // the old password no longer works; the new one does, and still asks for the second factor
+  await signIn(page, frank.username, frank.password);
+  await expect(page).toHaveURL(/error=SIG-001/);
+  await signIn(page, frank.username, NEW_PASSWORD);
+  await expect(page).toHaveURL(/\/signin\/verify$/);
+  [app, used] = await freshCode(key, used);
+  await page.getByTestId(testid.codeInput).fill(app);
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(page).toHaveURL(/\/security-info$/);
+  await expect(page.getByTestId(testid.methodList)).toContainText("Phone");
+  expect(problems, problems.join("\n")).toEqual([]);
+});
+
+test("an unknown name gets the same pages, and its codes never work", async ({ browser }) => {
+  // without JavaScript, too: every reset step is a plain form
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  await page.goto(paths.reset);
+  await page.getByLabel("Username or email address").fill("nobody-by-this-name");
+  await page.getByRole("button", { name: "Next" }).click();
+  await expect(page).toHaveURL(/\/reset\/verify$/);
+  await expect(page.getByText("Verification step 1 of 1")).toBeVisible();
+  await page.getByRole("button", { name: "Email me a code" }).click();
+  await expect(page.getByTestId(testid.notice)).toContainText("We sent a code to");
+  await page.getByTestId(testid.codeInput).fill("123456");
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(page.getByTestId(testid.error)).toContainText("MFA-001");
+  await page.getByRole("button", { name: "Cancel" }).click();
+  await expect(page).toHaveURL(/\/signin$/);
+  await context.close();
+});
