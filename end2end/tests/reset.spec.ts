@@ -69,6 +69,8 @@ test("forgot password: email code from the SMTP server, then the app, then a new
 
   // the new password: live feedback, then a specific refusal, then success
   const rules = page.getByTestId(testid.passwordRules);
+  // the feedback is live once the island has hydrated (its show/hide button appears)
+  await expect(page.getByTestId(testid.passwordToggle)).toBeVisible();
   await page.getByLabel("New password", { exact: true }).fill("frank123");
   await expect(rules.locator("li.ok")).toHaveCount(1); // 8 characters, but not the rest
   await page.getByLabel("Confirm new password").fill("frank123");
@@ -77,6 +79,7 @@ test("forgot password: email code from the SMTP server, then the app, then a new
   await page.getByLabel("Confirm new password").fill("baseball2024");
   await page.getByRole("button", { name: "Reset password" }).click();
   await expect(page.getByTestId(testid.error)).toContainText("PWD-004");
+  await expect(page.getByTestId(testid.passwordToggle)).toBeVisible();
   await page.getByLabel("New password", { exact: true }).fill(NEW_PASSWORD);
   await page.getByLabel("Confirm new password").fill(NEW_PASSWORD);
   await expect(rules.locator("li.ok")).toHaveCount(3);

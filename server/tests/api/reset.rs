@@ -140,6 +140,22 @@ async fn audit_of(app: &TestApp, username: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A second later (so its code is told apart), a new reset flow for alice with a code mailed to
+/// her home address: (flow token, now, code).
+async fn emailed_flow(app: &TestApp, r: &Reset, email_id: &str) -> (String, i64, String) {
+    app.clock.advance(1);
+    let now = app.clock.now();
+    let token = r
+        .start("alice", Purpose::Reset, "", &client(), now)
+        .await
+        .expect("start");
+    r.send(&token, email_id, false, &client(), now)
+        .await
+        .expect("send");
+    let code = code_sent_to(app, "alice.private@example.net").await;
+    (token, now, code)
+}
+
 #[test]
 fn password_rules_follow_nist() {
     let r = PasswordRules::load(None).expect("list");
@@ -570,15 +586,7 @@ async fn single_use_under_concurrency(db: Db) {
     let app = spawn_app(db).await;
     let (_, _, email_id, _) = alice_with_email_and_app(&app).await;
     let r = reset(&app);
-    let now = app.clock.now();
-    let token = r
-        .start("alice", Purpose::Reset, "", &client(), now)
-        .await
-        .expect("start");
-    r.send(&token, &email_id, false, &client(), now)
-        .await
-        .expect("send");
-    let code = code_sent_to(&app, "alice.private@example.net").await;
+    let (token, now, code) = emailed_flow(&app, r, &email_id).await;
     let c = client();
     let tries = (0..20).map(|_| r.code(&token, &email_id, &code, &c, now));
     let ok = futures::future::join_all(tries)
@@ -613,30 +621,13 @@ async fn expiry_and_failure_limits(db: Db) {
         ErrorCode::ResetExpired
     );
     // codes live 10 minutes
-    app.clock.advance(1);
-    let now = app.clock.now();
-    let token = r
-        .start("alice", Purpose::Reset, "", &client(), now)
-        .await
-        .expect("start");
-    r.send(&token, &email_id, false, &client(), now)
-        .await
-        .expect("send");
-    let code = code_sent_to(&app, "alice.private@example.net").await;
+    let (token, now, code) = emailed_flow(&app, r, &email_id).await;
     assert_eq!(
         refused(r.code(&token, &email_id, &code, &client(), now + 601).await),
         ErrorCode::CodeExpired
     );
     // wrong codes count across a new code; the flow ends at its limit
-    app.clock.advance(1);
-    let now = app.clock.now();
-    let token = r
-        .start("alice", Purpose::Reset, "", &client(), now)
-        .await
-        .expect("start");
-    r.send(&token, &email_id, false, &client(), now)
-        .await
-        .expect("send");
+    let (token, now, _) = emailed_flow(&app, r, &email_id).await;
     for _ in 0..2 {
         r.code(&token, &email_id, "999999", &client(), now)
             .await
@@ -821,15 +812,7 @@ async fn writeback_failures_keep_the_flow(db: Db) {
         policy: base.policy.clone(),
         decoy_domain: "example.org".into(),
     };
-    let now = app.clock.now();
-    let token = r
-        .start("alice", Purpose::Reset, "", &client(), now)
-        .await
-        .expect("start");
-    r.send(&token, &email_id, false, &client(), now)
-        .await
-        .expect("send");
-    let code = code_sent_to(&app, "alice.private@example.net").await;
+    let (token, now, code) = emailed_flow(&app, &r, &email_id).await;
     r.code(&token, &email_id, &code, &client(), now)
         .await
         .expect("gate");
@@ -855,20 +838,12 @@ async fn writeback_failures_keep_the_flow(db: Db) {
     r.set_password(&token, pw, pw, &client(), now)
         .await
         .expect("third time");
-    app.clock.advance(1);
-    let token = r
-        .start("alice", Purpose::Reset, "", &client(), now + 1)
-        .await
-        .expect("start");
-    r.send(&token, &email_id, false, &client(), now + 1)
-        .await
-        .expect("send");
-    let code = code_sent_to(&app, "alice.private@example.net").await;
-    r.code(&token, &email_id, &code, &client(), now + 1)
+    let (token, now, code) = emailed_flow(&app, &r, &email_id).await;
+    r.code(&token, &email_id, &code, &client(), now)
         .await
         .expect("gate");
     assert_eq!(
-        refused(r.set_password(&token, pw, pw, &client(), now + 1).await),
+        refused(r.set_password(&token, pw, pw, &client(), now).await),
         ErrorCode::PasswordHistory
     );
 }

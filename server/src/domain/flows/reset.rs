@@ -324,7 +324,7 @@ impl Reset {
             .iter()
             .find(|m| m.kind == MethodKind::Questions && choices.iter().any(|c| c.id == m.row.id))
         {
-            let texts = question_texts(q);
+            let texts = question_items(q, "q");
             if f.row.questions.is_empty() {
                 let mut idx: Vec<usize> = (0..texts.len()).collect();
                 idx.shuffle(&mut rand::rngs::OsRng);
@@ -479,19 +479,27 @@ impl Reset {
         let code = Security::new_code();
         let policy = &self.security.policy;
         let store = self.store();
-        let (_, failures) = store
-            .put_code(
-                &crate::store::methods::NewCode {
-                    user_id: &user.id,
-                    purpose: PURPOSE_CODE,
-                    target: &m.row.id,
-                    code_hash: &self.security.sealer.mac("code", &code),
-                    channel: "email",
-                },
-                now,
-                policy.code_ttl_seconds,
-            )
-            .await?;
+        let put = |purpose: &'static str, target: String, hash: String, channel: String| {
+            let user_id = user.id.clone();
+            async move {
+                store
+                    .put_code(
+                        &crate::store::methods::NewCode {
+                            user_id: &user_id,
+                            purpose,
+                            target: &target,
+                            code_hash: &hash,
+                            channel: &channel,
+                        },
+                        now,
+                        policy.code_ttl_seconds,
+                    )
+                    .await
+            }
+        };
+        let sealer = &self.security.sealer;
+        let code_hash = sealer.mac("code", &code);
+        let (_, failures) = put(PURPOSE_CODE, m.row.id.clone(), code_hash, "email".into()).await?;
         if failures >= i64::from(policy.code_max_failures) {
             return Err(DomainError::Refused(ErrorCode::TooManyAttempts));
         }
@@ -499,19 +507,8 @@ impl Reset {
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
         let link = hex::encode(bytes);
-        store
-            .put_code(
-                &crate::store::methods::NewCode {
-                    user_id: &user.id,
-                    purpose: PURPOSE_LINK,
-                    target: &f.row.id,
-                    code_hash: &self.security.sealer.mac("reset-link", &link),
-                    channel: &m.row.id,
-                },
-                now,
-                policy.code_ttl_seconds,
-            )
-            .await?;
+        let link_hash = sealer.mac("reset-link", &link);
+        put(PURPOSE_LINK, f.row.id.clone(), link_hash, m.row.id.clone()).await?;
         let notifier = &self.security.notifier;
         let notice = Notice::PasswordReset {
             code: Some(code),
@@ -701,22 +698,7 @@ impl Reset {
         if m.kind != MethodKind::Questions || f.row.questions.is_empty() {
             return Err(DomainError::Refused(ErrorCode::SetupExpired));
         }
-        let hashes: Vec<String> = m
-            .detail()
-            .get("items")
-            .and_then(|v| v.as_array())
-            .map(|items| {
-                items
-                    .iter()
-                    .map(|i| {
-                        i.get("h")
-                            .and_then(|h| h.as_str())
-                            .unwrap_or("")
-                            .to_string()
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let hashes = question_items(&m, "h");
         let mut all = answers.len() == f.row.questions.len();
         for (k, idx) in f.row.questions.iter().enumerate() {
             let answer = normalise_answer(answers.get(k).map(String::as_str).unwrap_or(""));
@@ -1010,7 +992,8 @@ fn is_gate(kind: MethodKind) -> bool {
     )
 }
 
-fn question_texts(m: &Method) -> Vec<String> {
+/// One field of every stored security question: `q` (the text) or `h` (the answer's hash).
+fn question_items(m: &Method, field: &str) -> Vec<String> {
     m.detail()
         .get("items")
         .and_then(|v| v.as_array())
@@ -1018,8 +1001,8 @@ fn question_texts(m: &Method) -> Vec<String> {
             items
                 .iter()
                 .map(|i| {
-                    i.get("q")
-                        .and_then(|q| q.as_str())
+                    i.get(field)
+                        .and_then(|v| v.as_str())
                         .unwrap_or("")
                         .to_string()
                 })
