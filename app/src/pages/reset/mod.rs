@@ -42,9 +42,14 @@ fn cancel_form() -> impl IntoView {
     }
 }
 
-fn start_again() -> impl IntoView {
+/// The flow is gone (expired, finished, ended): say why and offer to start again.
+fn flow_gone(e: crate::api::ApiError) -> AnyView {
     let r = text::en().reset;
-    view! { <p><a href=routes::RESET>{r.start_again}</a></p> }
+    view! {
+        <ErrorNotice code=e.code() testid=routes::testid::ERROR/>
+        <p><a href=routes::RESET>{r.start_again}</a></p>
+    }
+    .into_any()
 }
 
 #[component]
@@ -128,10 +133,7 @@ pub fn ResetVerifyPage() -> impl IntoView {
         Suspend::new(async move {
             let v = match view.await {
                 Ok(v) => v,
-                Err(e) => {
-                    return view! { <ErrorNotice code=e.code() testid=routes::testid::ERROR/> {start_again()} }
-                        .into_any()
-                }
+                Err(e) => return flow_gone(e),
             };
             if v.stage != "prove" {
                 return view! { <p><a class="button primary" href=routes::RESET_FINISH>{r.next}</a></p> }
@@ -304,10 +306,7 @@ pub fn ResetFinishPage() -> impl IntoView {
         Suspend::new(async move {
             let v = match view.await {
                 Ok(v) => v,
-                Err(e) => {
-                    return view! { <ErrorNotice code=e.code() testid=routes::testid::ERROR/> {start_again()} }
-                        .into_any()
-                }
+                Err(e) => return flow_gone(e),
             };
             match v.stage.as_str() {
                 "password" => {
