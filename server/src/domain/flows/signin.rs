@@ -227,7 +227,7 @@ async fn lock_account(
     append_audit_in(&mut tx, &locked).await?;
     let notice = Notice::AccountLocked {
         locked_at: crate::domain::format_time(now),
-        unlock_url: notifier.link("/signin"),
+        unlock_url: notifier.link(converge_app::routes::RESET),
     };
     notifier.email_user_in(&mut tx, user, &notice, now).await?;
     tx.commit().await.map_err(crate::store::StoreError::from)?;
