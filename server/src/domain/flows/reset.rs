@@ -315,7 +315,7 @@ impl Reset {
                 Purpose::Reset => Stage::NewPassword,
                 Purpose::Unlock => Stage::Unlock,
             };
-            view.min_length = self.min_length(user).await?;
+            view.min_length = self.min_length(&self.security.methods(&user.id).await?);
             view.username = user.username.clone();
             return Ok(view);
         }
@@ -416,22 +416,28 @@ impl Reset {
         ]
     }
 
-    async fn choice(&self, f: &Open, method_id: &str) -> Result<Choice, DomainError> {
-        self.choices(f)
-            .await?
-            .0
+    /// One of this gate's choices and, unless the flow is a decoy, its method (one read).
+    async fn choice(
+        &self,
+        f: &Open,
+        method_id: &str,
+    ) -> Result<(Choice, Option<Method>), DomainError> {
+        let (choices, methods) = self.choices(f).await?;
+        let c = choices
             .into_iter()
             .find(|c| c.id == method_id)
-            .ok_or(DomainError::Refused(ErrorCode::SetupExpired))
+            .ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
+        let m = methods.into_iter().find(|m| m.row.id == c.id);
+        Ok((c, m))
     }
 
-    async fn min_length(&self, user: &User) -> Result<usize, DomainError> {
-        let methods = self.security.methods(&user.id).await?;
-        Ok(if methods.iter().any(|m| m.kind.signs_in()) {
+    /// NIST SP 800-63B-4: shorter passwords only for accounts with a second factor.
+    fn min_length(&self, methods: &[Method]) -> usize {
+        if methods.iter().any(|m| m.kind.signs_in()) {
             self.policy.min_length_with_mfa
         } else {
             self.policy.min_length_single_factor
-        })
+        }
     }
 
     fn actor(user: &User, client: &Client) -> Actor {
@@ -448,7 +454,7 @@ impl Reset {
         now: i64,
     ) -> Result<Sent, DomainError> {
         let f = self.open(token, now).await?;
-        let c = self.choice(&f, method_id).await?;
+        let (c, m) = self.choice(&f, method_id).await?;
         let channel = match c.kind {
             MethodKind::Email => "email",
             MethodKind::Phone if voice => "voice",
@@ -464,7 +470,7 @@ impl Reset {
         };
         let actor = Self::actor(user, client);
         self.security.refuse_if_throttled(&actor, now).await?;
-        let m = self.method(user, method_id).await?;
+        let m = m.ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
         if channel != "email" {
             let p = self
                 .security
@@ -620,7 +626,7 @@ impl Reset {
         now: i64,
     ) -> Result<(), DomainError> {
         let f = self.open(token, now).await?;
-        let c = self.choice(&f, method_id).await?;
+        let (_, m) = self.choice(&f, method_id).await?;
         let Some(user) = &f.user else {
             let wrong = DomainError::Refused(ErrorCode::WrongCode);
             return Err(self
@@ -629,7 +635,7 @@ impl Reset {
         };
         let actor = Self::actor(user, client);
         self.security.refuse_if_throttled(&actor, now).await?;
-        let m = self.method(user, &c.id).await?;
+        let m = m.ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
         let checked = match m.kind {
             MethodKind::Totp => {
                 let secret = self.security.open_secret(&m.row)?;
@@ -687,14 +693,14 @@ impl Reset {
         now: i64,
     ) -> Result<(), DomainError> {
         let f = self.open(token, now).await?;
-        let c = self.choice(&f, method_id).await?;
+        let (_, m) = self.choice(&f, method_id).await?;
         let user = f
             .user
             .as_ref()
             .ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
         let actor = Self::actor(user, client);
         self.security.refuse_if_throttled(&actor, now).await?;
-        let m = self.method(user, &c.id).await?;
+        let m = m.ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
         if m.kind != MethodKind::Questions || f.row.questions.is_empty() {
             return Err(DomainError::Refused(ErrorCode::SetupExpired));
         }
@@ -821,7 +827,8 @@ impl Reset {
     ) -> Result<(), DomainError> {
         let f = self.open(token, now).await?;
         let user = self.ready(&f, Purpose::Reset)?;
-        let min = self.min_length(user).await?;
+        let methods = self.security.methods(&user.id).await?;
+        let min = self.min_length(&methods);
         let org = self.security.org_name.clone();
         self.rules
             .check(
@@ -851,7 +858,8 @@ impl Reset {
                 _ => DomainError::Refused(ErrorCode::DirectoryUnavailable),
             });
         }
-        self.finish(&f, user, &actor, Purpose::Reset, now).await
+        self.finish(&f, user, &actor, (Purpose::Reset, &methods), now)
+            .await
     }
 
     /// Unlocks the account once every gate is proven.
@@ -875,7 +883,9 @@ impl Reset {
             return Err(DomainError::Refused(ErrorCode::DirectoryUnavailable));
         }
         let actor = Self::actor(user, client);
-        self.finish(&f, user, &actor, Purpose::Unlock, now).await
+        // nobody is mailed after an unlock: no methods needed
+        self.finish(&f, user, &actor, (Purpose::Unlock, &[]), now)
+            .await
     }
 
     fn ready<'a>(&self, f: &'a Open, purpose: Purpose) -> Result<&'a User, DomainError> {
@@ -891,18 +901,17 @@ impl Reset {
         Ok(user)
     }
 
-    /// Sessions, other flows, codes and links end; the account is unlocked; every address is
-    /// told (after a new password); all in one transaction.
+    /// Sessions, other flows, codes and links end; the account is unlocked; after a new
+    /// password every address (the user's and those among `methods`) is told; one transaction.
     async fn finish(
         &self,
         f: &Open,
         user: &User,
         actor: &Actor,
-        purpose: Purpose,
+        (purpose, methods): (Purpose, &[Method]),
         now: i64,
     ) -> Result<(), DomainError> {
         let store = self.store();
-        let methods = self.security.methods(&user.id).await?;
         let mut tx = store.begin().await?;
         let ended = Store::reset_complete_in(
             &mut tx,
@@ -930,7 +939,7 @@ impl Reset {
             let notice = Notice::PasswordChanged {
                 changed_at: crate::domain::format_time(now),
             };
-            for address in self.security.addresses(user, &methods, None) {
+            for address in self.security.addresses(user, methods, None) {
                 self.security
                     .notifier
                     .email_address_in(&mut tx, user, &address, &notice, now)
