@@ -34,6 +34,96 @@ pub struct Settings {
     pub sms: SmsSettings,
     pub registration: RegistrationSettings,
     pub reset: ResetSettings,
+    pub ldap: LdapSettings,
+}
+
+/// `[ldap]`: the LDAP / Active Directory connection, attribute map and sync (see `LdapConfig`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LdapSettings {
+    pub enabled: bool,
+    /// Users synchronised from this directory have `source = "ldap:<name>"`.
+    pub name: String,
+    /// `openldap` or `active_directory`: the attribute map and filters below default to it.
+    pub preset: String,
+    /// Tried in order (failover): ldap://, ldaps://.
+    pub urls: Vec<String>,
+    /// Upgrade ldap:// connections with StartTLS.
+    pub starttls: bool,
+    /// PEM file with the CA(s) that sign the directory's certificate; empty: the system's.
+    pub ca_file: String,
+    pub timeout_seconds: u32,
+    pub bind_dn: String,
+    /// The service account's password; prefer `bind_password_file` or the environment
+    /// (CONVERGE__LDAP__BIND_PASSWORD). Never logged.
+    pub bind_password: String,
+    pub bind_password_file: String,
+    pub base_dn: String,
+    /// Empty: the preset's.
+    pub user_filter: String,
+    /// Only members of these groups (DNs) are imported; empty: everyone the filter finds.
+    pub groups: Vec<String>,
+    pub admin_groups: Vec<String>,
+    pub helpdesk_groups: Vec<String>,
+    /// Attribute names; empty: the preset's.
+    pub attr_username: String,
+    pub attr_display_name: String,
+    pub attr_mail: String,
+    pub attr_mobile: String,
+    pub attr_phone: String,
+    pub attr_member_of: String,
+    pub page_size: u32,
+    /// Minutes between scheduled runs (0: only `converge sync`).
+    pub sync_interval_minutes: u32,
+    /// Incremental runs in between; a full run at least this often.
+    pub full_sync_hours: u32,
+    /// A run that would disable more users than this disables none and waits for approval.
+    pub disable_threshold: u32,
+    /// Mail `user_enrollment` / `new_user` to users the sync creates.
+    pub mail_new_users: bool,
+    /// Mail `updated_user` when the directory changes a user's phone numbers.
+    pub mail_updated_users: bool,
+    /// The directory's own lockout threshold (0: unknown). The portal locks its sign-in before
+    /// it, so nobody can lock a user out of Windows through Converge.
+    pub directory_lockout_threshold: u32,
+    /// Write reset passwords to the directory (Password Modify / unicodePwd).
+    pub password_writeback: bool,
+}
+
+impl Default for LdapSettings {
+    fn default() -> Self {
+        LdapSettings {
+            enabled: false,
+            name: "corp".into(),
+            preset: "openldap".into(),
+            urls: vec![],
+            starttls: false,
+            ca_file: String::new(),
+            timeout_seconds: 10,
+            bind_dn: String::new(),
+            bind_password: String::new(),
+            bind_password_file: String::new(),
+            base_dn: String::new(),
+            user_filter: String::new(),
+            groups: vec![],
+            admin_groups: vec![],
+            helpdesk_groups: vec![],
+            attr_username: String::new(),
+            attr_display_name: String::new(),
+            attr_mail: String::new(),
+            attr_mobile: String::new(),
+            attr_phone: String::new(),
+            attr_member_of: String::new(),
+            page_size: 500,
+            sync_interval_minutes: 60,
+            full_sync_hours: 24,
+            disable_threshold: 5,
+            mail_new_users: true,
+            mail_updated_users: true,
+            directory_lockout_threshold: 0,
+            password_writeback: true,
+        }
+    }
 }
 
 /// `[reset]`: self-service password reset and unlock (see `ResetPolicy`).
@@ -283,6 +373,7 @@ impl Default for Settings {
             sms: SmsSettings::default(),
             registration: RegistrationSettings::default(),
             reset: ResetSettings::default(),
+            ldap: LdapSettings::default(),
         }
     }
 }
@@ -523,6 +614,8 @@ pub struct Configuration {
     pub email: EmailSettings,
     pub outbox: OutboxSettings,
     pub sms: SmsSettings,
+    /// `None` unless `[ldap] enabled = true`.
+    pub ldap: Option<crate::directory::ldap::LdapConfig>,
 }
 
 impl Configuration {
@@ -663,6 +756,21 @@ impl Settings {
         }
         let registration = self.registration_policy(&mut problems);
         let reset = self.reset_policy(&mut problems);
+        let ldap = if self.ldap.enabled {
+            crate::directory::ldap::LdapConfig::from_settings(&self.ldap, &mut problems)
+        } else {
+            None
+        };
+        // the portal's sign-in lock comes before the directory's own lockout
+        let mut lockout_threshold = si.lockout_threshold;
+        if let Some(l) = ldap.as_ref().filter(|l| l.directory_lockout_threshold > 0) {
+            if l.directory_lockout_threshold < 2 {
+                problems
+                    .push("ldap.directory_lockout_threshold: at least 2 (or 0: unknown)".into());
+            }
+            lockout_threshold =
+                lockout_threshold.min(l.directory_lockout_threshold.saturating_sub(1).max(1));
+        }
         let (Some(public_url), Ok(bind), true) = (public_url, bind, problems.is_empty()) else {
             return Err(ConfigError::Invalid(problems));
         };
@@ -700,7 +808,7 @@ impl Settings {
                     free_attempts: si.free_attempts,
                     base_delay_seconds: i64::from(si.base_delay_seconds),
                     max_delay_seconds: i64::from(si.max_delay_seconds),
-                    lockout_threshold: si.lockout_threshold,
+                    lockout_threshold,
                     client_free_attempts: si.client_free_attempts,
                     client_window_seconds: i64::from(si.client_window_minutes) * 60,
                 },
@@ -712,6 +820,7 @@ impl Settings {
             email: self.email,
             outbox: self.outbox,
             sms: self.sms,
+            ldap,
         })
     }
 }

@@ -50,6 +50,21 @@ enum Command {
     },
     /// Validate the configuration, the email templates and the database connection.
     CheckConfig,
+    /// Synchronise users from the LDAP / Active Directory directory ([ldap] in the config).
+    Sync {
+        /// Show what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// A full run even when an incremental one would do.
+        #[arg(long)]
+        full: bool,
+        /// Approve a held run: disable the users it would have disabled.
+        #[arg(long, value_name = "RUN")]
+        approve: Option<String>,
+        /// List the recent runs and exit.
+        #[arg(long)]
+        list: bool,
+    },
     /// Inspect and retry queued messages.
     Outbox {
         #[command(subcommand)]
@@ -155,10 +170,19 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
             );
             let state = build_state(config, clock).await?;
             state.store.ping().await?;
-            println!(
-                "{summary}\nusers: {}\nconfiguration OK",
-                state.store.count_users().await?
-            );
+            println!("{summary}\nusers: {}", state.store.count_users().await?);
+            if let Some(ldap) = &state.ldap {
+                let service = converge::directory::ldap::sync::SyncService {
+                    store: &state.store,
+                    notifier: &state.notifier,
+                    ldap,
+                    default_country: state.config.default_country_code.as_deref(),
+                };
+                for line in service.check().await? {
+                    println!("{line}");
+                }
+            }
+            println!("configuration OK");
         }
         Command::Import { csv, skip_invalid } => {
             let cc = config.default_country_code.clone();
@@ -200,6 +224,12 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
             );
         }
         Command::User { action } => user_command(action, config, clock).await?,
+        Command::Sync {
+            dry_run,
+            full,
+            approve,
+            list,
+        } => sync_command(config, clock, (dry_run, full, approve, list)).await?,
         Command::Outbox { action } => {
             let state = build_state(config, clock.clone()).await?;
             match action {
@@ -244,6 +274,98 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
             let rate = tokio::task::spawn_blocking(move || hasher.bench_raw(seconds)).await?;
             println!("{rate:.1}");
         }
+    }
+    Ok(())
+}
+
+async fn sync_command(
+    config: converge::config::Configuration,
+    clock: Arc<dyn Clock>,
+    (dry_run, full, approve, list): (bool, bool, Option<String>, bool),
+) -> anyhow::Result<()> {
+    let state = build_state(config, clock.clone()).await?;
+    if list {
+        println!(
+            "{:<36}  {:<19}  {:<11}  {:<8}  {:>7} {:>7} {:>7} {:>8} {:>6}",
+            "run",
+            "started (UTC)",
+            "kind",
+            "status",
+            "seen",
+            "created",
+            "updated",
+            "disabled",
+            "errors"
+        );
+        for r in state.store.sync_runs(30).await? {
+            println!(
+                "{:<36}  {:<19}  {:<11}  {:<8}  {:>7} {:>7} {:>7} {:>8} {:>6}",
+                r.id,
+                converge::domain::format_time(r.started_at),
+                if r.dry_run {
+                    format!("{} (dry)", r.kind)
+                } else {
+                    r.kind
+                },
+                r.status,
+                r.seen,
+                r.created,
+                r.updated,
+                r.disabled,
+                r.errors
+            );
+        }
+        return Ok(());
+    }
+    let ldap = state
+        .ldap
+        .clone()
+        .context("no directory to sync: set [ldap] enabled = true (see README, Directory)")?;
+    let service = converge::directory::ldap::sync::SyncService {
+        store: &state.store,
+        notifier: &state.notifier,
+        ldap: &ldap,
+        default_country: state.config.default_country_code.as_deref(),
+    };
+    if let Some(run) = approve {
+        let run = service.approve(&run, "cli", clock.now()).await?;
+        println!("approved run {}: {} user(s) disabled", run.id, run.disabled);
+        return Ok(());
+    }
+    let progress: converge::directory::ldap::sync::Progress =
+        Box::new(|what, n| eprintln!("  {what} {n} users"));
+    let options = converge::directory::ldap::sync::SyncOptions {
+        dry_run,
+        full,
+        actor: "cli".into(),
+        progress: Some(progress),
+    };
+    let started = std::time::Instant::now();
+    let run = service.run(&options, clock.now()).await?;
+    for line in &run.report {
+        println!("  {line}");
+    }
+    println!(
+        "{}{} sync of {} {}: {} seen, {} created, {} updated, {} unchanged, {} disabled, {} errors ({:.1} s)",
+        if run.dry_run { "dry run: " } else { "" },
+        run.kind,
+        run.source,
+        run.status,
+        run.seen,
+        run.created,
+        run.updated,
+        run.unchanged,
+        run.disabled,
+        run.errors,
+        started.elapsed().as_secs_f64()
+    );
+    if run.status == "held" {
+        println!(
+            "HELD: {} user(s) would be disabled, more than ldap.disable_threshold; none were.\n\
+             Check them, then approve: converge sync --approve {}",
+            run.held_disables.len(),
+            run.id
+        );
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 use crate::clock::Clock;
 use crate::config::{load_or_create_secret_key, Configuration};
 use crate::crypto::Sealer;
-use crate::directory::LocalDirectory;
+use crate::directory::{Directories, LocalDirectory};
 use crate::domain::password::PasswordHasher;
 use crate::http::{self, AppState};
 use crate::notify::templates::Templates;
@@ -53,7 +53,16 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
         })?;
     store.migrate().await.context("migrating the database")?;
     let hasher = Arc::new(PasswordHasher::new(&config.policy.argon2).context("argon2 parameters")?);
-    let directory = Arc::new(LocalDirectory::new(store.clone(), hasher.clone()));
+    let ldap = match &config.ldap {
+        Some(l) => Some(Arc::new(
+            crate::directory::ldap::LdapDirectory::new(l.clone()).context("[ldap]")?,
+        )),
+        None => None,
+    };
+    let directory = Arc::new(Directories {
+        local: LocalDirectory::new(store.clone(), hasher.clone()),
+        ldap: ldap.clone(),
+    });
     let outbox_wake = Arc::new(Notify::new());
     let webhook_key = if config.sms.provider == "webhook" {
         let key = std::fs::read(&config.sms.webhook_secret_file).with_context(|| {
@@ -117,6 +126,7 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
         webhook_key,
         security,
         reset,
+        ldap,
     })
 }
 
@@ -223,6 +233,7 @@ impl Application {
         let store = self.state.store.clone();
         let sweeper = tokio::spawn(sweep_sessions(self.state.clone()));
         let worker = tokio::spawn(self.worker.run());
+        let sync = tokio::spawn(scheduled_sync(self.state.clone()));
         let result = axum::serve(
             self.listener,
             self.router
@@ -232,6 +243,7 @@ impl Application {
         .await;
         sweeper.abort();
         worker.abort();
+        sync.abort();
         store.close().await;
         tracing::info!("stopped");
         result
@@ -259,6 +271,42 @@ async fn sweep_sessions(state: AppState) {
         }
         if let Err(e) = state.store.sweep_reset_flows(state.clock.now()).await {
             tracing::warn!(error = %e, "reset flow sweep failed");
+        }
+    }
+}
+
+/// Runs the directory sync every `ldap.sync_interval_minutes` (the first run at start-up). With
+/// several instances, the run lease in the database lets one of them run at a time.
+async fn scheduled_sync(state: AppState) {
+    let (Some(ldap), Some(every)) = (
+        state.ldap.clone(),
+        state.config.ldap.as_ref().and_then(|l| l.sync_interval),
+    ) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let service = crate::directory::ldap::sync::SyncService {
+            store: &state.store,
+            notifier: &state.notifier,
+            ldap: &ldap,
+            default_country: state.config.default_country_code.as_deref(),
+        };
+        let options = crate::directory::ldap::sync::SyncOptions {
+            dry_run: false,
+            full: false,
+            actor: "schedule".into(),
+            progress: None,
+        };
+        match service.run(&options, state.clock.now()).await {
+            Ok(run) => tracing::info!(
+                run = %run.id, kind = %run.kind, status = %run.status, created = run.created,
+                updated = run.updated, disabled = run.disabled, errors = run.errors,
+                "directory sync finished"
+            ),
+            Err(e) => tracing::warn!(error = %e, "directory sync did not run"),
         }
     }
 }

@@ -16,6 +16,18 @@ impl LocalDirectory {
     pub fn new(store: Store, hasher: Arc<PasswordHasher>) -> Self {
         LocalDirectory { store, hasher }
     }
+
+    pub(super) async fn find_for_signin(
+        &self,
+        username: &Username,
+    ) -> Result<(Option<User>, Option<String>), DomainError> {
+        Ok(self.store.find_user_for_signin(username.as_str()).await?)
+    }
+
+    /// One argon2 verification (against a fallback hash when there is none).
+    pub(super) async fn verify(&self, password: &Password, hash: Option<&str>) -> bool {
+        self.hasher.verify(password, hash).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -29,9 +41,13 @@ impl Directory for LocalDirectory {
         username: &Username,
         password: &Password,
     ) -> Result<Authentication, DomainError> {
-        let (user, hash) = self.store.find_user_for_signin(username.as_str()).await?;
-        let verified = self.hasher.verify(password, hash.as_deref()).await;
-        Ok(Authentication { user, verified })
+        let (user, hash) = self.find_for_signin(username).await?;
+        let verified = self.verify(password, hash.as_deref()).await;
+        Ok(Authentication {
+            user,
+            verified,
+            detail: None,
+        })
     }
 
     async fn set_password(

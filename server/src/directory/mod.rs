@@ -2,9 +2,11 @@
 //! is the default; the LDAP / Active Directory connector implements the same trait.
 
 pub mod import;
+pub mod ldap;
 mod local;
 
 pub use local::LocalDirectory;
+use std::sync::Arc;
 
 use crate::domain::error::DomainError;
 use crate::domain::password::Password;
@@ -16,6 +18,8 @@ use crate::domain::users::{User, Username};
 pub struct Authentication {
     pub user: Option<User>,
     pub verified: bool,
+    /// Why the directory refused, for the audit log only (`directory: account locked`).
+    pub detail: Option<String>,
 }
 
 #[async_trait::async_trait]
@@ -45,5 +49,90 @@ pub trait Directory: Send + Sync + 'static {
     /// lockout is the portal's, cleared by the reset flow itself).
     async fn unlock(&self, _user: &User) -> Result<(), DomainError> {
         Ok(())
+    }
+
+    /// Whether the directory itself has locked the user out (ppolicy, AD lockout).
+    async fn is_locked(&self, _user: &User) -> Result<bool, DomainError> {
+        Ok(false)
+    }
+}
+
+/// The directories Converge serves: the local one, and the LDAP directory when configured.
+/// Each user belongs to the one their `source` names.
+pub struct Directories {
+    pub local: LocalDirectory,
+    pub ldap: Option<Arc<ldap::LdapDirectory>>,
+}
+
+impl Directories {
+    fn ldap_for(&self, user: &User) -> Option<&ldap::LdapDirectory> {
+        self.ldap
+            .as_deref()
+            .filter(|l| l.config.source == user.source)
+    }
+}
+
+#[async_trait::async_trait]
+impl Directory for Directories {
+    fn name(&self) -> &str {
+        match &self.ldap {
+            Some(l) => &l.config.source,
+            None => "local",
+        }
+    }
+
+    async fn authenticate(
+        &self,
+        username: &Username,
+        password: &Password,
+    ) -> Result<Authentication, DomainError> {
+        let (user, hash) = self.local.find_for_signin(username).await?;
+        let ldap = match (&user, &self.ldap) {
+            (Some(u), _) => self.ldap_for(u),
+            // an unknown name costs what a directory user costs: a lookup and a bind
+            (None, Some(l)) => Some(l.as_ref()),
+            (None, None) => None,
+        };
+        // one argon2 verification for everyone (a fallback hash for unknown and directory users)
+        let local_ok = self.local.verify(password, hash.as_deref()).await;
+        let Some(ldap) = ldap else {
+            return Ok(Authentication {
+                user,
+                verified: local_ok,
+                detail: None,
+            });
+        };
+        let verdict = ldap.bind_as(username.as_str(), password.expose()).await?;
+        Ok(Authentication {
+            verified: user.is_some() && verdict.is_ok(),
+            detail: verdict.err(),
+            user,
+        })
+    }
+
+    async fn set_password(
+        &self,
+        user: &User,
+        password: &Password,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        match self.ldap_for(user) {
+            Some(l) => l.set_password(user, password, now).await,
+            None => self.local.set_password(user, password, now).await,
+        }
+    }
+
+    async fn unlock(&self, user: &User) -> Result<(), DomainError> {
+        match self.ldap_for(user) {
+            Some(l) => l.unlock(user).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn is_locked(&self, user: &User) -> Result<bool, DomainError> {
+        match self.ldap_for(user) {
+            Some(l) => l.is_locked(user).await,
+            None => Ok(false),
+        }
     }
 }

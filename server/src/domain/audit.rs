@@ -18,6 +18,11 @@ pub mod event {
     pub const FRAUD_REPORTED: &str = "fraud_reported";
     /// A voice gateway reported how the person answered a call.
     pub const VOICE_ANSWERED: &str = "voice_call_answered";
+    /// A directory sync applied its changes (counts in `reason`).
+    pub const SYNC_RUN: &str = "directory_sync";
+    /// A directory sync would have disabled more users than the threshold and waits.
+    pub const SYNC_HELD: &str = "directory_sync_held";
+    pub const SYNC_APPROVED: &str = "directory_sync_approved";
 }
 
 /// One line of the audit log. `reason` is internal (never shown to the person signing in).

@@ -25,7 +25,7 @@ impl Password {
         }
         Ok(Password(s))
     }
-    fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

@@ -31,6 +31,8 @@ pub struct AppState {
     pub config: Arc<Configuration>,
     pub store: Store,
     pub directory: Arc<dyn Directory>,
+    /// The LDAP directory, when `[ldap]` is enabled (sync, check-config).
+    pub ldap: Option<Arc<crate::directory::ldap::LdapDirectory>>,
     pub hasher: Arc<PasswordHasher>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<metrics::Metrics>,

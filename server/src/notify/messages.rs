@@ -61,9 +61,17 @@ pub enum Notice {
         requested_at: String,
         portal_url: String,
     },
+    /// To administrators: a directory sync would disable more users than allowed and waits.
+    SyncHeld {
+        run_id: String,
+        source: String,
+        would_disable: u64,
+        usernames: Vec<String>,
+        started_at: String,
+    },
 }
 
-pub const MESSAGES: [&str; 12] = [
+pub const MESSAGES: [&str; 13] = [
     "new_user",
     "user_enrollment",
     "updated_user",
@@ -76,6 +84,7 @@ pub const MESSAGES: [&str; 12] = [
     "fraud_alert",
     "helpdesk_verification",
     "reset_not_possible",
+    "sync_held",
 ];
 
 impl Notice {
@@ -93,6 +102,7 @@ impl Notice {
             Notice::FraudAlert { .. } => "fraud_alert",
             Notice::HelpdeskVerification { .. } => "helpdesk_verification",
             Notice::ResetNotPossible { .. } => "reset_not_possible",
+            Notice::SyncHeld { .. } => "sync_held",
         }
     }
 
@@ -164,6 +174,19 @@ impl Notice {
                 requested_at,
                 portal_url,
             } => json!({ "requested_at": requested_at, "portal_url": portal_url }),
+            Notice::SyncHeld {
+                run_id,
+                source,
+                would_disable,
+                usernames,
+                started_at,
+            } => json!({
+                "run_id": run_id,
+                "source": source,
+                "would_disable": would_disable,
+                "usernames": usernames,
+                "started_at": started_at,
+            }),
         }
     }
 
@@ -220,6 +243,13 @@ impl Notice {
             Notice::ResetNotPossible {
                 requested_at: "2026-01-31 09:30:00".into(),
                 portal_url: "https://mfa.example.org/security-info".into(),
+            },
+            Notice::SyncHeld {
+                run_id: "0f8e2c1a-5b7d-4e3f-9a21-6c4d8b0e7f35".into(),
+                source: "ldap:corp".into(),
+                would_disable: 12,
+                usernames: vec!["carol".into(), "dave".into()],
+                started_at: "2026-01-31 09:30:00".into(),
             },
         ]
     }

@@ -8,6 +8,7 @@ pub mod methods;
 pub mod outbox;
 pub mod reset;
 pub mod sessions;
+pub mod sync;
 mod throttles;
 pub mod users;
 

@@ -4,7 +4,7 @@ use super::{from_bool, to_bool, Store, StoreError};
 use crate::domain::users::{Role, User, UserProfile};
 use sqlx::{AnyConnection, Row};
 
-const USER_COLUMNS: &str =
+pub(crate) const USER_COLUMNS: &str =
     "id, username, display_name, email, mobile_phone, alternate_phone, office_phone, \
      enabled, role, source, locked_at, created_at, updated_at, confirmed_at, snooze_count, \
      snooze_first_at";
@@ -324,7 +324,10 @@ async fn groups(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String>, 
         .collect()
 }
 
-fn user_from_row(r: &sqlx::any::AnyRow, groups: Vec<String>) -> Result<User, StoreError> {
+pub(crate) fn user_from_row(
+    r: &sqlx::any::AnyRow,
+    groups: Vec<String>,
+) -> Result<User, StoreError> {
     let role: String = r.try_get("role")?;
     Ok(User {
         id: r.try_get("id")?,

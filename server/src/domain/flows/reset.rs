@@ -858,6 +858,10 @@ impl Reset {
                 _ => DomainError::Refused(ErrorCode::DirectoryUnavailable),
             });
         }
+        // a new password also ends the directory's own lockout, where the directory allows it
+        if let Err(err) = self.directory.unlock(user).await {
+            tracing::warn!(user = %user.username, error = %err, "directory unlock after reset failed");
+        }
         self.finish(&f, user, &actor, (Purpose::Reset, &methods), now)
             .await
     }
@@ -871,7 +875,7 @@ impl Reset {
             .throttle(super::signin::SCOPE_ACCOUNT, &user.username)
             .await?
             .is_some_and(|t| t.blocked_until > now);
-        if user.locked_at.is_none() && !throttled {
+        if user.locked_at.is_none() && !throttled && !self.directory.is_locked(user).await? {
             return Err(DomainError::Refused(ErrorCode::NotLocked));
         }
         if !self.store().reset_claim(&f.row.id, now).await? {

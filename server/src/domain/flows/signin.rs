@@ -127,6 +127,7 @@ pub async fn sign_in(
     // 2. the directory: exactly one password verification whatever the user's state
     let auth = directory.authenticate(&username, &password).await?;
     audit.user_id = auth.user.as_ref().map(|u| u.id.clone());
+    let detail = auth.detail.clone();
     let verdict = match &auth.user {
         None => Err(RejectReason::UnknownUser),
         Some(_) if !auth.verified => Err(RejectReason::WrongPassword),
@@ -195,7 +196,10 @@ pub async fn sign_in(
                 now,
             )
             .await?;
-            audit.reason = Some(reason.as_str().into());
+            audit.reason = Some(match &detail {
+                Some(d) => format!("{}; {d}", reason.as_str()),
+                None => reason.as_str().into(),
+            });
             store.append_audit(&audit).await?;
             if let Some(user) = user {
                 if failures >= policy.lockout_threshold && user.locked_at.is_none() {

@@ -1,0 +1,728 @@
+//! The directory sync: imports the users in scope (members of `ldap.groups`, or everyone the
+//! user filter finds) into Converge, updates them, and disables those that left.
+//!
+//! ```text
+//!  lease (one running run per directory) ──► read EVERYTHING from the directory (paged, RFC 2696)
+//!      │ directory fails ──► run "failed", nothing changed
+//!      ▼
+//!  plan against the stored users ──► would disable > threshold? ──► disable none, run "held",
+//!      │                                                           administrators mailed
+//!      ▼
+//!  one transaction: creates, updates, disables, audit lines, mails, the run's report
+//! ```
+//! Full runs see the whole scope; incremental runs ask only for entries changed since the last
+//! run (`modifyTimestamp` / `uSNChanged`) and cannot see deletions, so a full run happens at
+//! least every `full_sync_hours`. A run never half-applies: it is one transaction.
+
+use super::{normalize_dn, LdapDirectory, Preset};
+use crate::domain::audit::{event, AuditEntry};
+use crate::domain::error::DomainError;
+use crate::domain::users::{
+    DisplayName, EmailAddress, PhoneNumber, Role, User, UserProfile, Username,
+};
+use crate::notify::messages::Notice;
+use crate::notify::Notifier;
+use crate::store::audit::append_audit_in;
+use crate::store::sync::{disable_user_in, sync_run_finish_in, SyncRun};
+use crate::store::users::{upsert_user_in, Upserted};
+use crate::store::Store;
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{Scope, SearchEntry};
+use std::collections::{HashMap, HashSet};
+
+/// Runs left `running` longer than this were abandoned by a stopped instance.
+const STALE_RUN_SECONDS: i64 = 6 * 3600;
+/// Error lines kept in a run's report.
+const REPORT_LINES: usize = 200;
+
+/// Progress callback: (what, how many).
+pub type Progress = Box<dyn Fn(&str, u64) + Send + Sync>;
+
+pub struct SyncOptions {
+    pub dry_run: bool,
+    /// A full run even when an incremental one would do.
+    pub full: bool,
+    /// `schedule`, `cli`, or an administrator's name.
+    pub actor: String,
+    /// Called with (what, how many) while reading and applying.
+    pub progress: Option<Progress>,
+}
+
+pub struct SyncService<'a> {
+    pub store: &'a Store,
+    pub notifier: &'a Notifier,
+    pub ldap: &'a LdapDirectory,
+    pub default_country: Option<&'a str>,
+}
+
+/// One user as the directory describes them.
+#[derive(Debug)]
+struct Found {
+    profile: UserProfile,
+    in_scope: bool,
+}
+
+enum Change {
+    Create(UserProfile),
+    Update(Box<User>, UserProfile),
+}
+
+impl SyncService<'_> {
+    fn progress(&self, opts: &SyncOptions, what: &str, n: u64) {
+        if let Some(p) = &opts.progress {
+            p(what, n);
+        }
+    }
+
+    /// Runs one sync and returns its report (also kept in the database).
+    pub async fn run(&self, opts: &SyncOptions, now: i64) -> Result<SyncRun, DomainError> {
+        let cfg = &self.ldap.config;
+        let (high_water, last_full) = self.store.sync_position(&cfg.source).await?;
+        let full = opts.full
+            || high_water.is_none()
+            || last_full.is_none_or(|t| now - t >= cfg.full_sync_seconds);
+        let mut run = SyncRun {
+            id: uuid::Uuid::new_v4().to_string(),
+            source: cfg.source.clone(),
+            kind: if full { "full" } else { "incremental" }.into(),
+            dry_run: opts.dry_run,
+            status: "running".into(),
+            actor: opts.actor.clone(),
+            started_at: now,
+            ..Default::default()
+        };
+        if !self.store.sync_run_start(&run, STALE_RUN_SECONDS).await? {
+            return Err(DomainError::Invalid(format!(
+                "another sync of {} is running; try again when it has finished",
+                cfg.source
+            )));
+        }
+        match self
+            .read_and_apply(&mut run, opts, high_water.filter(|_| !full), now)
+            .await
+        {
+            Ok(()) => Ok(run),
+            Err(e) => {
+                tracing::warn!(run = %run.id, error = %e, "directory sync failed; nothing was changed");
+                self.store
+                    .sync_run_failed(&run.id, &e.to_string(), now)
+                    .await?;
+                Err(e)
+            }
+        }
+    }
+
+    async fn read_and_apply(
+        &self,
+        run: &mut SyncRun,
+        opts: &SyncOptions,
+        since: Option<String>,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let (found, high_water, mut report) = self.read(opts, since.as_deref()).await?;
+        run.seen = found.len() as i64;
+        run.high_water = high_water.or(since.clone()).unwrap_or_default();
+        let cfg = &self.ldap.config;
+        let existing = self.store.users_from_source(&cfg.source).await?;
+        let taken: HashSet<String> = self
+            .store
+            .usernames_not_from(&cfg.source)
+            .await?
+            .into_iter()
+            .collect();
+
+        // plan
+        let mut changes = Vec::new();
+        let mut to_disable: Vec<&User> = Vec::new();
+        let mut in_scope: HashSet<&str> = HashSet::new();
+        for f in &found {
+            let name = f.profile.username.as_str();
+            if !f.in_scope {
+                if let Some(u) = existing.get(name).filter(|u| u.enabled) {
+                    to_disable.push(u);
+                }
+                continue;
+            }
+            in_scope.insert(name);
+            match existing.get(name) {
+                None if taken.contains(name) => report.push(format!(
+                    "{name}: a local user with this name exists; not imported"
+                )),
+                None => changes.push(Change::Create(f.profile.clone())),
+                Some(u) if differs(u, &f.profile) => {
+                    changes.push(Change::Update(Box::new(u.clone()), f.profile.clone()))
+                }
+                Some(_) => run.unchanged += 1,
+            }
+        }
+        if since.is_none() {
+            // a full run sees the whole scope: whoever is missing left it
+            let mut gone: Vec<&User> = existing
+                .values()
+                .filter(|u| u.enabled && !in_scope.contains(u.username.as_str()))
+                .collect();
+            to_disable.append(&mut gone);
+        }
+        to_disable.sort_by(|a, b| a.username.cmp(&b.username));
+        to_disable.dedup_by(|a, b| a.id == b.id);
+        let held = to_disable.len() as u64 > u64::from(cfg.disable_threshold);
+        run.errors = report.len() as i64;
+
+        if opts.dry_run {
+            for c in &changes {
+                match c {
+                    Change::Create(p) => report.push(format!("would create {}", p.username)),
+                    Change::Update(u, _) => report.push(format!("would update {}", u.username)),
+                }
+            }
+            for u in &to_disable {
+                report.push(format!(
+                    "would disable {}{}",
+                    u.username,
+                    if held {
+                        " (held: above the threshold)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            run.created = changes
+                .iter()
+                .filter(|c| matches!(c, Change::Create(_)))
+                .count() as i64;
+            run.updated = changes.len() as i64 - run.created;
+            run.disabled = if held { 0 } else { to_disable.len() as i64 };
+            run.status = if held { "held" } else { "done" }.into();
+            run.finished_at = now;
+            report.truncate(REPORT_LINES);
+            run.report = report;
+            let mut tx = self.store.begin().await?;
+            sync_run_finish_in(&mut tx, run).await?;
+            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            return Ok(());
+        }
+
+        // apply: one transaction
+        let mut tx = self.store.begin().await?;
+        let total = changes.len() as u64;
+        let mut mails = false;
+        for (i, change) in changes.iter().enumerate() {
+            let profile = match change {
+                Change::Create(p) | Change::Update(_, p) => p,
+            };
+            let (id, outcome) = upsert_user_in(&mut tx, profile, None, &cfg.source, now).await?;
+            let ev = match outcome {
+                Upserted::Created => {
+                    run.created += 1;
+                    event::USER_CREATED
+                }
+                Upserted::Updated => {
+                    run.updated += 1;
+                    event::USER_UPDATED
+                }
+                Upserted::Unchanged => {
+                    run.unchanged += 1;
+                    continue;
+                }
+            };
+            let mut e = AuditEntry::new(ev, true, now);
+            e.user_id = Some(id.clone());
+            e.username = Some(profile.username.as_str().to_string());
+            e.actor = Some(format!("sync:{}", opts.actor));
+            e.reason = Some(format!("{} sync", cfg.source));
+            append_audit_in(&mut tx, &e).await?;
+            let user = user_of(&id, profile, &cfg.source, now);
+            let notice = match change {
+                // a new directory user has registered nothing yet: invite them to
+                Change::Create(_) if cfg.mail_new_users => Some(Notice::UserEnrollment),
+                Change::Update(before, _) if cfg.mail_updated_users => {
+                    let changes = phone_changes(before, profile);
+                    Some(Notice::UpdatedUser {
+                        changes,
+                        changed_at: crate::domain::format_time(now),
+                    })
+                    .filter(
+                        |n| matches!(n, Notice::UpdatedUser { changes, .. } if !changes.is_empty()),
+                    )
+                }
+                _ => None,
+            };
+            if let Some(notice) = notice {
+                mails |= self
+                    .notifier
+                    .email_user_in(&mut tx, &user, &notice, now)
+                    .await?
+                    .is_some();
+            }
+            let done = i as u64 + 1;
+            if done.is_multiple_of(1000) || done == total {
+                self.progress(opts, "applied", done);
+            }
+        }
+        if held {
+            run.held_disables = to_disable.iter().map(|u| u.id.clone()).collect();
+            run.status = "held".into();
+            let admins = crate::store::users::admins(self.store).await?;
+            let notice = Notice::SyncHeld {
+                run_id: run.id.clone(),
+                source: cfg.source.clone(),
+                would_disable: to_disable.len() as u64,
+                usernames: to_disable
+                    .iter()
+                    .take(50)
+                    .map(|u| u.username.clone())
+                    .collect(),
+                started_at: crate::domain::format_time(run.started_at),
+            };
+            for admin in &admins {
+                mails |= self
+                    .notifier
+                    .email_user_in(&mut tx, admin, &notice, now)
+                    .await?
+                    .is_some();
+            }
+            let mut e = AuditEntry::new(event::SYNC_HELD, true, now);
+            e.actor = Some(format!("sync:{}", opts.actor));
+            e.reason = Some(format!(
+                "{}: {} users would be disabled (threshold {}); run {}",
+                cfg.source,
+                to_disable.len(),
+                cfg.disable_threshold,
+                run.id
+            ));
+            append_audit_in(&mut tx, &e).await?;
+        } else {
+            for u in &to_disable {
+                disable_in(
+                    &mut tx,
+                    u,
+                    &format!("sync:{}", opts.actor),
+                    "left the directory scope",
+                    now,
+                )
+                .await?;
+                run.disabled += 1;
+            }
+            run.status = "done".into();
+        }
+        run.finished_at = now;
+        let mut e = AuditEntry::new(event::SYNC_RUN, true, now);
+        e.actor = Some(format!("sync:{}", opts.actor));
+        e.reason = Some(format!(
+            "{} {} run {}: {} created, {} updated, {} disabled, {} errors",
+            cfg.source, run.kind, run.id, run.created, run.updated, run.disabled, run.errors
+        ));
+        append_audit_in(&mut tx, &e).await?;
+        report.truncate(REPORT_LINES);
+        run.report = report;
+        sync_run_finish_in(&mut tx, run).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        if mails {
+            self.notifier.wake();
+        }
+        Ok(())
+    }
+
+    /// Reads the users from the directory: every entry in scope (full) or every entry changed
+    /// since `since` (incremental). Returns them, the new high-water mark and error lines.
+    async fn read(
+        &self,
+        opts: &SyncOptions,
+        since: Option<&str>,
+    ) -> Result<(Vec<Found>, Option<String>, Vec<String>), DomainError> {
+        let cfg = &self.ldap.config;
+        let a = &cfg.attrs;
+        let filter = match since {
+            // incremental: every changed entry; scope is decided here, so leavers are seen
+            Some(mark) => format!(
+                "(&{}({}>={}))",
+                cfg.user_filter,
+                a.changed,
+                ldap3::ldap_escape(mark)
+            ),
+            None => format!("(&{}{})", cfg.user_filter, self.scope_filter()),
+        };
+        let attrs = self.attributes();
+        let mut ldap = self.ldap.service().await?;
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(cfg.page_size)),
+        ];
+        let mut search = ldap
+            .streaming_search_with(adapters, &cfg.base_dn, Scope::Subtree, &filter, attrs)
+            .await
+            .map_err(|e| DomainError::Directory(format!("sync search: {e}")))?;
+        let mut found = Vec::new();
+        let mut errors = Vec::new();
+        let mut seen = HashSet::new();
+        let mut high: Option<String> = None;
+        while let Some(entry) = search
+            .next()
+            .await
+            .map_err(|e| DomainError::Directory(format!("sync search: {e}")))?
+        {
+            let entry = SearchEntry::construct(entry);
+            if let Some(mark) = first(&entry, &a.changed) {
+                if high.as_deref().is_none_or(|h| newer(cfg.preset, mark, h)) {
+                    high = Some(mark.to_string());
+                }
+            }
+            match self.parse_entry(&entry) {
+                Ok(f) => {
+                    if seen.insert(f.profile.username.as_str().to_string()) {
+                        found.push(f);
+                    } else {
+                        errors.push(format!(
+                            "{}: more than one entry has this username; the first was used",
+                            f.profile.username
+                        ));
+                    }
+                }
+                Err(why) => errors.push(format!("{}: {why}", entry.dn)),
+            }
+            if found.len().is_multiple_of(5000) && !found.is_empty() {
+                self.progress(opts, "read", found.len() as u64);
+            }
+        }
+        search
+            .finish()
+            .await
+            .success()
+            .map_err(|e| DomainError::Directory(format!("sync search: {e}")))?;
+        let _ = ldap.unbind().await;
+        self.progress(opts, "read", found.len() as u64);
+        Ok((found, high, errors))
+    }
+
+    fn parse_entry(&self, e: &SearchEntry) -> Result<Found, String> {
+        let cfg = &self.ldap.config;
+        let a = &cfg.attrs;
+        let username =
+            Username::parse(first(e, &a.username).ok_or_else(|| format!("no {}", a.username))?)
+                .map_err(|why| format!("{}: {why}", a.username))?;
+        let display = first(e, &a.display_name)
+            .or_else(|| first(e, "cn"))
+            .unwrap_or(username.as_str());
+        let display_name =
+            DisplayName::parse(display).map_err(|why| format!("{}: {why}", a.display_name))?;
+        // an unusable address or number is left out (and reported), the user is still imported
+        let email = first(e, &a.mail).and_then(|m| EmailAddress::parse(m).ok());
+        let phone = |attr: &str| {
+            first(e, attr).and_then(|n| PhoneNumber::parse(n, self.default_country).ok())
+        };
+        let memberships: Vec<String> = e
+            .attrs
+            .get(&a.member_of)
+            .map(|v| v.iter().map(|d| normalize_dn(d)).collect())
+            .unwrap_or_default();
+        let in_scope = cfg.groups.is_empty() || memberships.iter().any(|g| cfg.groups.contains(g));
+        let role = if memberships.iter().any(|g| cfg.admin_groups.contains(g)) {
+            Role::Admin
+        } else if memberships.iter().any(|g| cfg.helpdesk_groups.contains(g)) {
+            Role::Helpdesk
+        } else {
+            Role::User
+        };
+        let enabled = match cfg.preset {
+            Preset::OpenLdap => first(e, &a.lock) != Some(super::OPENLDAP_PERMANENT_LOCK),
+            Preset::ActiveDirectory => first(e, "userAccountControl")
+                .and_then(|v| v.parse::<u32>().ok())
+                .is_none_or(|uac| uac & 2 == 0),
+        };
+        let mut groups = memberships;
+        groups.sort();
+        groups.dedup();
+        Ok(Found {
+            profile: UserProfile {
+                username,
+                display_name,
+                email,
+                mobile_phone: phone(&a.mobile),
+                alternate_phone: None,
+                office_phone: phone(&a.phone),
+                groups,
+                enabled,
+                role,
+            },
+            in_scope,
+        })
+    }
+
+    /// For `converge check-config`: binds as the service account and shows what the first user
+    /// in scope maps to.
+    pub async fn check(&self) -> Result<Vec<String>, DomainError> {
+        let cfg = &self.ldap.config;
+        let mut ldap = self.ldap.service().await?;
+        let _ = ldap.unbind().await;
+        let mut lines = vec![format!(
+            "ldap: bound as {} ({} preset), base {}",
+            cfg.bind_dn,
+            match cfg.preset {
+                Preset::OpenLdap => "openldap",
+                Preset::ActiveDirectory => "active_directory",
+            },
+            cfg.base_dn
+        )];
+        let sample = self.read_first().await?;
+        match sample {
+            None => lines.push(format!(
+                "ldap: no user matches {} in scope (check base_dn, user_filter, groups)",
+                cfg.user_filter
+            )),
+            Some((dn, Ok(f))) => {
+                let p = &f.profile;
+                let opt = |o: Option<&str>| o.unwrap_or("-").to_string();
+                lines.push(format!("ldap: sample user {dn}"));
+                lines.push(format!(
+                    "  username {} · display name {} · email {} · mobile {} · office {} · role {} · {}",
+                    p.username,
+                    p.display_name.as_str(),
+                    opt(p.email.as_ref().map(|e| e.as_str())),
+                    opt(p.mobile_phone.as_ref().map(|x| x.as_str())),
+                    opt(p.office_phone.as_ref().map(|x| x.as_str())),
+                    p.role.as_str(),
+                    if p.enabled { "enabled" } else { "disabled" }
+                ));
+                lines.push(format!("  groups: {}", p.groups.join("; ")));
+            }
+            Some((dn, Err(why))) => {
+                lines.push(format!("ldap: sample user {dn} cannot be imported: {why}"))
+            }
+        }
+        Ok(lines)
+    }
+
+    async fn read_first(&self) -> Result<Option<(String, Result<Found, String>)>, DomainError> {
+        let cfg = &self.ldap.config;
+        let mut ldap = self.ldap.service().await?;
+        let filter = format!("(&{}{})", cfg.user_filter, self.scope_filter());
+        let res = ldap
+            .with_search_options(ldap3::SearchOptions::new().sizelimit(1))
+            .search(&cfg.base_dn, Scope::Subtree, &filter, self.attributes())
+            .await
+            .map_err(|e| DomainError::Directory(format!("search: {e}")))?;
+        let _ = ldap.unbind().await;
+        // 4: sizeLimitExceeded is expected with a limit of one
+        if res.1.rc != 0 && res.1.rc != 4 {
+            return Err(DomainError::Directory(format!(
+                "search: rc {} {}",
+                res.1.rc, res.1.text
+            )));
+        }
+        Ok(res.0.into_iter().next().map(|e| {
+            let e = SearchEntry::construct(e);
+            let parsed = self.parse_entry(&e);
+            (e.dn, parsed)
+        }))
+    }
+
+    fn scope_filter(&self) -> String {
+        let cfg = &self.ldap.config;
+        if cfg.groups.is_empty() {
+            return String::new();
+        }
+        let any: String = cfg
+            .groups
+            .iter()
+            .map(|g| {
+                format!(
+                    "({}={})",
+                    cfg.attrs.member_of,
+                    ldap3::ldap_escape(g.as_str())
+                )
+            })
+            .collect();
+        format!("(|{any})")
+    }
+
+    fn attributes(&self) -> Vec<String> {
+        let cfg = &self.ldap.config;
+        let a = &cfg.attrs;
+        let mut attrs: Vec<String> = [
+            &a.username,
+            &a.display_name,
+            "cn",
+            &a.mail,
+            &a.mobile,
+            &a.phone,
+            &a.member_of,
+            &a.changed,
+            &a.lock,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        if cfg.preset == Preset::ActiveDirectory {
+            attrs.push("userAccountControl".into());
+        }
+        attrs
+    }
+
+    /// Disables the users a held run would have disabled, unless they are back in the
+    /// directory's scope meanwhile.
+    pub async fn approve(
+        &self,
+        run_id: &str,
+        actor: &str,
+        now: i64,
+    ) -> Result<SyncRun, DomainError> {
+        let cfg = &self.ldap.config;
+        let mut run = self
+            .store
+            .sync_run(run_id)
+            .await?
+            .filter(|r| r.source == cfg.source)
+            .ok_or_else(|| {
+                DomainError::Invalid(format!("no sync run {run_id} of {}", cfg.source))
+            })?;
+        if run.status != "held" || run.dry_run {
+            return Err(DomainError::Invalid(format!(
+                "run {run_id} is {}{}, not held: nothing to approve",
+                run.status,
+                if run.dry_run { " (dry run)" } else { "" }
+            )));
+        }
+        let existing = self.store.users_from_source(&cfg.source).await?;
+        let by_id: HashMap<&str, &User> = existing.values().map(|u| (u.id.as_str(), u)).collect();
+        let (found, _, _) = self
+            .read(
+                &SyncOptions {
+                    dry_run: true,
+                    full: true,
+                    actor: actor.into(),
+                    progress: None,
+                },
+                None,
+            )
+            .await?;
+        let back: HashSet<&str> = found
+            .iter()
+            .filter(|f| f.in_scope)
+            .map(|f| f.profile.username.as_str())
+            .collect();
+        let mut tx = self.store.begin().await?;
+        let mut disabled = 0;
+        for id in &run.held_disables {
+            let Some(u) = by_id
+                .get(id.as_str())
+                .filter(|u| u.enabled && !back.contains(u.username.as_str()))
+            else {
+                continue;
+            };
+            disable_in(
+                &mut tx,
+                u,
+                actor,
+                &format!("left the directory scope (approved run {run_id})"),
+                now,
+            )
+            .await?;
+            disabled += 1;
+        }
+        run.disabled = disabled;
+        run.status = "approved".into();
+        let mut e = AuditEntry::new(event::SYNC_APPROVED, true, now);
+        e.actor = Some(actor.to_string());
+        e.reason = Some(format!("run {run_id}: {disabled} users disabled"));
+        append_audit_in(&mut tx, &e).await?;
+        sync_run_finish_in(&mut tx, &run).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        Ok(run)
+    }
+}
+
+async fn disable_in(
+    tx: &mut sqlx::AnyConnection,
+    u: &User,
+    actor: &str,
+    why: &str,
+    now: i64,
+) -> Result<(), DomainError> {
+    disable_user_in(tx, &u.id, now).await?;
+    let mut e = AuditEntry::new(event::USER_DISABLED, true, now);
+    e.user_id = Some(u.id.clone());
+    e.username = Some(u.username.clone());
+    e.actor = Some(actor.to_string());
+    e.reason = Some(why.to_string());
+    append_audit_in(tx, &e).await?;
+    Ok(())
+}
+
+fn first<'e>(e: &'e SearchEntry, attr: &str) -> Option<&'e str> {
+    // attribute names are case-insensitive; the server answers in its own spelling
+    e.attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+        .and_then(|(_, v)| v.first())
+        .map(String::as_str)
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// Is change mark `a` later than `b`? (`uSNChanged` is a number, `modifyTimestamp` a
+/// GeneralizedTime that sorts as text.)
+fn newer(preset: Preset, a: &str, b: &str) -> bool {
+    match preset {
+        Preset::ActiveDirectory => a.parse::<u64>().unwrap_or(0) > b.parse::<u64>().unwrap_or(0),
+        Preset::OpenLdap => a > b,
+    }
+}
+
+fn differs(u: &User, p: &UserProfile) -> bool {
+    let s = |o: &Option<String>| o.clone();
+    u.display_name != p.display_name.as_str()
+        || s(&u.email) != p.email.as_ref().map(|e| e.as_str().to_string())
+        || s(&u.mobile_phone) != p.mobile_phone.as_ref().map(|x| x.as_str().to_string())
+        || s(&u.office_phone) != p.office_phone.as_ref().map(|x| x.as_str().to_string())
+        || u.enabled != p.enabled
+        || u.role != p.role
+        || u.groups != p.groups
+}
+
+/// The user as stored after an upsert (for addressing mail in the same transaction).
+fn user_of(id: &str, p: &UserProfile, source: &str, now: i64) -> User {
+    User {
+        id: id.to_string(),
+        username: p.username.as_str().to_string(),
+        display_name: p.display_name.as_str().to_string(),
+        email: p.email.as_ref().map(|e| e.as_str().to_string()),
+        mobile_phone: p.mobile_phone.as_ref().map(|x| x.as_str().to_string()),
+        alternate_phone: None,
+        office_phone: p.office_phone.as_ref().map(|x| x.as_str().to_string()),
+        groups: p.groups.clone(),
+        enabled: p.enabled,
+        role: p.role,
+        source: source.to_string(),
+        locked_at: None,
+        created_at: now,
+        updated_at: now,
+        confirmed_at: 0,
+        snooze_count: 0,
+        snooze_first_at: 0,
+    }
+}
+
+/// "Mobile phone: +31•••••••78 → +31•••••••12" lines for `updated_user`.
+fn phone_changes(before: &User, after: &UserProfile) -> Vec<String> {
+    let show = |n: Option<&str>| {
+        n.map(crate::notify::mask_number)
+            .unwrap_or_else(|| "none".into())
+    };
+    let mut out = Vec::new();
+    for (label, old, new) in [
+        (
+            "Mobile phone",
+            before.mobile_phone.as_deref(),
+            after.mobile_phone.as_ref().map(|x| x.as_str()),
+        ),
+        (
+            "Office phone",
+            before.office_phone.as_deref(),
+            after.office_phone.as_ref().map(|x| x.as_str()),
+        ),
+    ] {
+        if old != new {
+            out.push(format!("{label}: {} → {}", show(old), show(new)));
+        }
+    }
+    out
+}
