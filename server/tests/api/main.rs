@@ -9,6 +9,7 @@ mod config;
 mod domain;
 mod http;
 mod import;
+mod ldap;
 mod messaging;
 mod reset;
 mod security;

@@ -85,7 +85,8 @@ pub fn ad_data_code(text: &str) -> Option<&str> {
     let at = text.find("data ")? + 5;
     let code = &text[at..];
     let end = code.find([',', ' ']).unwrap_or(code.len());
-    Some(&code[..end]).filter(|c| !c.is_empty())
+    Some(&code[..end])
+        .filter(|c| (1..=4).contains(&c.len()) && c.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
 /// Why a bind failed, for the audit log (never shown to the user).

@@ -78,9 +78,16 @@ impl SyncService<'_> {
     pub async fn run(&self, opts: &SyncOptions, now: i64) -> Result<SyncRun, DomainError> {
         let cfg = &self.ldap.config;
         let (high_water, last_full) = self.store.sync_position(&cfg.source).await?;
-        let full = opts.full
+        let mut full = opts.full
             || high_water.is_none()
             || last_full.is_none_or(|t| now - t >= cfg.full_sync_seconds);
+        if !full {
+            // membership changes do not reliably touch the member's entry (OpenLDAP's memberof
+            // overlay leaves modifyTimestamp alone on a re-add): a changed group means a full run
+            if let Some(mark) = &high_water {
+                full = self.groups_changed_since(mark).await?;
+            }
+        }
         let mut run = SyncRun {
             id: uuid::Uuid::new_v4().to_string(),
             source: cfg.source.clone(),
@@ -98,7 +105,7 @@ impl SyncService<'_> {
             )));
         }
         match self
-            .read_and_apply(&mut run, opts, high_water.filter(|_| !full), now)
+            .read_and_apply(&mut run, opts, (high_water, full), now)
             .await
         {
             Ok(()) => Ok(run),
@@ -116,12 +123,19 @@ impl SyncService<'_> {
         &self,
         run: &mut SyncRun,
         opts: &SyncOptions,
-        since: Option<String>,
+        (position, full): (Option<String>, bool),
         now: i64,
     ) -> Result<(), DomainError> {
+        let since = position.clone().filter(|_| !full);
         let (found, high_water, mut report) = self.read(opts, since.as_deref()).await?;
         run.seen = found.len() as i64;
-        run.high_water = high_water.or(since.clone()).unwrap_or_default();
+        // the position never moves back (a full run may see only older entries)
+        let preset = self.ldap.config.preset;
+        run.high_water = match (high_water, position) {
+            (Some(h), Some(p)) if newer(preset, &p, &h) => p,
+            (Some(h), _) => h,
+            (None, p) => p.unwrap_or_default(),
+        };
         let cfg = &self.ldap.config;
         let existing = self.store.users_from_source(&cfg.source).await?;
         let taken: HashSet<String> = self
@@ -446,6 +460,38 @@ impl SyncService<'_> {
             },
             in_scope,
         })
+    }
+
+    /// Whether any configured group (scope, administrators, helpdesk) changed after `mark`.
+    async fn groups_changed_since(&self, mark: &str) -> Result<bool, DomainError> {
+        let cfg = &self.ldap.config;
+        let groups: HashSet<&String> = cfg
+            .groups
+            .iter()
+            .chain(&cfg.admin_groups)
+            .chain(&cfg.helpdesk_groups)
+            .collect();
+        if groups.is_empty() {
+            return Ok(false);
+        }
+        let mut ldap = self.ldap.service().await?;
+        // strictly later than the mark: a group changed in the mark's own second was seen by
+        // that run (or is caught by the next full run)
+        let (attr, mark) = (&cfg.attrs.changed, ldap3::ldap_escape(mark));
+        let filter = format!("(&({attr}>={mark})(!({attr}={mark})))");
+        for g in groups {
+            let res = ldap
+                .search(g, Scope::Base, &filter, vec!["1.1"])
+                .await
+                .map_err(|e| DomainError::Directory(format!("group check: {e}")))?;
+            // 32: noSuchObject — a configured group that is gone changed the scope too
+            if !res.0.is_empty() || res.1.rc == 32 {
+                let _ = ldap.unbind().await;
+                return Ok(true);
+            }
+        }
+        let _ = ldap.unbind().await;
+        Ok(false)
     }
 
     /// For `converge check-config`: binds as the service account and shows what the first user
