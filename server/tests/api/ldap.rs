@@ -29,6 +29,7 @@ both_databases! {
 
 const BASE: &str = "dc=example,dc=org";
 const ROOT_DN: &str = "cn=admin,dc=example,dc=org";
+// as in end2end/ldap/slapd.conf and base.ldif
 const ROOT_PW: &str = "root-secret";
 const SERVICE_DN: &str = "cn=converge,ou=system,dc=example,dc=org";
 const SERVICE_PW: &str = "service-secret";
@@ -60,41 +61,8 @@ impl Slapd {
         let dir =
             std::env::temp_dir().join(format!("converge-slapd-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(dir.join("db")).expect("slapd dir");
-        let conf = format!(
-            r#"include /etc/ldap/schema/core.schema
-include /etc/ldap/schema/cosine.schema
-include /etc/ldap/schema/inetorgperson.schema
-include /etc/ldap/schema/nis.schema
-modulepath /usr/lib/ldap
-moduleload back_mdb
-moduleload memberof
-moduleload ppolicy
-pidfile {dir}/slapd.pid
-database mdb
-suffix "{BASE}"
-rootdn "{ROOT_DN}"
-rootpw {ROOT_PW}
-directory {dir}/db
-maxsize 268435456
-overlay memberof
-overlay ppolicy
-ppolicy_default "cn=default,ou=policies,{BASE}"
-ppolicy_use_lockout
-access to attrs=pwdAccountLockedTime
-  by dn.exact="{SERVICE_DN}" manage
-  by * read
-access to attrs=userPassword
-  by dn.exact="{SERVICE_DN}" write
-  by self write
-  by anonymous auth
-  by * none
-access to *
-  by dn.exact="{SERVICE_DN}" read
-  by users read
-  by * none
-"#,
-            dir = dir.display()
-        );
+        let conf = include_str!("../../../end2end/ldap/slapd.conf")
+            .replace("{dir}", &dir.display().to_string());
         std::fs::write(dir.join("slapd.conf"), conf).expect("slapd.conf");
         let mut s = Slapd {
             port: free_port(),
@@ -102,17 +70,7 @@ access to *
             child: None,
         };
         s.run().await;
-        let mut seed = format!(
-            "dn: {BASE}\nobjectClass: dcObject\nobjectClass: organization\no: Example\ndc: example\n\n\
-             dn: ou=people,{BASE}\nobjectClass: organizationalUnit\nou: people\n\n\
-             dn: ou=groups,{BASE}\nobjectClass: organizationalUnit\nou: groups\n\n\
-             dn: ou=system,{BASE}\nobjectClass: organizationalUnit\nou: system\n\n\
-             dn: ou=policies,{BASE}\nobjectClass: organizationalUnit\nou: policies\n\n\
-             dn: cn=default,ou=policies,{BASE}\nobjectClass: pwdPolicy\nobjectClass: device\ncn: default\n\
-             pwdAttribute: userPassword\npwdInHistory: 3\npwdMinLength: 20\npwdCheckQuality: 2\n\
-             pwdLockout: TRUE\npwdMaxFailure: 3\npwdLockoutDuration: 0\n\n\
-             dn: {SERVICE_DN}\nobjectClass: person\ncn: converge\nsn: service\nuserPassword: {SERVICE_PW}\n\n"
-        );
+        let mut seed = include_str!("../../../end2end/ldap/base.ldif").to_string();
         seed += &person(
             "lena",
             "Lena Lindqvist",
