@@ -548,6 +548,16 @@ impl Settings {
 }
 
 fn parse_env_value(value: &str) -> toml::Value {
+    // lists as TOML arrays: CONVERGE__LDAP__URLS='["ldaps://dc1", "ldaps://dc2"]'
+    if value.trim_start().starts_with('[') {
+        if let Some(list) = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+        {
+            return list;
+        }
+    }
     // numbers and booleans are typed; everything else is a string
     if let Ok(b) = value.parse::<bool>() {
         return toml::Value::Boolean(b);

@@ -75,6 +75,31 @@ fn file_then_environment() {
 }
 
 #[test]
+fn lists_from_the_environment() {
+    let s = Settings::load_from(
+        None,
+        &env(&[
+            (
+                "CONVERGE__LDAP__URLS",
+                r#"["ldaps://dc1.example.org", "ldaps://dc2.example.org"]"#,
+            ),
+            (
+                "CONVERGE__LDAP__GROUPS",
+                r#"["cn=MFA users,ou=groups,dc=example,dc=org"]"#,
+            ),
+            ("CONVERGE__LDAP__BIND_DN", "[not a list"),
+        ]),
+    )
+    .expect("load");
+    assert_eq!(
+        s.ldap.urls,
+        ["ldaps://dc1.example.org", "ldaps://dc2.example.org"]
+    );
+    assert_eq!(s.ldap.groups, ["cn=MFA users,ou=groups,dc=example,dc=org"]);
+    assert_eq!(s.ldap.bind_dn, "[not a list", "not TOML: kept as text");
+}
+
+#[test]
 fn unknown_keys_are_rejected_by_name() {
     let path = temp_file("[session]\nidle_timeout = 5\n");
     let err = Settings::load_from(Some(&path), &[])
