@@ -102,7 +102,13 @@ impl Directory for Directories {
                 detail: None,
             });
         };
-        let verdict = ldap.bind_as(username.as_str(), password.expose()).await?;
+        // the directory sees a real bind only for a portal user the portal would let in
+        let real = user
+            .as_ref()
+            .is_some_and(|u| u.enabled && u.locked_at.is_none());
+        let verdict = ldap
+            .bind_as(username.as_str(), password.expose(), real)
+            .await?;
         Ok(Authentication {
             verified: user.is_some() && verdict.is_ok(),
             detail: verdict.err(),

@@ -497,10 +497,19 @@ async fn sign_in_by_bind(db: Db) {
     );
     let res = app.sign_in("mark", "mark-directory-pw", None).await;
     assert!(location(&res).starts_with("/signin?error=SIG-001"));
+    // attempts after the portal's lock never reach the directory as mark's binds
+    for _ in 0..4 {
+        app.sign_in("mark", "wrong-password", None).await;
+    }
     assert!(
         slapd.whoami("mark", "mark-directory-pw"),
         "the directory did not lock mark"
     );
+    // nor do attempts on directory accounts outside the portal's scope
+    for _ in 0..4 {
+        app.sign_in("nora", "wrong-password", None).await;
+    }
+    assert!(slapd.whoami("nora", "nora-directory-pw"), "the directory did not lock nora");
 
     // olga is locked by the directory itself (3 failed binds elsewhere): same answer, audited
     for _ in 0..3 {

@@ -399,10 +399,16 @@ impl LdapDirectory {
 
     /// Binds as the user: `Ok(Ok(()))` when the password is right, `Ok(Err(detail))` when the
     /// directory refused it (the detail is for the audit log only).
+    ///
+    /// With `real == false` (a name that is no portal user, or one the portal has locked or
+    /// disabled) the same lookup and a bind happen, but against a DN that does not exist: the
+    /// directory never counts a failure for it, so nobody can lock a directory account through
+    /// Converge, and the time taken is the same.
     pub async fn bind_as(
         &self,
         username: &str,
         password: &str,
+        real: bool,
     ) -> Result<Result<(), String>, DomainError> {
         // an empty password is an unauthenticated bind, which "succeeds": never send one
         if password.is_empty() {
@@ -411,9 +417,8 @@ impl LdapDirectory {
         let mut service = self.service().await?;
         let entry = self.find_dn(&mut service, username, vec![]).await?;
         let _ = service.unbind().await;
-        let dn = match entry {
+        let dn = match entry.filter(|_| real) {
             Some(e) => e.dn,
-            // same work as for a real user: a bind that fails
             None => format!(
                 "{}={},{}",
                 self.config.attrs.username,
@@ -495,7 +500,9 @@ impl Directory for LdapDirectory {
         password: &Password,
     ) -> Result<Authentication, DomainError> {
         // only used through `Directories`, which finds the user first
-        let verdict = self.bind_as(username.as_str(), password.expose()).await?;
+        let verdict = self
+            .bind_as(username.as_str(), password.expose(), true)
+            .await?;
         Ok(Authentication {
             user: None,
             verified: verdict.is_ok(),
