@@ -41,6 +41,8 @@ test("a directory user signs in with the directory password and resets it back i
   await page.getByRole("button", { name: "Verify" }).click();
   await expect(page.getByTestId(testid.wizardDone)).toBeVisible();
   await page.getByRole("button", { name: "Done" }).click();
+  // registration complete: the welcome mail for directory users
+  await mailTo("lena@example.org", /can now use/);
   await page.getByTestId(testid.signout).click();
 
   // forgot password: the app proves it's her

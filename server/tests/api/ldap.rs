@@ -293,6 +293,18 @@ async fn full_and_incremental_sync(db: Db) {
         .expect("run")
         .expect("kept");
     assert_eq!((stored.status.as_str(), stored.created), ("done", 3));
+    // check-config's view of the directory
+    let ldap = app.state.ldap.as_ref().expect("ldap");
+    let service = SyncService {
+        store: &app.state.store,
+        notifier: &app.state.notifier,
+        ldap,
+        default_country: Some("31"),
+    };
+    let lines = service.check().await.expect("check").join("\n");
+    assert!(lines.contains("bound as cn=converge,ou=system"), "{lines}");
+    assert!(lines.contains("sample user uid="), "{lines}");
+    assert!(lines.contains("groups: cn=mfa-users,ou=groups,dc=example,dc=org"), "{lines}");
     // the local user alice is not touched by the directory
     assert_eq!(user(&app, "alice").await.expect("alice").source, "local");
 

@@ -480,6 +480,10 @@ impl Security {
         if !self.status(&actor.user, &methods, reg, now).complete {
             return Err(refused(ErrorCode::SnoozeExhausted));
         }
+        // a directory user's first complete registration: the `new_user` welcome (the PIN, if
+        // any, is never mailed: the user chose it)
+        let welcome = (reg.confirmed_at == 0 && actor.user.source.starts_with("ldap:"))
+            .then_some(Notice::NewUser { pin: None });
         reg.confirmed_at = now;
         reg.snooze_count = 0;
         reg.snooze_first_at = 0;
@@ -490,7 +494,7 @@ impl Security {
             actor,
             event::REGISTRATION_CONFIRMED,
             String::new(),
-            None,
+            welcome,
             None,
             now,
         )
