@@ -25,6 +25,7 @@ both_databases! {
     sign_in_by_bind => sign_in_by_bind;
     reset_writes_back_to_the_directory => reset_writes_back_to_the_directory;
     directory_down => directory_down;
+    ldaps_and_starttls_with_a_private_ca => ldaps_and_starttls_with_a_private_ca;
 }
 
 const BASE: &str = "dc=example,dc=org";
@@ -39,6 +40,8 @@ const ADMINS: &str = "cn=mfa-admins,ou=groups,dc=example,dc=org";
 /// A real OpenLDAP server for one test.
 pub struct Slapd {
     pub port: u16,
+    /// ldaps:// port when started with TLS (`start_tls`).
+    pub tls_port: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -58,14 +61,36 @@ fn person(uid: &str, name: &str, mobile: Option<&str>, password: &str) -> String
 
 impl Slapd {
     pub async fn start() -> Slapd {
+        Self::start_with(false).await
+    }
+
+    /// With a private CA (`<dir>/ca.pem`) and a certificate for localhost / 127.0.0.1; listens
+    /// on ldap:// (StartTLS) and ldaps://.
+    pub async fn start_tls() -> Slapd {
+        Self::start_with(true).await
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    async fn start_with(tls: bool) -> Slapd {
         let dir =
             std::env::temp_dir().join(format!("converge-slapd-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(dir.join("db")).expect("slapd dir");
-        let conf = include_str!("../../../end2end/ldap/slapd.conf")
+        let mut conf = include_str!("../../../end2end/ldap/slapd.conf")
             .replace("{dir}", &dir.display().to_string());
+        if tls {
+            make_certificates(&dir);
+            conf = format!(
+                "TLSCACertificateFile {d}/ca.pem\nTLSCertificateFile {d}/server.pem\nTLSCertificateKeyFile {d}/server.key\n{conf}",
+                d = dir.display()
+            );
+        }
         std::fs::write(dir.join("slapd.conf"), conf).expect("slapd.conf");
         let mut s = Slapd {
             port: free_port(),
+            tls_port: tls.then(free_port),
             dir,
             child: None,
         };
@@ -101,7 +126,7 @@ impl Slapd {
         let child = Command::new("slapd")
             .arg("-f")
             .arg(self.dir.join("slapd.conf"))
-            .args(["-h", &self.url(), "-d", "0"])
+            .args(["-h", &self.listeners(), "-d", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -123,6 +148,13 @@ impl Slapd {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+
+    fn listeners(&self) -> String {
+        match self.tls_port {
+            Some(p) => format!("{} ldaps://127.0.0.1:{p}/", self.url()),
+            None => self.url(),
         }
     }
 
@@ -181,6 +213,75 @@ impl Drop for Slapd {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A CA and a server certificate for localhost / 127.0.0.1 signed by it (`openssl`).
+fn make_certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is required for the TLS test");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Converge Test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext.cnf");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
 }
 
 fn ldap_settings(s: &mut Settings, slapd: &Slapd) {
@@ -304,7 +405,10 @@ async fn full_and_incremental_sync(db: Db) {
     let lines = service.check().await.expect("check").join("\n");
     assert!(lines.contains("bound as cn=converge,ou=system"), "{lines}");
     assert!(lines.contains("sample user uid="), "{lines}");
-    assert!(lines.contains("groups: cn=mfa-users,ou=groups,dc=example,dc=org"), "{lines}");
+    assert!(
+        lines.contains("groups: cn=mfa-users,ou=groups,dc=example,dc=org"),
+        "{lines}"
+    );
     // the local user alice is not touched by the directory
     assert_eq!(user(&app, "alice").await.expect("alice").source, "local");
 
@@ -521,7 +625,10 @@ async fn sign_in_by_bind(db: Db) {
     for _ in 0..4 {
         app.sign_in("nora", "wrong-password", None).await;
     }
-    assert!(slapd.whoami("nora", "nora-directory-pw"), "the directory did not lock nora");
+    assert!(
+        slapd.whoami("nora", "nora-directory-pw"),
+        "the directory did not lock nora"
+    );
 
     // olga is locked by the directory itself (3 failed binds elsewhere): same answer, audited
     for _ in 0..3 {
@@ -709,6 +816,45 @@ async fn directory_down(db: Db) {
     assert!(slapd.whoami("lena", "plum kettle orbit lantern"));
     // the run lease was released by the failure: a new run works
     sync(&app, false, false).await.expect("sync again");
+}
+
+async fn ldaps_and_starttls_with_a_private_ca(db: Db) {
+    let slapd = Slapd::start_tls().await;
+    let tls_port = slapd.tls_port.expect("tls");
+    let ca = slapd.ca_file().display().to_string();
+    // ldaps:// first (a dead server before it: failover), then StartTLS on ldap://
+    let dead = format!("ldaps://localhost:{}", free_port());
+    for (urls, starttls) in [
+        (vec![dead, format!("ldaps://localhost:{tls_port}")], false),
+        (vec![format!("ldap://localhost:{}", slapd.port)], true),
+    ] {
+        let app = spawn_app_with(db, |s| {
+            ldap_settings(s, &slapd);
+            s.ldap.urls = urls.clone();
+            s.ldap.starttls = starttls;
+            s.ldap.ca_file = ca.clone();
+        })
+        .await;
+        let run = sync(&app, false, false).await.expect("sync over TLS");
+        assert_eq!(run.created, 3, "{urls:?}");
+        let res = app
+            .sign_in("lena", "quiet harbour lantern nine", None)
+            .await;
+        assert_eq!(location(&res), "/setup", "{urls:?}");
+    }
+    // without the private CA the certificate is refused: a clear directory error
+    let app = spawn_app_with(db, |s| {
+        ldap_settings(s, &slapd);
+        s.ldap.urls = vec![format!("ldaps://localhost:{tls_port}")];
+    })
+    .await;
+    let err = sync(&app, false, false)
+        .await
+        .expect_err("untrusted certificate");
+    assert!(
+        matches!(&err, DomainError::Directory(m) if m.contains("no LDAP server answered")),
+        "{err}"
+    );
 }
 
 #[test]
