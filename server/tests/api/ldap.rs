@@ -894,6 +894,42 @@ fn refusals_and_encodings() {
         vec![b'"', 0, b'a', 0, b'b', 0, b'"', 0]
     );
     assert_eq!(ad_unicode_pwd("é").len(), 6);
+    // what a password write's result means
+    let result = |rc: u32, text: &str| ldap3::LdapResult {
+        rc,
+        matched: String::new(),
+        text: text.into(),
+        refs: vec![],
+        ctrls: vec![],
+    };
+    use converge::directory::ldap::errors::write_refusal;
+    assert_eq!(write_refusal(&result(0, "")), None);
+    let ad = "0000052D: Constraint violation - check_password_restrictions: password hash is already in the history";
+    assert_eq!(
+        write_refusal(&result(19, ad)),
+        Some(Ok(ErrorCode::PasswordHistory))
+    );
+    let ad = "0000052D: AtrErr: DSID-03191083, #1: 0: 0000052D: DSID-03191083, problem 1005 (CONSTRAINT_ATT_TYPE)";
+    assert_eq!(
+        write_refusal(&result(19, ad)),
+        Some(Ok(ErrorCode::PasswordDirectoryPolicy))
+    );
+    assert_eq!(
+        write_refusal(&result(19, "Password is too young to change")),
+        Some(Ok(ErrorCode::PasswordTooRecent))
+    );
+    // rights, TLS, anything else: the administrator's problem, not the user's password
+    assert!(matches!(
+        write_refusal(&result(50, "insufficient access")),
+        Some(Err(_))
+    ));
+    assert!(matches!(
+        write_refusal(&result(
+            53,
+            "0000001F: SvcErr: DSID-031A12D2, problem 5003 (WILL_NOT_PERFORM)"
+        )),
+        Some(Err(_))
+    ));
     assert_eq!(
         normalize_dn("CN=MFA Users, OU=Groups ,DC=example,DC=org"),
         "cn=mfa users,ou=groups,dc=example,dc=org"
