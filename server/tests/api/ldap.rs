@@ -26,6 +26,7 @@ both_databases! {
     reset_writes_back_to_the_directory => reset_writes_back_to_the_directory;
     directory_down => directory_down;
     ldaps_and_starttls_with_a_private_ca => ldaps_and_starttls_with_a_private_ca;
+    a_run_failing_midway_changes_nothing => a_run_failing_midway_changes_nothing;
 }
 
 const BASE: &str = "dc=example,dc=org";
@@ -855,6 +856,47 @@ async fn ldaps_and_starttls_with_a_private_ca(db: Db) {
         matches!(&err, DomainError::Directory(m) if m.contains("no LDAP server answered")),
         "{err}"
     );
+}
+
+async fn a_run_failing_midway_changes_nothing(db: Db) {
+    let (app, _slapd) = ldap_app(db, |_| {}).await;
+    // the database refuses the third user the run writes (after lena and mark)
+    let pool = app.state.store.pool();
+    let statements: &[&str] = match db {
+        Db::Sqlite => &["CREATE TRIGGER refuse_olga BEFORE INSERT ON users WHEN NEW.username = 'olga' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END"],
+        Db::Postgres => &[
+            "CREATE FUNCTION refuse_olga() RETURNS trigger AS $$ BEGIN \
+             IF NEW.username = 'olga' THEN RAISE EXCEPTION 'injected failure'; END IF; RETURN NEW; END $$ \
+             LANGUAGE plpgsql",
+            "CREATE TRIGGER refuse_olga BEFORE INSERT ON users FOR EACH ROW EXECUTE FUNCTION refuse_olga()",
+        ],
+    };
+    for sql in statements {
+        sqlx::query(sql).execute(pool).await.expect("trigger");
+    }
+    let err = sync(&app, false, false).await.expect_err("the run fails");
+    assert!(err.to_string().contains("injected failure"), "{err}");
+    for name in ["lena", "mark", "olga"] {
+        assert!(
+            user(&app, name).await.is_none(),
+            "{name}: nothing of the run was applied"
+        );
+    }
+    assert_eq!(
+        count_messages(&app, "user_enrollment").await,
+        0,
+        "nor mailed"
+    );
+    let runs = app.state.store.sync_runs(1).await.expect("runs");
+    assert_eq!(runs[0].status, "failed");
+    // once the database accepts it, the next run applies everything
+    let drop = match db {
+        Db::Sqlite => "DROP TRIGGER refuse_olga",
+        Db::Postgres => "DROP TRIGGER refuse_olga ON users",
+    };
+    sqlx::query(drop).execute(pool).await.expect("drop trigger");
+    assert_eq!(sync(&app, false, false).await.expect("run").created, 3);
 }
 
 #[test]
