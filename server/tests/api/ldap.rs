@@ -557,6 +557,43 @@ async fn threshold_holds_and_approval(db: Db) {
         service.approve("no-such-run", "cli", app.clock.now()).await,
         Err(DomainError::Invalid(_))
     ));
+
+    // one run at a time per directory (another instance holds the lease)
+    let other = SyncRun {
+        id: "other-instance".into(),
+        source: "ldap:corp".into(),
+        kind: "full".into(),
+        actor: "schedule".into(),
+        started_at: app.clock.now(),
+        ..Default::default()
+    };
+    assert!(app
+        .state
+        .store
+        .sync_run_start(&other, 3600)
+        .await
+        .expect("lease"));
+    let busy = sync(&app, false, false).await.expect_err("busy");
+    assert!(
+        busy.to_string()
+            .contains("another sync of ldap:corp is running"),
+        "{busy}"
+    );
+    // an hour later the lease counts as abandoned
+    app.clock.advance(3600);
+    sync(&app, false, false)
+        .await
+        .expect("after the stale lease");
+    assert_eq!(
+        app.state
+            .store
+            .sync_run("other-instance")
+            .await
+            .expect("run")
+            .expect("kept")
+            .status,
+        "failed"
+    );
 }
 
 async fn sign_in_by_bind(db: Db) {

@@ -30,8 +30,9 @@ use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Scope, SearchEntry};
 use std::collections::{HashMap, HashSet};
 
-/// Runs left `running` longer than this were abandoned by a stopped instance.
-const STALE_RUN_SECONDS: i64 = 6 * 3600;
+/// Runs left `running` longer than this were abandoned by a stopped instance (a full run of
+/// 100,000 users takes about a minute).
+const STALE_RUN_SECONDS: i64 = 3600;
 /// Error lines kept in a run's report.
 const REPORT_LINES: usize = 200;
 
@@ -100,8 +101,10 @@ impl SyncService<'_> {
         };
         if !self.store.sync_run_start(&run, STALE_RUN_SECONDS).await? {
             return Err(DomainError::Invalid(format!(
-                "another sync of {} is running; try again when it has finished",
-                cfg.source
+                "another sync of {} is running; try again when it has finished (a run left by a \
+                 stopped instance counts as abandoned after {} minutes)",
+                cfg.source,
+                STALE_RUN_SECONDS / 60
             )));
         }
         match self

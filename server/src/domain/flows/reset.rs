@@ -850,7 +850,7 @@ impl Reset {
             let mut e = self
                 .security
                 .audit(&actor, event::PASSWORD_RESET, false, now);
-            e.reason = Some(format!("{}: {err}", self.directory.name()));
+            e.reason = Some(format!("{}: {err}", user.source));
             store.append_audit(&e).await?;
             tracing::warn!(user = %user.username, error = %err, "password writeback failed");
             return Err(match err {
@@ -932,10 +932,7 @@ impl Reset {
         };
         let mut e = self.security.audit(actor, audit_event, true, now);
         e.reason = Some(match purpose {
-            Purpose::Reset => format!(
-                "written to {}; {ended} sessions signed out",
-                self.directory.name()
-            ),
+            Purpose::Reset => format!("written to {}; {ended} sessions signed out", user.source),
             Purpose::Unlock => "self-service".into(),
         });
         crate::store::audit::append_audit_in(&mut tx, &e).await?;
