@@ -171,13 +171,7 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
             let state = build_state(config, clock).await?;
             state.store.ping().await?;
             println!("{summary}\nusers: {}", state.store.count_users().await?);
-            if let Some(ldap) = &state.ldap {
-                let service = converge::directory::ldap::sync::SyncService {
-                    store: &state.store,
-                    notifier: &state.notifier,
-                    ldap,
-                    default_country: state.config.default_country_code.as_deref(),
-                };
+            if let Some(service) = state.sync_service() {
                 for line in service.check().await? {
                     println!("{line}");
                 }
@@ -317,16 +311,9 @@ async fn sync_command(
         }
         return Ok(());
     }
-    let ldap = state
-        .ldap
-        .clone()
+    let service = state
+        .sync_service()
         .context("no directory to sync: set [ldap] enabled = true (see README, Directory)")?;
-    let service = converge::directory::ldap::sync::SyncService {
-        store: &state.store,
-        notifier: &state.notifier,
-        ldap: &ldap,
-        default_country: state.config.default_country_code.as_deref(),
-    };
     if let Some(run) = approve {
         let run = service.approve(&run, "cli", clock.now()).await?;
         println!("approved run {}: {} user(s) disabled", run.id, run.disabled);

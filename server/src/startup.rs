@@ -278,21 +278,15 @@ async fn sweep_sessions(state: AppState) {
 /// Runs the directory sync every `ldap.sync_interval_minutes` (the first run at start-up). With
 /// several instances, the run lease in the database lets one of them run at a time.
 async fn scheduled_sync(state: AppState) {
-    let (Some(ldap), Some(every)) = (
-        state.ldap.clone(),
-        state.config.ldap.as_ref().and_then(|l| l.sync_interval),
-    ) else {
+    let Some(every) = state.config.ldap.as_ref().and_then(|l| l.sync_interval) else {
         return;
     };
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let service = crate::directory::ldap::sync::SyncService {
-            store: &state.store,
-            notifier: &state.notifier,
-            ldap: &ldap,
-            default_country: state.config.default_country_code.as_deref(),
+        let Some(service) = state.sync_service() else {
+            return;
         };
         let options = crate::directory::ldap::sync::SyncOptions {
             dry_run: false,

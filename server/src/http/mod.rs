@@ -48,6 +48,20 @@ pub struct AppState {
     pub reset: Arc<crate::domain::flows::reset::Reset>,
 }
 
+impl AppState {
+    /// The directory sync of this instance (`None` unless `[ldap]` is enabled).
+    pub fn sync_service(&self) -> Option<crate::directory::ldap::sync::SyncService<'_>> {
+        self.ldap
+            .as_deref()
+            .map(|ldap| crate::directory::ldap::sync::SyncService {
+                store: &self.store,
+                notifier: &self.notifier,
+                ldap,
+                default_country: self.config.default_country_code.as_deref(),
+            })
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let leptos_options = LeptosOptions::builder()
         .output_name("converge")

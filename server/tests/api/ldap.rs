@@ -8,7 +8,7 @@ use crate::security::{actor, code_sent_to, count_messages, refused, sec};
 use converge::clock::Clock;
 use converge::config::Settings;
 use converge::directory::ldap::errors::{ad_data_code, parse_ppolicy_value, PpolicyError};
-use converge::directory::ldap::sync::{SyncOptions, SyncService};
+use converge::directory::ldap::sync::SyncOptions;
 use converge::directory::ldap::{ad_unicode_pwd, normalize_dn, LdapConfig};
 use converge::domain::error::DomainError;
 use converge::domain::flows::reset::Purpose;
@@ -312,13 +312,7 @@ async fn ldap_app(db: Db, tweak: impl FnOnce(&mut Settings)) -> (TestApp, Slapd)
 async fn sync(app: &TestApp, dry_run: bool, full: bool) -> Result<SyncRun, DomainError> {
     // runs are apart in time (the last run is where an incremental one continues)
     app.clock.advance(1);
-    let ldap = app.state.ldap.as_ref().expect("ldap configured");
-    let service = SyncService {
-        store: &app.state.store,
-        notifier: &app.state.notifier,
-        ldap,
-        default_country: Some("31"),
-    };
+    let service = app.state.sync_service().expect("ldap configured");
     service
         .run(
             &SyncOptions {
@@ -338,6 +332,18 @@ async fn user(app: &TestApp, name: &str) -> Option<converge::domain::users::User
         .find_user_by_username(name)
         .await
         .expect("find")
+}
+
+/// The reasons of a user's audit lines, newest first.
+async fn audit_reasons(app: &TestApp, user_id: &str) -> Vec<String> {
+    app.state
+        .store
+        .audit_for_user(user_id, 50)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect()
 }
 
 /// modifyTimestamp has a resolution of one second: let the directory's clock move on.
@@ -396,13 +402,7 @@ async fn full_and_incremental_sync(db: Db) {
         .expect("kept");
     assert_eq!((stored.status.as_str(), stored.created), ("done", 3));
     // check-config's view of the directory
-    let ldap = app.state.ldap.as_ref().expect("ldap");
-    let service = SyncService {
-        store: &app.state.store,
-        notifier: &app.state.notifier,
-        ldap,
-        default_country: Some("31"),
-    };
+    let service = app.state.sync_service().expect("ldap configured");
     let lines = service.check().await.expect("check").join("\n");
     assert!(lines.contains("bound as cn=converge,ou=system"), "{lines}");
     assert!(lines.contains("sample user uid="), "{lines}");
@@ -531,13 +531,7 @@ async fn threshold_holds_and_approval(db: Db) {
 
     // meanwhile lena is back in the group: approval leaves her alone
     slapd.set_group(GROUP, "add", "lena");
-    let ldap = app.state.ldap.as_ref().expect("ldap");
-    let service = SyncService {
-        store: &app.state.store,
-        notifier: &app.state.notifier,
-        ldap,
-        default_country: Some("31"),
-    };
+    let service = app.state.sync_service().expect("ldap configured");
     let approved = service
         .approve(&held.id, "cli", app.clock.now())
         .await
@@ -625,15 +619,7 @@ async fn sign_in_by_bind(db: Db) {
     }
     // the directory's reason is audited, never shown
     let lena = user(&app, "lena").await.expect("lena");
-    let reasons: Vec<String> = app
-        .state
-        .store
-        .audit_for_user(&lena.id, 20)
-        .await
-        .expect("audit")
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect();
+    let reasons = audit_reasons(&app, &lena.id).await;
     assert!(
         reasons
             .iter()
@@ -675,15 +661,7 @@ async fn sign_in_by_bind(db: Db) {
     let res = app.sign_in("olga", "olga-directory-pw", None).await;
     assert!(location(&res).starts_with("/signin?error=SIG-001"));
     let olga = user(&app, "olga").await.expect("olga");
-    let reasons: Vec<String> = app
-        .state
-        .store
-        .audit_for_user(&olga.id, 20)
-        .await
-        .expect("audit")
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect();
+    let reasons = audit_reasons(&app, &olga.id).await;
     assert!(
         reasons
             .iter()
