@@ -172,51 +172,87 @@ impl Store {
         Ok(())
     }
 
-    /// Every user that came from `source`, with groups, by username.
+    /// The users that came from `source`, with groups, by username: all of them, or only those
+    /// `named` (an incremental run looks at what changed, not at everyone).
     pub async fn users_from_source(
         &self,
         source: &str,
+        named: Option<&[String]>,
     ) -> Result<HashMap<String, User>, StoreError> {
         let mut conn = self.pool().acquire().await?;
-        let rows = sqlx::query(
-            "SELECT g.user_id, g.group_name FROM user_groups g JOIN users u ON u.id = g.user_id \
-             WHERE u.source = $1 ORDER BY g.group_name",
-        )
-        .bind(source)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut groups: HashMap<String, Vec<String>> = HashMap::new();
-        for r in &rows {
-            groups
-                .entry(r.try_get("user_id")?)
-                .or_default()
-                .push(r.try_get("group_name")?);
-        }
-        let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE source = $1"
-        ))
-        .bind(source)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut users = HashMap::with_capacity(rows.len());
-        for r in &rows {
-            let id: String = r.try_get("id")?;
-            let g = groups.remove(&id).unwrap_or_default();
-            let u = user_from_row(r, g)?;
-            users.insert(u.username.clone(), u);
+        let mut users = HashMap::new();
+        let chunks: Vec<&[String]> = match named {
+            None => vec![&[]],
+            Some(names) => names.chunks(500).collect(),
+        };
+        for chunk in chunks {
+            if named.is_some() && chunk.is_empty() {
+                continue;
+            }
+            let only = names_clause(chunk, 2);
+            let sql = format!(
+                "SELECT g.user_id, g.group_name FROM user_groups g JOIN users u ON u.id = g.user_id \
+                 WHERE u.source = $1{} ORDER BY g.group_name",
+                only.replace("username", "u.username")
+            );
+            let mut q = sqlx::query(&sql).bind(source);
+            for n in chunk {
+                q = q.bind(n);
+            }
+            let rows = q.fetch_all(&mut *conn).await?;
+            let mut groups: HashMap<String, Vec<String>> = HashMap::new();
+            for r in &rows {
+                groups
+                    .entry(r.try_get("user_id")?)
+                    .or_default()
+                    .push(r.try_get("group_name")?);
+            }
+            let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE source = $1{only}");
+            let mut q = sqlx::query(&sql).bind(source);
+            for n in chunk {
+                q = q.bind(n);
+            }
+            for r in &q.fetch_all(&mut *conn).await? {
+                let id: String = r.try_get("id")?;
+                let g = groups.remove(&id).unwrap_or_default();
+                let u = user_from_row(r, g)?;
+                users.insert(u.username.clone(), u);
+            }
         }
         Ok(users)
     }
 
-    /// Usernames that exist with another source (a sync never takes them over).
-    pub async fn usernames_not_from(&self, source: &str) -> Result<Vec<String>, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT username FROM users WHERE source <> $1")
-                .bind(source)
-                .fetch_all(self.pool())
-                .await?,
-        )
+    /// Of `names`, those that exist with another source (a sync never takes them over).
+    pub async fn usernames_not_from(
+        &self,
+        source: &str,
+        names: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in names.chunks(500) {
+            let sql = format!(
+                "SELECT username FROM users WHERE source <> $1{}",
+                names_clause(chunk, 2)
+            );
+            let mut q = sqlx::query_scalar(&sql).bind(source);
+            for n in chunk {
+                q = q.bind(n);
+            }
+            out.extend(q.fetch_all(self.pool()).await?);
+        }
+        Ok(out)
     }
+}
+
+/// ` AND username IN ($first, …)` for `names` (empty: no condition).
+fn names_clause(names: &[String], first: usize) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    let params: Vec<String> = (first..first + names.len())
+        .map(|i| format!("${i}"))
+        .collect();
+    format!(" AND username IN ({})", params.join(", "))
 }
 
 /// Writes the run's outcome in the transaction that applied it.

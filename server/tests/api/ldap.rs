@@ -27,6 +27,7 @@ both_databases! {
     directory_down => directory_down;
     ldaps_and_starttls_with_a_private_ca => ldaps_and_starttls_with_a_private_ca;
     a_run_failing_midway_changes_nothing => a_run_failing_midway_changes_nothing;
+    local_users_are_never_taken_over => local_users_are_never_taken_over;
 }
 
 const BASE: &str = "dc=example,dc=org";
@@ -912,6 +913,48 @@ async fn a_run_failing_midway_changes_nothing(db: Db) {
     };
     sqlx::query(drop).execute(pool).await.expect("drop trigger");
     assert_eq!(sync(&app, false, false).await.expect("run").created, 3);
+}
+
+async fn local_users_are_never_taken_over(db: Db) {
+    let (app, slapd) = ldap_app(db, |_| {}).await;
+    app.add_user("lena", "Local Lena", "local-lena-password", true)
+        .await;
+    let run = sync(&app, false, false).await.expect("full");
+    assert_eq!((run.created, run.errors), (2, 1), "{run:?}");
+    assert!(
+        run.report[0].starts_with("lena: a local user"),
+        "{:?}",
+        run.report
+    );
+    // incremental runs check too
+    next_second().await;
+    slapd.modify(
+        "ldapmodify",
+        &format!(
+            "dn: {}\nchangetype: modify\nreplace: displayName\ndisplayName: Lena L.\n",
+            dn("lena")
+        ),
+    );
+    let run = sync(&app, false, false).await.expect("incremental");
+    assert_eq!(
+        (run.kind.as_str(), run.created, run.updated, run.errors),
+        ("incremental", 0, 0, 1),
+        "{run:?}"
+    );
+    let lena = user(&app, "lena").await.expect("lena");
+    assert_eq!(
+        (lena.source.as_str(), lena.display_name.as_str()),
+        ("local", "Local Lena")
+    );
+    // she signs in with her local password, not the directory's
+    assert_eq!(
+        location(&app.sign_in("lena", "local-lena-password", None).await),
+        "/setup"
+    );
+    let res = app
+        .sign_in("lena", "quiet harbour lantern nine", None)
+        .await;
+    assert!(location(&res).starts_with("/signin?error=SIG-001"));
 }
 
 #[test]

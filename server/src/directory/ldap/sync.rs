@@ -140,10 +140,19 @@ impl SyncService<'_> {
             (None, p) => p.unwrap_or_default(),
         };
         let cfg = &self.ldap.config;
-        let existing = self.store.users_from_source(&cfg.source).await?;
+        let names: Vec<String> = found
+            .iter()
+            .map(|f| f.profile.username.as_str().to_string())
+            .collect();
+        // a full run compares with everyone (to find who left); an incremental one only with
+        // the entries that changed
+        let existing = self
+            .store
+            .users_from_source(&cfg.source, since.is_some().then_some(names.as_slice()))
+            .await?;
         let taken: HashSet<String> = self
             .store
-            .usernames_not_from(&cfg.source)
+            .usernames_not_from(&cfg.source, &names)
             .await?
             .into_iter()
             .collect();
@@ -401,10 +410,17 @@ impl SyncService<'_> {
                 self.progress(opts, "read", found.len() as u64);
             }
         }
-        search
-            .finish()
-            .await
-            .success()
+        let done = search.finish().await;
+        if done.rc == 4 {
+            return Err(DomainError::Directory(format!(
+                "sync search: the directory stopped after {} entries (sizeLimitExceeded): lift the \
+                 size limit for {} (OpenLDAP: limits dn.exact=\"{}\" size=unlimited)",
+                found.len() + errors.len(),
+                cfg.bind_dn,
+                cfg.bind_dn
+            )));
+        }
+        done.success()
             .map_err(|e| DomainError::Directory(format!("sync search: {e}")))?;
         let _ = ldap.unbind().await;
         self.progress(opts, "read", found.len() as u64);
@@ -631,7 +647,7 @@ impl SyncService<'_> {
                 if run.dry_run { " (dry run)" } else { "" }
             )));
         }
-        let existing = self.store.users_from_source(&cfg.source).await?;
+        let existing = self.store.users_from_source(&cfg.source, None).await?;
         let by_id: HashMap<&str, &User> = existing.values().map(|u| (u.id.as_str(), u)).collect();
         let (found, _, _) = self
             .read(
