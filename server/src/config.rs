@@ -35,6 +35,21 @@ pub struct Settings {
     pub registration: RegistrationSettings,
     pub reset: ResetSettings,
     pub ldap: LdapSettings,
+    pub fraud: FraudSettings,
+}
+
+/// `[fraud]`: what a "This wasn't me" report or a fraud answer to a call does.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FraudSettings {
+    /// Days the account's second factors stay blocked (0: only report, never block).
+    pub block_days: u32,
+}
+
+impl Default for FraudSettings {
+    fn default() -> Self {
+        FraudSettings { block_days: 90 }
+    }
 }
 
 /// `[ldap]`: the LDAP / Active Directory connection, attribute map and sync (see `LdapConfig`).
@@ -374,6 +389,7 @@ impl Default for Settings {
             registration: RegistrationSettings::default(),
             reset: ResetSettings::default(),
             ldap: LdapSettings::default(),
+            fraud: FraudSettings::default(),
         }
     }
 }
@@ -766,6 +782,9 @@ impl Settings {
         }
         let registration = self.registration_policy(&mut problems);
         let reset = self.reset_policy(&mut problems);
+        if self.fraud.block_days > 3650 {
+            problems.push("fraud.block_days: 0 (never block) to 3650".into());
+        }
         let ldap = if self.ldap.enabled {
             crate::directory::ldap::LdapConfig::from_settings(&self.ldap, &mut problems)
         } else {
@@ -824,6 +843,9 @@ impl Settings {
                 },
                 registration,
                 reset,
+                fraud: crate::domain::policy::FraudPolicy {
+                    block_seconds: i64::from(self.fraud.block_days) * 86_400,
+                },
             },
             log_filter: self.log.filter,
             log_json: self.log.format == "json",

@@ -130,6 +130,8 @@ enum UserAction {
     SetRole { username: String, role: String },
     /// Unlock a user locked by too many failed sign-ins.
     Unlock { username: String },
+    /// Lift the block a fraud report put on a user (after you have spoken to them).
+    Unblock { username: String },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -480,6 +482,17 @@ async fn user_command(
             e.reason = Some(role.as_str().into());
             store.append_audit(&e).await?;
             println!("{} is now {}", user.username, role.as_str());
+        }
+        UserAction::Unblock { username } => {
+            let user = find(username).await?;
+            if !user.is_blocked(now) {
+                bail!("{} is not blocked", user.username);
+            }
+            store.unblock_user(&user.id, now).await?;
+            store
+                .append_audit(&audit(event::ACCOUNT_UNBLOCKED, &user.id, &user.username))
+                .await?;
+            println!("unblocked {}", user.username);
         }
         UserAction::Unlock { username } => {
             let user = find(username).await?;

@@ -62,6 +62,7 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
     let directory = Arc::new(Directories {
         local: LocalDirectory::new(store.clone(), hasher.clone()),
         ldap: ldap.clone(),
+        clock: clock.clone(),
     });
     let outbox_wake = Arc::new(Notify::new());
     let webhook_key = if config.sms.provider == "webhook" {

@@ -82,6 +82,7 @@ pub struct Texts {
     pub event_user_created: &'static str,
     pub event_user_updated: &'static str,
     pub event_fraud_reported: &'static str,
+    pub event_account_unblocked: &'static str,
     pub event_other: &'static str,
 
     // "This wasn't me"
@@ -208,6 +209,7 @@ pub const EN: Texts = Texts {
     event_user_created: "Account created",
     event_user_updated: "Account updated",
     event_fraud_reported: "Reported: this wasn't me",
+    event_account_unblocked: "Unblocked by an administrator",
     event_other: "Other",
 
     report_title: "Report activity you did not do",
@@ -221,8 +223,10 @@ pub const EN: Texts = Texts {
         your account, contact your helpdesk.",
     report_done_title: "Thank you, your report was recorded",
     report_done_body:
-        "Your helpdesk can see your report. If you think someone knows your password, \
-        change it as soon as you can and contact your helpdesk.",
+        "Your helpdesk can see your report. To protect you, your account is blocked from \
+        signing in with its security info and every session was signed out; your helpdesk \
+        will lift the block once they have spoken to you. If you think someone knows your \
+        password, tell them.",
     message_password_changed: "Your password was changed",
     message_method_added: "A sign-in method was added",
     message_method_removed: "A sign-in method was removed",
@@ -284,6 +288,7 @@ impl Texts {
             "user_created" => self.event_user_created,
             "user_updated" => self.event_user_updated,
             "fraud_reported" => self.event_fraud_reported,
+            "account_unblocked" => self.event_account_unblocked,
             other => self
                 .sec
                 .for_event(other)

@@ -62,6 +62,7 @@ pub trait Directory: Send + Sync + 'static {
 pub struct Directories {
     pub local: LocalDirectory,
     pub ldap: Option<Arc<ldap::LdapDirectory>>,
+    pub clock: Arc<dyn crate::clock::Clock>,
 }
 
 impl Directories {
@@ -103,9 +104,10 @@ impl Directory for Directories {
             });
         };
         // the directory sees a real bind only for a portal user the portal would let in
+        let now = self.clock.now();
         let real = user
             .as_ref()
-            .is_some_and(|u| u.enabled && u.locked_at.is_none());
+            .is_some_and(|u| u.enabled && u.locked_at.is_none() && !u.is_blocked(now));
         let verdict = ldap
             .bind_as(username.as_str(), password.expose(), real)
             .await?;

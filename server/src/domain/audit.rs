@@ -16,6 +16,8 @@ pub mod event {
     pub const ROLE_SET: &str = "role_set";
     /// The user followed a "This wasn't me" link and confirmed.
     pub const FRAUD_REPORTED: &str = "fraud_reported";
+    /// An administrator lifted a fraud block.
+    pub const ACCOUNT_UNBLOCKED: &str = "account_unblocked";
     /// A voice gateway reported how the person answered a call.
     pub const VOICE_ANSWERED: &str = "voice_call_answered";
     /// A directory sync applied its changes (counts in `reason`).

@@ -7,6 +7,14 @@ pub struct Policy {
     pub signin: SigninPolicy,
     pub registration: RegistrationPolicy,
     pub reset: ResetPolicy,
+    pub fraud: FraudPolicy,
+}
+
+/// What a fraud report does.
+#[derive(Debug, Clone)]
+pub struct FraudPolicy {
+    /// How long the account's second factors stay blocked (0: not blocked, only reported).
+    pub block_seconds: i64,
 }
 
 /// Self-service password reset and unlock.

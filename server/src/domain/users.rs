@@ -193,6 +193,15 @@ pub struct User {
     /// "Not now" in the wizard: how often, and since when.
     pub snooze_count: i64,
     pub snooze_first_at: i64,
+    /// A fraud report blocked the account's second factors until then (0: not blocked).
+    pub blocked_until: i64,
+}
+
+impl User {
+    /// Blocked after a fraud report: no second factor, so no sign-in and no self-service reset.
+    pub fn is_blocked(&self, now: i64) -> bool {
+        self.blocked_until > now
+    }
 }
 
 /// What an import or an administrator says a user should look like.

@@ -5,7 +5,7 @@
 use super::caller::{clear_cookie, session_cookie_value};
 use super::metrics::SigninResult;
 use super::AppState;
-use crate::domain::audit::{event, AuditEntry};
+
 use crate::domain::error::DomainError;
 use crate::domain::flows::session::hash_token;
 use crate::domain::flows::session::{self, Client};
@@ -196,16 +196,20 @@ impl Backend for PortalBackend {
             {
                 return Ok(ReportCheck::Invalid);
             }
-            let mut e = AuditEntry::new(event::FRAUD_REPORTED, true, now);
-            e.user_id = Some(user_id);
-            e.reason = Some(format!("this wasn't me: {message}"));
-            e.client_ip = Some(ctx.client_ip.clone());
-            e.user_agent = Some(ctx.user_agent.clone());
-            s.store
-                .append_audit(&e)
-                .await
-                .map_err(|e| unavailable(e.into()))?;
-            tracing::warn!(message = %message, "a user reported activity they did not do");
+            crate::domain::flows::fraud::report_fraud(
+                &s.store,
+                &s.notifier,
+                &s.config.policy.fraud,
+                crate::domain::flows::fraud::FraudReport {
+                    user_id: &user_id,
+                    source: format!("\"This wasn't me\" link: {message}"),
+                    client_ip: ctx.client_ip.clone(),
+                    user_agent: ctx.user_agent.clone(),
+                },
+                now,
+            )
+            .await
+            .map_err(unavailable)?;
         }
         Ok(ReportCheck::Valid { message })
     }

@@ -81,16 +81,26 @@ pub async fn callback(
     let mut e = AuditEntry::new(event::VOICE_ANSWERED, answer.result == "approve", now);
     e.user_id = call.user_id.clone();
     e.reason = Some(answer.result.clone());
-    let mut entries = vec![e];
-    if answer.result == "fraud" {
-        let mut f = AuditEntry::new(event::FRAUD_REPORTED, true, now);
-        f.user_id = call.user_id;
-        f.reason = Some("voice call: report fraud".into());
-        entries.push(f);
+    if let Err(err) = state.store.append_audit(&e).await {
+        tracing::error!(error = %err, "voice callback: audit failed");
+        return (StatusCode::SERVICE_UNAVAILABLE, "try again\n");
     }
-    for e in &entries {
-        if let Err(err) = state.store.append_audit(e).await {
-            tracing::error!(error = %err, "voice callback: audit failed");
+    if let (true, Some(user_id)) = (answer.result == "fraud", call.user_id.as_deref()) {
+        let report = crate::domain::flows::fraud::FraudReport {
+            user_id,
+            source: "voice call: the person answering pressed \"report fraud\"".into(),
+            client_ip: "voice gateway".into(),
+            user_agent: String::new(),
+        };
+        let fraud = crate::domain::flows::fraud::report_fraud(
+            &state.store,
+            &state.notifier,
+            &state.config.policy.fraud,
+            report,
+            now,
+        );
+        if let Err(err) = fraud.await {
+            tracing::error!(error = %err, "voice callback: fraud report failed");
             return (StatusCode::SERVICE_UNAVAILABLE, "try again\n");
         }
     }

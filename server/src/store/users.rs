@@ -7,7 +7,7 @@ use sqlx::{AnyConnection, Row};
 pub(crate) const USER_COLUMNS: &str =
     "id, username, display_name, email, mobile_phone, alternate_phone, office_phone, \
      enabled, role, source, locked_at, created_at, updated_at, confirmed_at, snooze_count, \
-     snooze_first_at";
+     snooze_first_at, blocked_until";
 
 /// Whether an upsert created a user or changed an existing one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,5 +347,49 @@ pub(crate) fn user_from_row(
         confirmed_at: r.try_get("confirmed_at")?,
         snooze_count: r.try_get("snooze_count")?,
         snooze_first_at: r.try_get("snooze_first_at")?,
+        blocked_until: r.try_get("blocked_until")?,
     })
+}
+
+/// Blocks a user after a fraud report until `until`, in the caller's transaction: every session
+/// ends and every pending code, link and reset flow stops working. Returns the sessions ended.
+pub async fn block_user_in(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    until: i64,
+    now: i64,
+) -> Result<u64, StoreError> {
+    sqlx::query("UPDATE users SET blocked_until = $1, updated_at = $2 WHERE id = $3")
+        .bind(until)
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE reset_flows SET finished_at = $1 WHERE user_id = $2 AND finished_at = 0")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("UPDATE codes SET used_at = $1 WHERE user_id = $2 AND used_at = 0")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
+}
+
+impl Store {
+    /// Lifts a fraud block (an administrator's decision).
+    pub async fn unblock_user(&self, user_id: &str, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE users SET blocked_until = 0, updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(user_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
 }

@@ -25,6 +25,7 @@ both_databases! {
     sms_webhook_is_signed_and_rate_limited => sms_webhook_is_signed_and_rate_limited;
     voice_calls_report_answers_by_signed_callback => voice_calls_report_answers_by_signed_callback;
     sms_through_an_email_gateway => sms_through_an_email_gateway;
+    a_fraud_report_blocks_revokes_and_alerts => a_fraud_report_blocks_revokes_and_alerts;
 }
 
 fn alice_person() -> Person {
@@ -242,6 +243,17 @@ async fn lockout_mail_arrives_with_public_links_only(db: Db) {
     };
     assert_eq!(location(&confirm(token.clone()).await), "/report-recorded");
     assert_eq!(count_reports().await, 1);
+    let reported = app
+        .state
+        .store
+        .find_user(&user.id)
+        .await
+        .expect("db")
+        .expect("alice");
+    assert!(
+        reported.is_blocked(app.clock.now()),
+        "the report blocks the account"
+    );
     assert_eq!(location(&confirm(token.clone()).await), path, "single use");
     assert_eq!(count_reports().await, 1);
     assert!(app
@@ -728,6 +740,183 @@ async fn voice_calls_report_answers_by_signed_callback(db: Db) {
         .iter()
         .any(|e| e.event == "voice_call_answered" && e.reason.as_deref() == Some("fraud")));
     assert!(audit.iter().any(|e| e.event == "fraud_reported"));
+    let reported = app
+        .state
+        .store
+        .find_user(&alice.id)
+        .await
+        .expect("db")
+        .expect("alice");
+    assert!(
+        reported.is_blocked(now),
+        "a fraud answer blocks the account"
+    );
+}
+
+async fn a_fraud_report_blocks_revokes_and_alerts(db: Db) {
+    use converge::domain::flows::fraud::{report_fraud, FraudReport};
+    use converge::domain::flows::reset::Purpose;
+    use converge::domain::flows::session::Client;
+    let sink = SmtpSink::start().await;
+    let smtp = sink.url();
+    let app = spawn_app_with(db, move |s| s.email.smtp_url = smtp).await;
+    // an administrator with an address receives the alert
+    let admin = converge::domain::users::UserProfile {
+        email: Some(
+            converge::domain::users::EmailAddress::parse("root@example.org").expect("email"),
+        ),
+        role: converge::domain::users::Role::Admin,
+        ..profile("root", "Root Admin", None)
+    };
+    app.state
+        .store
+        .upsert_user(&admin, None, "local", T0)
+        .await
+        .expect("admin");
+    let cookie = app.alice().await;
+    // with an authenticator app, her reset flows are real ones
+    let a = crate::security::actor(&app, &cookie).await;
+    crate::security::add_totp(&app, &a, "Phone").await;
+    let client = Client {
+        ip: "192.0.2.7".into(),
+        user_agent: "tests".into(),
+    };
+    let now = app.clock.now();
+    let flow = app
+        .state
+        .reset
+        .start("alice", Purpose::Reset, "", &client, now)
+        .await
+        .expect("flow");
+    let alice = app
+        .state
+        .store
+        .find_user_by_username("alice")
+        .await
+        .expect("db")
+        .expect("alice");
+
+    let report = FraudReport {
+        user_id: &alice.id,
+        source: "\"This wasn't me\" link: A sign-in method was added".into(),
+        client_ip: "192.0.2.7".into(),
+        user_agent: "tests".into(),
+    };
+    report_fraud(
+        &app.state.store,
+        &app.state.notifier,
+        &app.state.config.policy.fraud,
+        report,
+        now,
+    )
+    .await
+    .expect("report");
+
+    // blocked for 90 days; the session and the pending reset flow are gone
+    let alice = app
+        .state
+        .store
+        .find_user_by_username("alice")
+        .await
+        .expect("db")
+        .expect("alice");
+    assert_eq!(alice.blocked_until, now + 90 * 86_400);
+    let res = app.get("/security-info", Some(&cookie)).await;
+    assert!(location(&res).starts_with("/signin"), "the session ended");
+    assert!(
+        app.state.reset.view(&flow, now).await.is_err(),
+        "the reset flow ended"
+    );
+    // the right password no longer signs in (same answer as any refusal), nor can she reset
+    let res = app.sign_in("alice", "correct-horse-alice", None).await;
+    assert!(
+        location(&res).starts_with("/signin?error=SIG-001"),
+        "{}",
+        location(&res)
+    );
+    let audit = app
+        .state
+        .store
+        .audit_for_user(&alice.id, 20)
+        .await
+        .expect("audit");
+    assert!(audit
+        .iter()
+        .any(|e| e.event == "signin" && e.reason.as_deref() == Some("blocked_after_fraud_report")));
+    let fraud = audit
+        .iter()
+        .find(|e| e.event == "fraud_reported")
+        .expect("audited");
+    assert!(
+        fraud
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("blocked until"),
+        "{fraud:?}"
+    );
+    assert_eq!(fraud.client_ip.as_deref(), Some("192.0.2.7"));
+    let flow = app
+        .state
+        .reset
+        .start("alice", Purpose::Reset, "", &client, now)
+        .await
+        .expect("decoy");
+    assert!(
+        app.state.reset.view(&flow, now).await.is_ok(),
+        "a decoy flow, as for anyone"
+    );
+    let audit = app
+        .state
+        .store
+        .audit_for_user(&alice.id, 20)
+        .await
+        .expect("audit");
+    assert!(audit
+        .iter()
+        .any(|e| e.reason.as_deref() == Some("account blocked after a fraud report")));
+
+    // the administrator's alert arrives at the real SMTP server (after alice's method_added)
+    let raw = sink.wait_for(2).await;
+    let mail = raw
+        .iter()
+        .map(|r| MessageParser::default().parse(r).expect("MIME"))
+        .find(|m| {
+            m.to().and_then(|a| a.first()).and_then(|a| a.address()) == Some("root@example.org")
+        })
+        .expect("a mail to the administrator");
+    let text = mail.body_text(0).expect("text").to_string();
+    assert!(
+        text.contains("alice") && text.contains("192.0.2.7"),
+        "{text}"
+    );
+
+    // an administrator lifts the block: she signs in again
+    app.state
+        .store
+        .unblock_user(&alice.id, now)
+        .await
+        .expect("unblock");
+    let res = app.sign_in("alice", "correct-horse-alice", None).await;
+    assert_eq!(location(&res), "/signin/verify");
+    // after the block's time the account is usable again by itself
+    report_fraud(
+        &app.state.store,
+        &app.state.notifier,
+        &app.state.config.policy.fraud,
+        FraudReport {
+            user_id: &alice.id,
+            source: "voice call".into(),
+            client_ip: "voice gateway".into(),
+            user_agent: String::new(),
+        },
+        now,
+    )
+    .await
+    .expect("report");
+    app.clock.advance(90 * 86_400 + 1);
+    let res = app.sign_in("alice", "correct-horse-alice", None).await;
+    assert_eq!(location(&res), "/signin/verify");
 }
 
 async fn sms_through_an_email_gateway(db: Db) {

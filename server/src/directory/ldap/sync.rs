@@ -763,6 +763,7 @@ fn user_of(id: &str, p: &UserProfile, source: &str, now: i64) -> User {
         confirmed_at: 0,
         snooze_count: 0,
         snooze_first_at: 0,
+        blocked_until: 0,
     }
 }
 

@@ -192,9 +192,9 @@ impl Reset {
                 .required_for(u.role == Role::Admin)
                 .max(1)
         };
-        let eligible = user
-            .as_ref()
-            .is_some_and(|u| u.enabled && self.can_prove(&methods, needed(u)));
+        let eligible = user.as_ref().is_some_and(|u| {
+            u.enabled && !u.is_blocked(now) && self.can_prove(&methods, needed(u))
+        });
         let gates = match &user {
             Some(u) if eligible => needed(u),
             _ => self.security.policy.required.max(1),
@@ -226,6 +226,7 @@ impl Reset {
                 (None, _) => "unknown name",
                 (Some(_), true) => purpose.as_str(),
                 (Some(u), false) if !u.enabled => "account disabled",
+                (Some(u), false) if u.is_blocked(now) => "account blocked after a fraud report",
                 (Some(_), false) => "not enough security info registered",
             }
             .into(),
@@ -235,7 +236,7 @@ impl Reset {
             e.user_id = Some(u.id.clone());
             e.username = Some(u.username.clone());
             // someone tried: tell the real addresses of an account that cannot reset
-            if u.enabled && !eligible {
+            if u.enabled && !u.is_blocked(now) && !eligible {
                 let notice = Notice::ResetNotPossible {
                     requested_at: crate::domain::format_time(now),
                     portal_url: self
@@ -282,7 +283,7 @@ impl Reset {
                 self.store()
                     .find_user(id)
                     .await?
-                    .filter(|u| u.enabled)
+                    .filter(|u| u.enabled && !u.is_blocked(now))
                     .ok_or(DomainError::Refused(ErrorCode::ResetExpired))?,
             ),
             None => None,
@@ -800,7 +801,7 @@ impl Reset {
         let user = store
             .find_user(&user_id)
             .await?
-            .filter(|u| u.enabled)
+            .filter(|u| u.enabled && !u.is_blocked(now))
             .ok_or(DomainError::Refused(ErrorCode::ResetExpired))?;
         let m = self.method(&user, &method_id).await?;
         let (token, token_hash) = new_token();

@@ -105,7 +105,7 @@ pub async fn resolve(
         store.delete_session(&id_hash).await?;
         return Ok(None);
     };
-    if !user.enabled || user.locked_at.is_some() {
+    if !user.enabled || user.locked_at.is_some() || user.is_blocked(now) {
         store.delete_session(&id_hash).await?;
         return Ok(None);
     }

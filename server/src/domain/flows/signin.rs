@@ -39,6 +39,8 @@ pub enum RejectReason {
     WrongPassword,
     Disabled,
     Locked,
+    /// A fraud report blocked the account.
+    Blocked,
 }
 
 impl RejectReason {
@@ -51,6 +53,7 @@ impl RejectReason {
             RejectReason::WrongPassword => "wrong_password",
             RejectReason::Disabled => "disabled",
             RejectReason::Locked => "locked",
+            RejectReason::Blocked => "blocked_after_fraud_report",
         }
     }
 }
@@ -133,6 +136,7 @@ pub async fn sign_in(
         Some(_) if !auth.verified => Err(RejectReason::WrongPassword),
         Some(u) if !u.enabled => Err(RejectReason::Disabled),
         Some(u) if u.locked_at.is_some() => Err(RejectReason::Locked),
+        Some(u) if u.is_blocked(now) => Err(RejectReason::Blocked),
         Some(_) => Ok(()),
     };
 

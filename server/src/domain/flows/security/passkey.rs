@@ -385,7 +385,7 @@ impl Security {
         {
             return Ok(None);
         }
-        if !user.enabled || user.locked_at.is_some() {
+        if !user.enabled || user.locked_at.is_some() || user.is_blocked(now) {
             return Ok(None);
         }
         Ok(Some(user))
