@@ -22,6 +22,7 @@ test("a locked account gets a mail whose 'This wasn't me' link records a report"
   await page.getByTestId(testid.reportConfirm).getByRole("button").click();
   await expect(page).toHaveURL(/\/report-recorded$/);
   await expect(page.getByTestId(testid.notice)).toContainText("Your helpdesk can see your report");
+  await expect(page.getByTestId(testid.notice)).toContainText("your account is blocked");
 
   // the link works once
   await page.goto(link);
