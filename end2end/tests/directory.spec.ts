@@ -1,6 +1,6 @@
 import { test, expect } from "@playwright/test";
 import { execFileSync } from "node:child_process";
-import { collectProblems, freshCode, mailTo, signIn, step, totp } from "./helpers";
+import { collectProblems, freshCode, mailTo, registerApp, signIn } from "./helpers";
 import { paths, testid } from "./ids";
 
 // scripts/test starts a real OpenLDAP slapd (end2end/ldap/), seeds lena and nora, and runs
@@ -32,13 +32,8 @@ test("a directory user signs in with the directory password and resets it back i
   // sign-in by bind; the wizard; an authenticator app
   await signIn(page, "lena", DIRECTORY_PASSWORD);
   await expect(page).toHaveURL(/\/setup$/);
-  await page.getByRole("link", { name: /Authenticator app/ }).click();
-  await page.getByLabel("Name this device").fill("Phone");
-  await page.getByRole("button", { name: "Next" }).click();
-  const key = ((await page.getByTestId(testid.totpKey).textContent()) ?? "").replace(/\s/g, "");
-  let used = step();
-  await page.getByTestId(testid.codeInput).fill(totp(key, used));
-  await page.getByRole("button", { name: "Verify" }).click();
+  const [key, enrolledAt] = await registerApp(page, "Phone");
+  let used = enrolledAt;
   await expect(page.getByTestId(testid.wizardDone)).toBeVisible();
   await page.getByRole("button", { name: "Done" }).click();
   // registration complete: the welcome mail for directory users

@@ -3,7 +3,7 @@ import { expect } from "@playwright/test";
 import { readdirSync, readFileSync } from "node:fs";
 import { createHmac } from "node:crypto";
 import { join } from "node:path";
-import { paths } from "./ids";
+import { paths, testid } from "./ids";
 
 /** Console errors and page errors seen while a test runs (a test ends by expecting none). */
 export function collectProblems(page: Page): string[] {
@@ -98,4 +98,19 @@ export async function freshCode(key: string, used: number): Promise<[string, num
   while (step() <= used) await new Promise((r) => setTimeout(r, 500));
   const s = step();
   return [totp(key, s), s];
+}
+
+/**
+ * In the wizard: registers an authenticator app named `name` with a code computed from the key
+ * the page shows. Returns the key and the time step whose code was used.
+ */
+export async function registerApp(page: Page, name: string): Promise<[string, number]> {
+  await page.getByRole("link", { name: /Authenticator app/ }).click();
+  await page.getByLabel("Name this device").fill(name);
+  await page.getByRole("button", { name: "Next" }).click();
+  const key = ((await page.getByTestId(testid.totpKey).textContent()) ?? "").replace(/\s/g, "");
+  const used = step();
+  await page.getByTestId(testid.codeInput).fill(totp(key, used));
+  await page.getByRole("button", { name: "Verify" }).click();
+  return [key, used];
 }

@@ -1,5 +1,5 @@
 import { test, expect } from "@playwright/test";
-import { collectProblems, freshCode, mailTo, signIn, step, totp } from "./helpers";
+import { collectProblems, freshCode, mailTo, registerApp, signIn } from "./helpers";
 import { demo, paths, testid } from "./ids";
 
 const NEW_PASSWORD = "plum kettle orbit lantern";
@@ -14,13 +14,8 @@ test("forgot password: email code from the SMTP server, then the app, then a new
   await signIn(page, frank.username, frank.password);
   await expect(page).toHaveURL(/\/setup$/);
   await expect(page.getByTestId(testid.wizard)).toContainText("Step 1 of 2");
-  await page.getByRole("link", { name: /Authenticator app/ }).click();
-  await page.getByLabel("Name this device").fill("Phone");
-  await page.getByRole("button", { name: "Next" }).click();
-  const key = ((await page.getByTestId(testid.totpKey).textContent()) ?? "").replace(/\s/g, "");
-  let used = step();
-  await page.getByTestId(testid.codeInput).fill(totp(key, used));
-  await page.getByRole("button", { name: "Verify" }).click();
+  const [key, enrolledAt] = await registerApp(page, "Phone");
+  let used = enrolledAt;
   await expect(page).toHaveURL(/\/setup\?notice=added$/);
   await page.getByRole("link", { name: /Email/ }).first().click();
   await page.getByLabel("Email address").fill(home);

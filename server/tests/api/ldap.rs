@@ -4,7 +4,7 @@
 //! (checked with `ldapwhoami`), ppolicy refusals, unlock, and the directory going away.
 
 use crate::helpers::*;
-use crate::security::{actor, code_sent_to, count_messages, refused, sec};
+use crate::security::{actor, add_email, code_sent_to, count_messages, refused};
 use converge::clock::Clock;
 use converge::config::Settings;
 use converge::directory::ldap::errors::{ad_data_code, parse_ppolicy_value, PpolicyError};
@@ -694,25 +694,7 @@ async fn reset_writes_back_to_the_directory(db: Db) {
         .await;
     let cookie = session_cookie(&res).expect("session");
     let a = actor(&app, &cookie).await;
-    let now = app.clock.now();
-    let p = sec(&app)
-        .email_start(&a, "lena.home@example.net", now)
-        .await
-        .expect("email");
-    let code = code_sent_to(&app, "lena.home@example.net").await;
-    sec(&app)
-        .code_confirm(&a, &p.id, &code, now)
-        .await
-        .expect("confirm");
-    let email_id = sec(&app)
-        .methods(&a.user.id)
-        .await
-        .expect("m")
-        .into_iter()
-        .find(|m| m.kind.as_str() == "email")
-        .expect("email")
-        .row
-        .id;
+    let email_id = add_email(&app, &a, "lena.home@example.net").await;
 
     // she forgets her password and proves the email address
     app.clock.advance(1);

@@ -2,7 +2,9 @@
 //! writeback failures, single use under concurrency, expiry, and sameness for unknown names.
 
 use crate::helpers::*;
-use crate::security::{actor, add_totp, code_sent_to, count_messages, post, refused, sec};
+use crate::security::{
+    actor, add_email, add_totp, code_sent_to, count_messages, post, refused, sec,
+};
 use converge::clock::Clock;
 use converge::directory::{Authentication, Directory};
 use converge::domain::error::DomainError;
@@ -87,27 +89,9 @@ async fn link_sent_to(app: &TestApp, recipient: &str) -> String {
 async fn alice_with_email_and_app(app: &TestApp) -> (String, Vec<u8>, String, String) {
     let cookie = app.alice().await;
     let a = actor(app, &cookie).await;
-    let now = app.clock.now();
     let (app_id, secret) = add_totp(app, &a, "Phone").await;
     let a = actor(app, &cookie).await;
-    let p = sec(app)
-        .email_start(&a, "alice.private@example.net", now)
-        .await
-        .expect("email");
-    let code = code_sent_to(app, "alice.private@example.net").await;
-    sec(app)
-        .code_confirm(&a, &p.id, &code, now)
-        .await
-        .expect("confirm");
-    let email_id = sec(app)
-        .methods(&a.user.id)
-        .await
-        .expect("m")
-        .into_iter()
-        .find(|m| m.kind.as_str() == "email")
-        .expect("email")
-        .row
-        .id;
+    let email_id = add_email(app, &a, "alice.private@example.net").await;
     app.clock.advance(1);
     (app_id, secret, email_id, cookie)
 }

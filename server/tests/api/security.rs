@@ -209,6 +209,27 @@ pub(crate) async fn count_messages(app: &TestApp, message: &str) -> usize {
         .count()
 }
 
+/// An email address verified through the domain (its code read from the dev mailbox); returns
+/// the method id.
+pub(crate) async fn add_email(app: &TestApp, a: &Actor, address: &str) -> String {
+    let now = app.clock.now();
+    let p = sec(app).email_start(a, address, now).await.expect("email");
+    let code = code_sent_to(app, address).await;
+    sec(app)
+        .code_confirm(a, &p.id, &code, now)
+        .await
+        .expect("confirm");
+    sec(app)
+        .methods(&a.user.id)
+        .await
+        .expect("methods")
+        .into_iter()
+        .find(|m| m.kind.as_str() == "email")
+        .expect("email")
+        .row
+        .id
+}
+
 /// A TOTP device added through the domain; returns (method id, secret).
 pub(crate) async fn add_totp(app: &TestApp, a: &Actor, name: &str) -> (String, Vec<u8>) {
     let now = app.clock.now();
