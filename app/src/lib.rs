@@ -93,6 +93,17 @@ pub fn App() -> impl IntoView {
                 <Route path=path!("/reset/verify") view=pages::reset::ResetVerifyPage ssr=SsrMode::Async/>
                 <Route path=path!("/reset/finish") view=pages::reset::ResetFinishPage ssr=SsrMode::Async/>
                 <Route path=path!("/reset/done") view=pages::reset::ResetDonePage ssr=SsrMode::Async/>
+                <Route path=path!("/helpdesk") view=pages::helpdesk::HelpdeskPage ssr=SsrMode::Async/>
+                <Route
+                    path=path!("/helpdesk/user")
+                    view=pages::helpdesk::HelpdeskUserPage
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/helpdesk/audit")
+                    view=pages::helpdesk::HelpdeskAuditPage
+                    ssr=SsrMode::Async
+                />
                 <Route path=path!("/report/:token") view=pages::report::ReportPage ssr=SsrMode::Async/>
                 <Route
                     path=path!("/report-recorded")

@@ -26,6 +26,12 @@ pub const ADD_PHONE: &str = "/security-info/add/phone";
 pub const ADD_EMAIL: &str = "/security-info/add/email";
 pub const ADD_QUESTIONS: &str = "/security-info/add/questions";
 pub const ADD_PIN: &str = "/security-info/add/pin";
+/// The helpdesk console: search, a user's card (`?id=`), the audit log and its export.
+pub const HELPDESK: &str = "/helpdesk";
+pub const HELPDESK_USER: &str = "/helpdesk/user";
+pub const HELPDESK_AUDIT: &str = "/helpdesk/audit";
+/// `?format=csv|jsonl` plus the audit filter.
+pub const HELPDESK_EXPORT: &str = "/helpdesk/audit/export";
 
 /// Pages that need a signed-in user; the server redirects anonymous visitors to [`SIGNIN`].
 pub const PROTECTED: &[&str] = &[
@@ -38,6 +44,10 @@ pub const PROTECTED: &[&str] = &[
     ADD_EMAIL,
     ADD_QUESTIONS,
     ADD_PIN,
+    HELPDESK,
+    HELPDESK_USER,
+    HELPDESK_AUDIT,
+    HELPDESK_EXPORT,
 ];
 
 /// The page that adds a method of `kind`.
@@ -125,4 +135,14 @@ pub mod testid {
     pub const RESET_FORM: &str = "reset-form";
     pub const RESET_CHOICES: &str = "reset-choices";
     pub const RESET_DONE: &str = "reset-done";
+    pub const HELPDESK_SEARCH: &str = "helpdesk-search";
+    pub const HELPDESK_RESULTS: &str = "helpdesk-results";
+    pub const HELPDESK_VERIFY: &str = "helpdesk-verify";
+    pub const HELPDESK_STATE: &str = "helpdesk-verification-state";
+    pub const HELPDESK_ACTIONS: &str = "helpdesk-actions";
+    pub const HELPDESK_TAP: &str = "helpdesk-tap";
+    pub const HELPDESK_APPROVALS: &str = "helpdesk-approvals";
+    pub const AUDIT_TABLE: &str = "audit-table";
+    pub const APPROVAL_PROMPT: &str = "approval-prompt";
+    pub const TAP_FORM: &str = "tap-form";
 }

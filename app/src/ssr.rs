@@ -176,6 +176,10 @@ pub enum SecurityRequest {
         pin: Option<String>,
         reauth: bool,
     },
+    /// A Temporary Access Pass from the helpdesk as the second sign-in step.
+    MfaTap {
+        pass: String,
+    },
     PasskeyAuthStart,
     PasskeyAuthFinish {
         ceremony: String,
@@ -254,6 +258,50 @@ pub enum ResetStatus {
     },
 }
 
+/// The helpdesk console (see `api::helpdesk`), and the caller's side of a portal approval.
+pub enum HelpdeskRequest {
+    Home {
+        query: String,
+    },
+    Card {
+        user: String,
+    },
+    VerifyStart {
+        user: String,
+        method: String,
+        voice: bool,
+    },
+    VerifyCheck {
+        verification: String,
+        answers: Vec<String>,
+    },
+    Act {
+        user: String,
+        action: String,
+        minutes: u32,
+    },
+    Decide {
+        approval: String,
+        approve: bool,
+    },
+    Audit(crate::api::AuditQuery),
+    Prompt,
+    PromptAnswer {
+        id: String,
+        yes: bool,
+    },
+}
+
+pub enum HelpdeskStatus {
+    Home(crate::api::ConsoleHome),
+    Card(Box<crate::api::UserCard>),
+    Audit(Vec<crate::api::AuditLine>),
+    Prompt(Option<crate::api::ApprovalPromptView>),
+    /// Done; show this notice (a key the page knows).
+    Notice(String),
+    Done,
+}
+
 /// The backend as the UI sees it: one method per flow, a request enum in, a status out.
 #[async_trait::async_trait]
 pub trait Backend: Send + Sync + 'static {
@@ -269,6 +317,11 @@ pub trait Backend: Send + Sync + 'static {
         req: SecurityRequest,
     ) -> Result<SecurityStatus, ApiError>;
     async fn reset(&self, ctx: &RequestCtx, req: ResetRequest) -> Result<ResetStatus, ApiError>;
+    async fn helpdesk(
+        &self,
+        ctx: &RequestCtx,
+        req: HelpdeskRequest,
+    ) -> Result<HelpdeskStatus, ApiError>;
     /// "This wasn't me" links: `Confirm` answers `Valid` once, when it recorded the report.
     async fn report(
         &self,

@@ -36,6 +36,7 @@ pub struct Settings {
     pub reset: ResetSettings,
     pub ldap: LdapSettings,
     pub fraud: FraudSettings,
+    pub helpdesk: HelpdeskSettings,
 }
 
 /// `[fraud]`: what a "This wasn't me" report or a fraud answer to a call does.
@@ -49,6 +50,36 @@ pub struct FraudSettings {
 impl Default for FraudSettings {
     fn default() -> Self {
         FraudSettings { block_days: 90 }
+    }
+}
+
+/// `[helpdesk]`: caller verification and what agents may do.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HelpdeskSettings {
+    /// Minutes a caller verification stays valid for actions on that user.
+    pub verification_minutes: u32,
+    /// Temporary Access Pass: default lifetime, the longest an agent may choose, and uses.
+    pub tap_minutes: u32,
+    pub tap_max_minutes: u32,
+    pub tap_uses: u32,
+    /// Groups (DNs or names, as the directory sync stores them) whose members are protected
+    /// like administrators.
+    pub protected_groups: Vec<String>,
+    /// Hours a request for a second administrator's approval waits.
+    pub approval_hours: u32,
+}
+
+impl Default for HelpdeskSettings {
+    fn default() -> Self {
+        HelpdeskSettings {
+            verification_minutes: 15,
+            tap_minutes: 60,
+            tap_max_minutes: 480,
+            tap_uses: 1,
+            protected_groups: vec![],
+            approval_hours: 24,
+        }
     }
 }
 
@@ -390,6 +421,7 @@ impl Default for Settings {
             reset: ResetSettings::default(),
             ldap: LdapSettings::default(),
             fraud: FraudSettings::default(),
+            helpdesk: HelpdeskSettings::default(),
         }
     }
 }
@@ -782,6 +814,22 @@ impl Settings {
         }
         let registration = self.registration_policy(&mut problems);
         let reset = self.reset_policy(&mut problems);
+        let h = &self.helpdesk;
+        if !(1..=60).contains(&h.verification_minutes) {
+            problems.push("helpdesk.verification_minutes: 1 to 60".into());
+        }
+        if h.tap_max_minutes == 0 || h.tap_max_minutes > 43_200 {
+            problems.push("helpdesk.tap_max_minutes: 1 to 43200 (30 days)".into());
+        }
+        if h.tap_minutes == 0 || h.tap_minutes > h.tap_max_minutes {
+            problems.push("helpdesk.tap_minutes: 1 to helpdesk.tap_max_minutes".into());
+        }
+        if !(1..=10).contains(&h.tap_uses) {
+            problems.push("helpdesk.tap_uses: 1 to 10".into());
+        }
+        if !(1..=168).contains(&h.approval_hours) {
+            problems.push("helpdesk.approval_hours: 1 to 168".into());
+        }
         if self.fraud.block_days > 3650 {
             problems.push("fraud.block_days: 0 (never block) to 3650".into());
         }
@@ -845,6 +893,15 @@ impl Settings {
                 reset,
                 fraud: crate::domain::policy::FraudPolicy {
                     block_seconds: i64::from(self.fraud.block_days) * 86_400,
+                },
+                helpdesk: crate::domain::policy::HelpdeskPolicy {
+                    verification_seconds: i64::from(self.helpdesk.verification_minutes) * 60,
+                    pending_seconds: 600,
+                    tap_seconds: i64::from(self.helpdesk.tap_minutes) * 60,
+                    tap_max_seconds: i64::from(self.helpdesk.tap_max_minutes) * 60,
+                    tap_uses: self.helpdesk.tap_uses,
+                    protected_groups: self.helpdesk.protected_groups.clone(),
+                    approval_seconds: i64::from(self.helpdesk.approval_hours) * 3600,
                 },
             },
             log_filter: self.log.filter,

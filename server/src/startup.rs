@@ -114,6 +114,12 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
         policy: config.policy.reset.clone(),
         decoy_domain,
     });
+    let helpdesk = Arc::new(crate::domain::flows::helpdesk::Helpdesk {
+        security: security.clone(),
+        reset: reset.clone(),
+        directory: directory.clone(),
+        policy: config.policy.helpdesk.clone(),
+    });
     Ok(AppState {
         config: Arc::new(config),
         store,
@@ -127,6 +133,7 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
         webhook_key,
         security,
         reset,
+        helpdesk,
         ldap,
     })
 }

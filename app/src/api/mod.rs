@@ -2,6 +2,7 @@
 //! Everything here compiles to wasm; server-only code is reached through `crate::ssr`.
 
 mod activity;
+mod helpdesk;
 mod report;
 mod reset;
 mod security;
@@ -9,6 +10,7 @@ mod security_info;
 mod session;
 
 pub use activity::*;
+pub use helpdesk::*;
 pub use report::*;
 pub use reset::*;
 pub use security::*;
@@ -63,10 +65,20 @@ pub enum ErrorCode {
     ResetUnavailable,
     DirectoryUnavailable,
     AnswersWrong,
+    HelpdeskForbidden,
+    NotVerified,
+    ProtectedAccount,
+    OwnAccount,
+    VerificationPending,
+    VerificationDenied,
+    NotBlocked,
+    NoAddress,
+    ApprovalInvalid,
+    TapInvalid,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 41] = [
+    pub const ALL: [ErrorCode; 51] = [
         ErrorCode::SigninFailed,
         ErrorCode::NotSignedIn,
         ErrorCode::RequestBlocked,
@@ -108,6 +120,16 @@ impl ErrorCode {
         ErrorCode::ResetUnavailable,
         ErrorCode::DirectoryUnavailable,
         ErrorCode::AnswersWrong,
+        ErrorCode::HelpdeskForbidden,
+        ErrorCode::NotVerified,
+        ErrorCode::ProtectedAccount,
+        ErrorCode::OwnAccount,
+        ErrorCode::VerificationPending,
+        ErrorCode::VerificationDenied,
+        ErrorCode::NotBlocked,
+        ErrorCode::NoAddress,
+        ErrorCode::ApprovalInvalid,
+        ErrorCode::TapInvalid,
     ];
 
     /// The code shown to users and written in logs, e.g. `SIG-001`.
@@ -154,6 +176,16 @@ impl ErrorCode {
             ErrorCode::ResetUnavailable => "RST-005",
             ErrorCode::DirectoryUnavailable => "DIR-503",
             ErrorCode::AnswersWrong => "RST-006",
+            ErrorCode::HelpdeskForbidden => "HLP-001",
+            ErrorCode::NotVerified => "HLP-002",
+            ErrorCode::ProtectedAccount => "HLP-003",
+            ErrorCode::OwnAccount => "HLP-004",
+            ErrorCode::VerificationPending => "HLP-005",
+            ErrorCode::VerificationDenied => "HLP-006",
+            ErrorCode::NotBlocked => "HLP-007",
+            ErrorCode::NoAddress => "HLP-008",
+            ErrorCode::ApprovalInvalid => "HLP-009",
+            ErrorCode::TapInvalid => "TAP-001",
         }
     }
 

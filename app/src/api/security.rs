@@ -497,6 +497,17 @@ pub async fn verify_code(
     Ok(())
 }
 
+/// Second step: a Temporary Access Pass the helpdesk issued.
+#[server(prefix = "/api", endpoint = "verify_tap")]
+pub async fn verify_tap(pass: String) -> Result<(), ApiError> {
+    match call(crate::ssr::SecurityRequest::MfaTap { pass }).await {
+        Ok(crate::ssr::SecurityStatus::Next(to)) => go(&to),
+        Ok(_) => go(crate::routes::SECURITY_INFO),
+        Err(e) => fail(crate::routes::VERIFY, &[("tap", "1")], e),
+    }
+    Ok(())
+}
+
 /// Second step: sends a code to a registered phone (text or call) or email (re-authentication).
 #[server(prefix = "/api", endpoint = "verify_send")]
 pub async fn verify_send(

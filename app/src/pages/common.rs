@@ -20,6 +20,7 @@ pub fn page_notice() -> Option<&'static str> {
         Some("saved") => Some(s.saved_notice),
         Some("confirmed") => Some(s.confirmed_notice),
         Some("others_signed_out") => Some(s.others_signed_out_notice),
+        Some("helpdesk_answered") => Some(text::en().helpdesk.prompt_answered),
         _ => None,
     }
 }

@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod add;
 pub(crate) mod common;
+pub mod helpdesk;
 pub mod home;
 pub mod not_found;
 pub mod report;

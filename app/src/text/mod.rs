@@ -11,8 +11,10 @@ macro_rules! strings {
     };
 }
 
+mod helpdesk;
 mod reset;
 mod security;
+pub use helpdesk::HelpdeskTexts;
 pub use reset::ResetTexts;
 pub use security::SecurityTexts;
 
@@ -24,6 +26,8 @@ pub struct Texts {
     pub sec: &'static SecurityTexts,
     /// Password reset and unlock.
     pub reset: &'static ResetTexts,
+    /// The helpdesk console, approval prompts, Temporary Access Passes.
+    pub helpdesk: &'static HelpdeskTexts,
     /// Message per error code (see `api::ErrorCode`), in `ErrorCode::ALL` order.
     pub errors: &'static [(&'static str, &'static str)],
     pub tagline: &'static str,
@@ -110,6 +114,7 @@ pub struct Texts {
 pub const EN: Texts = Texts {
     sec: &security::EN,
     reset: &reset::EN,
+    helpdesk: &helpdesk::EN,
     errors: &[
         ("MFA-001", "That code is not right. Check it and try again."),
         ("MFA-002", "That code has expired or was already used. Ask for a new one."),
@@ -146,6 +151,16 @@ pub const EN: Texts = Texts {
         ("RST-004", "Your account is not locked, so there was nothing to unlock. If you can't sign in, reset your password instead."),
         ("RST-005", "Self-service password reset is not available. Contact your helpdesk."),
         ("RST-006", "One or more answers are not right. Check them and try again."),
+        ("HLP-001", "The helpdesk console is for helpdesk staff and administrators."),
+        ("HLP-002", "Verify the caller first: this needs a successful verification of this user from the last 15 minutes."),
+        ("HLP-003", "This account is protected (administrator, helpdesk or privileged group). Only an administrator can act on it, and an MFA reset needs a second administrator's approval."),
+        ("HLP-004", "You can't verify or act on your own account from the helpdesk console."),
+        ("HLP-005", "The caller hasn't answered yet. Ask them to open the portal on their device; this page updates by itself."),
+        ("HLP-006", "The caller said it wasn't them. Treat this call as suspicious."),
+        ("HLP-007", "This account is not blocked."),
+        ("HLP-008", "This user has no registered email address to send a reset link to."),
+        ("HLP-009", "This request was already decided, has expired, or is your own: a second administrator must approve it."),
+        ("TAP-001", "That Temporary Access Pass is not valid: it is wrong, expired or already used. Ask your helpdesk for a new one."),
         ("DIR-503", "The directory that stores your password can't be reached right now. Nothing was changed; please try again in a few minutes."),
     ],
     product: "Converge",
@@ -293,6 +308,7 @@ impl Texts {
                 .sec
                 .for_event(other)
                 .or_else(|| self.reset.for_event(other))
+                .or_else(|| self.helpdesk.for_event(other))
                 .unwrap_or(self.event_other),
         }
     }

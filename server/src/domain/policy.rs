@@ -8,6 +8,26 @@ pub struct Policy {
     pub registration: RegistrationPolicy,
     pub reset: ResetPolicy,
     pub fraud: FraudPolicy,
+    pub helpdesk: HelpdeskPolicy,
+}
+
+/// What the helpdesk console allows.
+#[derive(Debug, Clone)]
+pub struct HelpdeskPolicy {
+    /// A caller verification stays valid this long for follow-up actions on that user.
+    pub verification_seconds: i64,
+    /// A pending verification (code sent, approval asked) waits this long.
+    pub pending_seconds: i64,
+    /// Temporary Access Pass lifetime: the default and the most an agent may choose.
+    pub tap_seconds: i64,
+    pub tap_max_seconds: i64,
+    /// Uses of one pass (1: single use).
+    pub tap_uses: u32,
+    /// Members of these groups (besides administrators and helpdesk staff) are protected:
+    /// helpdesk staff cannot act on them, and their MFA reset needs two administrators.
+    pub protected_groups: Vec<String>,
+    /// A request for a second administrator's approval waits this long.
+    pub approval_seconds: i64,
 }
 
 /// What a fraud report does.

@@ -169,6 +169,14 @@ impl Backend for PortalBackend {
         super::reset_port::handle(&self.state, ctx, req).await
     }
 
+    async fn helpdesk(
+        &self,
+        ctx: &RequestCtx,
+        req: converge_app::ssr::HelpdeskRequest,
+    ) -> Result<converge_app::ssr::HelpdeskStatus, ApiError> {
+        super::helpdesk_port::handle(&self.state, ctx, req).await
+    }
+
     async fn report(&self, ctx: &RequestCtx, req: ReportRequest) -> Result<ReportCheck, ApiError> {
         let s = &self.state;
         let now = s.clock.now();

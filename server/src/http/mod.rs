@@ -5,6 +5,7 @@ mod backend;
 mod caller;
 mod dev;
 mod health;
+mod helpdesk_port;
 pub mod metrics;
 mod reset_port;
 mod security;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub security: Arc<crate::domain::flows::security::Security>,
     /// Self-service password reset and unlock.
     pub reset: Arc<crate::domain::flows::reset::Reset>,
+    /// The helpdesk console: caller verification and actions.
+    pub helpdesk: Arc<crate::domain::flows::helpdesk::Helpdesk>,
 }
 
 impl AppState {
@@ -86,6 +89,10 @@ pub fn router(state: AppState) -> Router {
     ops = ops.route(
         &format!("{}/{{token}}", converge_app::routes::RESET_LINK),
         get(reset_port::link),
+    );
+    ops = ops.route(
+        converge_app::routes::HELPDESK_EXPORT,
+        get(helpdesk_port::export),
     );
     if state.config.sms.dev_page {
         tracing::warn!("sms.dev_page is on: /dev/messages shows every dev message, codes included");

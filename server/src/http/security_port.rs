@@ -38,12 +38,17 @@ fn allowed_while_pending(req: &R) -> bool {
         R::VerifyView { reauth: false, .. }
             | R::MfaSend { reauth: false, .. }
             | R::MfaCode { reauth: false, .. }
+            | R::MfaTap { .. }
             | R::PasskeyAuthStart
             | R::PasskeyAuthFinish { reauth: false, .. }
     )
 }
 
-async fn actor(state: &AppState, ctx: &RequestCtx, s: &SignedIn) -> Result<Actor, ApiError> {
+pub(super) async fn actor(
+    state: &AppState,
+    ctx: &RequestCtx,
+    s: &SignedIn,
+) -> Result<Actor, ApiError> {
     // the user the session check loaded moments ago, else from the store
     let user = match ctx.attached.get::<crate::domain::users::User>() {
         Some(u) if u.id == s.user_id => u.clone(),
@@ -379,6 +384,10 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
             let MfaOutcome::Verified { methods } = sec
                 .mfa_code(actor, &method, &code, pin.as_deref(), reauth, now)
                 .await?;
+            S::Next(next_page(sec.needs_wizard_with(&actor.user, &methods, now)))
+        }
+        R::MfaTap { pass } => {
+            let MfaOutcome::Verified { methods } = sec.mfa_tap(actor, &pass, now).await?;
             S::Next(next_page(sec.needs_wizard_with(&actor.user, &methods, now)))
         }
         R::PasskeyAuthStart => {

@@ -56,6 +56,12 @@ pub enum Notice {
         agent_name: String,
         expires_minutes: u32,
     },
+    /// A helpdesk agent acted on the user's account (reset link, MFA reset, TAP, unlock, …).
+    HelpdeskAction {
+        agent_name: String,
+        action: String,
+        done_at: String,
+    },
     /// Someone asked to reset the password of an account that cannot reset it by itself.
     ResetNotPossible {
         requested_at: String,
@@ -71,7 +77,7 @@ pub enum Notice {
     },
 }
 
-pub const MESSAGES: [&str; 13] = [
+pub const MESSAGES: [&str; 14] = [
     "new_user",
     "user_enrollment",
     "updated_user",
@@ -83,6 +89,7 @@ pub const MESSAGES: [&str; 13] = [
     "account_locked",
     "fraud_alert",
     "helpdesk_verification",
+    "helpdesk_action",
     "reset_not_possible",
     "sync_held",
 ];
@@ -101,6 +108,7 @@ impl Notice {
             Notice::AccountLocked { .. } => "account_locked",
             Notice::FraudAlert { .. } => "fraud_alert",
             Notice::HelpdeskVerification { .. } => "helpdesk_verification",
+            Notice::HelpdeskAction { .. } => "helpdesk_action",
             Notice::ResetNotPossible { .. } => "reset_not_possible",
             Notice::SyncHeld { .. } => "sync_held",
         }
@@ -117,6 +125,7 @@ impl Notice {
                 | Notice::AccountLocked { .. }
                 | Notice::PasswordReset { .. }
                 | Notice::ResetNotPossible { .. }
+                | Notice::HelpdeskAction { .. }
         )
     }
 
@@ -170,6 +179,11 @@ impl Notice {
             } => {
                 json!({ "code": code, "agent_name": agent_name, "expires_minutes": expires_minutes })
             }
+            Notice::HelpdeskAction {
+                agent_name,
+                action,
+                done_at,
+            } => json!({ "agent_name": agent_name, "action": action, "done_at": done_at }),
             Notice::ResetNotPossible {
                 requested_at,
                 portal_url,
@@ -239,6 +253,12 @@ impl Notice {
                 code: "482913".into(),
                 agent_name: "Bob".into(),
                 expires_minutes: 15,
+            },
+            Notice::HelpdeskAction {
+                agent_name: "Bob Berg".into(),
+                action: "Issued a Temporary Access Pass, valid until 2026-01-31 10:30:00 UTC"
+                    .into(),
+                done_at: "2026-01-31 09:30:00".into(),
             },
             Notice::ResetNotPossible {
                 requested_at: "2026-01-31 09:30:00".into(),

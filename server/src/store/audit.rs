@@ -45,7 +45,7 @@ impl Store {
     }
 }
 
-fn audit_from_row(r: &sqlx::any::AnyRow) -> Result<AuditEntry, StoreError> {
+pub(crate) fn audit_from_row(r: &sqlx::any::AnyRow) -> Result<AuditEntry, StoreError> {
     Ok(AuditEntry {
         at: r.try_get("at")?,
         event: r.try_get("event")?,

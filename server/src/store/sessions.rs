@@ -54,6 +54,18 @@ pub async fn delete_session_in(
 }
 
 /// Records a proven second factor on a session inside a caller's transaction.
+/// Ends every session of a user in the caller's transaction; returns how many.
+pub async fn delete_user_sessions_in(
+    conn: &mut sqlx::AnyConnection,
+    user_id: &str,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected())
+}
+
 pub async fn mark_mfa_in(
     conn: &mut sqlx::AnyConnection,
     id_hash: &str,
@@ -117,11 +129,8 @@ impl Store {
 
     /// Ends every session of a user (sign out everywhere, password reset, fraud).
     pub async fn delete_user_sessions(&self, user_id: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-            .bind(user_id)
-            .execute(self.pool())
-            .await?;
-        Ok(done.rows_affected())
+        let mut conn = self.pool().acquire().await?;
+        delete_user_sessions_in(&mut conn, user_id).await
     }
 
     pub async fn count_user_sessions(&self, user_id: &str) -> Result<i64, StoreError> {

@@ -313,7 +313,10 @@ pub async fn upsert_user_in(
     Ok((id, outcome))
 }
 
-async fn groups(conn: &mut AnyConnection, user_id: &str) -> Result<Vec<String>, StoreError> {
+pub(crate) async fn groups(
+    conn: &mut AnyConnection,
+    user_id: &str,
+) -> Result<Vec<String>, StoreError> {
     let rows =
         sqlx::query("SELECT group_name FROM user_groups WHERE user_id = $1 ORDER BY group_name")
             .bind(user_id)
@@ -385,11 +388,21 @@ pub async fn block_user_in(
 impl Store {
     /// Lifts a fraud block (an administrator's decision).
     pub async fn unblock_user(&self, user_id: &str, now: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE users SET blocked_until = 0, updated_at = $1 WHERE id = $2")
-            .bind(now)
-            .bind(user_id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        unblock_user_in(&mut conn, user_id, now).await
     }
+}
+
+/// Lifts a fraud block in the caller's transaction.
+pub async fn unblock_user_in(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET blocked_until = 0, updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! `/signin/verify`: the second step of sign-in, and re-authentication (`?next=`) before changes
 //! to security info. Shows the default method first, with "Use another method".
 
-use crate::api::{get_verify, MethodView, SignOut, VerifyCode, VerifySend};
+use crate::api::{get_verify, MethodView, SignOut, VerifyCode, VerifySend, VerifyTap};
 use crate::components::ErrorNotice;
 use crate::pages::common::{page_error, param};
 use crate::{routes, text};
@@ -52,6 +52,25 @@ pub fn VerifyPage() -> impl IntoView {
         view! { {challenge} {others} }.into_any()
     });
     let sign_out = ServerAction::<SignOut>::new();
+    // a Temporary Access Pass from the helpdesk, for users who can't use any of their methods
+    let tap = (!reauth).then(|| {
+        let h = t.helpdesk;
+        let action = ServerAction::<VerifyTap>::new();
+        view! {
+            <details class="other-methods" open=param("tap").is_some() data-testid=routes::testid::TAP_FORM>
+                <summary>{h.tap_title}</summary>
+                <p class="muted small">{h.tap_intro}</p>
+                <ActionForm action>
+                    <div class="field">
+                        <label for="tap-pass">{h.tap_label}</label>
+                        <input id="tap-pass" name="pass" type="text" autocomplete="off"
+                            autocapitalize="characters" spellcheck="false" required=true maxlength="40"/>
+                    </div>
+                    <button type="submit" class="button primary">{h.tap_button}</button>
+                </ActionForm>
+            </details>
+        }
+    });
     let cancel = if reauth {
         view! { <p><a href=routes::SECURITY_INFO>{s.cancel}</a></p> }.into_any()
     } else {
@@ -74,6 +93,7 @@ pub fn VerifyPage() -> impl IntoView {
                 <p class="muted">{if reauth { s.reauth_intro } else { s.verify_intro }}</p>
                 {error.map(|code| view! { <ErrorNotice code testid=routes::testid::ERROR/> })}
                 <Suspense fallback=|| ()>{body}</Suspense>
+                {tap}
                 {cancel}
             </section>
         </main>

@@ -47,6 +47,8 @@ pub mod event {
 }
 
 const PURPOSE_CODE: &str = "reset";
+/// The channel of a link the helpdesk sent: it opens a flow with nothing left to prove.
+const HELPDESK_LINK: &str = "helpdesk";
 const PURPOSE_LINK: &str = "reset_link";
 pub const SCOPE_REQUEST_CLIENT: &str = "reset_client";
 pub const SCOPE_REQUEST_ACCOUNT: &str = "reset_account";
@@ -803,9 +805,16 @@ impl Reset {
             .await?
             .filter(|u| u.enabled && !u.is_blocked(now))
             .ok_or(DomainError::Refused(ErrorCode::ResetExpired))?;
-        let m = self.method(&user, &method_id).await?;
+        let m = if method_id == HELPDESK_LINK {
+            None
+        } else {
+            Some(self.method(&user, &method_id).await?)
+        };
         let (token, token_hash) = new_token();
         store.reset_rotate_token(&row.id, &token_hash).await?;
+        let Some(m) = m else {
+            return Ok(token);
+        };
         if !row.passed.contains(&m.row.id) {
             let f = Open {
                 row,
@@ -815,6 +824,56 @@ impl Reset {
                 .await?;
         }
         Ok(token)
+    }
+
+    /// A reset link sent by the helpdesk after verifying the caller: a flow with nothing left to
+    /// prove, opened only by the link (its own token is never handed out). Returns the link.
+    pub async fn helpdesk_link(
+        &self,
+        user: &User,
+        client: &Client,
+        now: i64,
+    ) -> Result<String, DomainError> {
+        let store = self.store();
+        let flow_id = uuid::Uuid::new_v4().to_string();
+        let (_, token_hash) = new_token();
+        store
+            .insert_reset_flow(&ResetFlowRow {
+                id: flow_id.clone(),
+                token_hash,
+                user_id: Some(user.id.clone()),
+                subject: self.security.sealer.mac("reset-subject", &user.username),
+                purpose: Purpose::Reset.as_str().into(),
+                gates_required: 0,
+                passed: vec![],
+                questions: vec![],
+                failures: 0,
+                client_ip: client.ip.clone(),
+                created_at: now,
+                expires_at: now + self.policy.flow_seconds,
+                finished_at: 0,
+            })
+            .await?;
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let link = hex::encode(bytes);
+        store
+            .put_code(
+                &crate::store::methods::NewCode {
+                    user_id: &user.id,
+                    purpose: PURPOSE_LINK,
+                    target: &flow_id,
+                    code_hash: &self.security.sealer.mac("reset-link", &link),
+                    channel: HELPDESK_LINK,
+                },
+                now,
+                self.policy.flow_seconds,
+            )
+            .await?;
+        Ok(self
+            .security
+            .notifier
+            .link(&format!("{}/{link}", converge_app::routes::RESET_LINK)))
     }
 
     /// Sets the new password once every gate is proven.
@@ -1004,7 +1063,7 @@ fn is_gate(kind: MethodKind) -> bool {
 }
 
 /// One field of every stored security question: `q` (the text) or `h` (the answer's hash).
-fn question_items(m: &Method, field: &str) -> Vec<String> {
+pub(crate) fn question_items(m: &Method, field: &str) -> Vec<String> {
     m.detail()
         .get("items")
         .and_then(|v| v.as_array())

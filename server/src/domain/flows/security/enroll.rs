@@ -371,7 +371,7 @@ impl Security {
     }
 
     /// Queues a code by text, call or email (never logged).
-    pub(super) async fn deliver_code(
+    pub(crate) async fn deliver_code(
         &self,
         actor: &Actor,
         destination: &str,

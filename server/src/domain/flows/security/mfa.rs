@@ -127,6 +127,47 @@ impl Security {
         self.verified(actor, &m, all, now).await
     }
 
+    /// A Temporary Access Pass from the helpdesk as the second factor: each use counted once
+    /// (one winner under concurrent submissions), wrong passes throttled like any code.
+    pub async fn mfa_tap(
+        &self,
+        actor: &Actor,
+        pass: &str,
+        now: i64,
+    ) -> Result<MfaOutcome, DomainError> {
+        if self.throttled(actor, now).await? {
+            self.mfa_audit(actor, None, false, "throttled", now).await?;
+            return Err(refused(ErrorCode::TooManyAttempts));
+        }
+        let typed = crate::domain::flows::helpdesk::normalise_pass(pass);
+        let taps = self.store.active_taps(&actor.user.id, now).await?;
+        let found = taps
+            .iter()
+            .find(|t| !typed.is_empty() && self.sealer.mac_matches("tap", &typed, &t.pass_hash));
+        let mut tx = self.store.begin().await?;
+        let used = match found {
+            Some(t) => crate::store::helpdesk::use_tap_in(&mut tx, &t.id, now).await?,
+            None => false,
+        };
+        if !used {
+            drop(tx);
+            self.count_failure(actor, "wrong, expired or used Temporary Access Pass", now)
+                .await?;
+            self.mfa_audit(actor, None, false, "Temporary Access Pass refused", now)
+                .await?;
+            return Err(refused(ErrorCode::TapInvalid));
+        }
+        crate::store::sessions::mark_mfa_in(&mut tx, &actor.session.id_hash, now).await?;
+        let mut e = self.audit(actor, event::MFA, true, now);
+        e.reason = Some("Temporary Access Pass".into());
+        crate::store::audit::append_audit_in(&mut tx, &e).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        self.clear_failures(actor).await?;
+        Ok(MfaOutcome::Verified {
+            methods: self.methods(&actor.user.id).await?,
+        })
+    }
+
     /// In PIN mode: the user's PIN, locked after too many wrong entries.
     async fn check_pin(&self, actor: &Actor, pin: &str, now: i64) -> Result<(), DomainError> {
         let methods = self.methods(&actor.user.id).await?;
