@@ -7,6 +7,7 @@ mod helpers;
 
 mod config;
 mod domain;
+mod helpdesk;
 mod http;
 mod import;
 mod ldap;
