@@ -5,6 +5,7 @@ export const paths = {
   activity: "/activity",
   setup: "/setup",
   reset: "/reset",
+  helpdesk: "/helpdesk",
 };
 export const testid = {
   signinForm: "signin-form",
@@ -30,6 +31,14 @@ export const testid = {
   resetLink: "reset-link",
   resetChoices: "reset-choices",
   resetDone: "reset-done",
+  helpdeskResults: "helpdesk-results",
+  helpdeskVerify: "helpdesk-verify",
+  helpdeskState: "helpdesk-verification-state",
+  helpdeskActions: "helpdesk-actions",
+  helpdeskTap: "helpdesk-tap",
+  auditTable: "audit-table",
+  approvalPrompt: "approval-prompt",
+  tapForm: "tap-form",
 };
 // examples/demo-users.csv
 export const demo = {
@@ -39,5 +48,7 @@ export const demo = {
   dave: { username: "dave", password: "disabled-dave-pass" },
   carol: { username: "carol", email: "carol@example.org" },
   frank: { username: "frank", password: "correct-horse-frank", email: "frank@example.org" },
+  gina: { username: "gina", password: "correct-horse-gina", email: "gina@example.org", mobile: "+31645678901" },
+  hanna: { username: "hanna", password: "correct-horse-hanna" },
 };
 export const lockoutThreshold = 4; // scripts/test sets CONVERGE__SIGNIN__LOCKOUT_THRESHOLD

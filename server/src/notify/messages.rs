@@ -24,6 +24,8 @@ pub enum Notice {
     VerificationCode {
         code: String,
         expires_minutes: u32,
+        /// A sign-in code: the mail carries "Didn't do this? Report it" (fraud report).
+        signin: bool,
     },
     PasswordReset {
         code: Option<String>,
@@ -116,6 +118,9 @@ impl Notice {
 
     /// Security notifications carry a "This wasn't me" link.
     pub fn wants_report_link(&self) -> bool {
+        if let Notice::VerificationCode { signin, .. } = self {
+            return *signin;
+        }
         matches!(
             self,
             Notice::UpdatedUser { .. }
@@ -141,6 +146,7 @@ impl Notice {
             Notice::VerificationCode {
                 code,
                 expires_minutes,
+                ..
             } => {
                 json!({ "code": code, "expires_minutes": expires_minutes })
             }
@@ -219,6 +225,7 @@ impl Notice {
             Notice::VerificationCode {
                 code: "482913".into(),
                 expires_minutes: 10,
+                signin: true,
             },
             Notice::PasswordReset {
                 code: Some("482913".into()),

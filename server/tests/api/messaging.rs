@@ -315,6 +315,7 @@ async fn smtp_outage_keeps_mail_queued(db: Db) {
     let code_notice = Notice::VerificationCode {
         code: "918273".into(),
         expires_minutes: 10,
+        signin: false,
     };
     state
         .notifier

@@ -482,7 +482,7 @@ impl Helpdesk {
             tx.commit().await.map_err(crate::store::StoreError::from)?;
             sec.notifier.wake();
         } else {
-            sec.deliver_code(actor, &destination, channel, &code, now)
+            sec.deliver_code(actor, &destination, (channel, false), &code, now)
                 .await?;
         }
         let mut e = sec.audit(actor, sec_event::CODE_SENT, true, now);

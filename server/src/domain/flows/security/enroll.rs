@@ -355,7 +355,9 @@ impl Security {
             return Err(refused(ErrorCode::TooManyAttempts));
         }
         let destination = method.destination().unwrap_or_default();
-        self.deliver_code(actor, &destination, channel, &code, now)
+        // a sign-in code someone else asked for can be reported as fraud from the mail
+        let signin = purpose == "mfa";
+        self.deliver_code(actor, &destination, (channel, signin), &code, now)
             .await?;
         let mut e = self.audit(actor, event::CODE_SENT, true, now);
         e.reason = Some(format!("{channel} to {}{note}", mask(&destination)));
@@ -375,7 +377,7 @@ impl Security {
         &self,
         actor: &Actor,
         destination: &str,
-        channel: &str,
+        (channel, signin): (&str, bool),
         code: &str,
         now: i64,
     ) -> Result<(), DomainError> {
@@ -392,6 +394,7 @@ impl Security {
                         &crate::notify::messages::Notice::VerificationCode {
                             code: code.to_string(),
                             expires_minutes: minutes,
+                            signin,
                         },
                         now,
                     )

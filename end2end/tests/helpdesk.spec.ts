@@ -1,0 +1,111 @@
+import { test, expect, type Page } from "@playwright/test";
+import { collectProblems, freshCode, mailTo, registerApp, signIn } from "./helpers";
+import { demo, testid } from "./ids";
+
+/** The newest 6-digit code the dev SMS transport sent to `number` (not `not`). */
+async function smsCode(page: Page, number: string, not = ""): Promise<string> {
+  const reader = await page.context().newPage();
+  let code = "";
+  await expect(async () => {
+    await reader.goto("/dev/messages");
+    const text = (await reader.locator("article", { hasText: number }).first().textContent()) ?? "";
+    code = text.match(/\b\d{6}\b/)?.[0] ?? "";
+    expect(code).not.toBe("");
+    expect(code).not.toBe(not);
+  }).toPass({ timeout: 15_000 });
+  await reader.close();
+  return code;
+}
+
+test("the helpdesk verifies a caller by SMS and issues a Temporary Access Pass; the caller signs in with it and registers a new app", async ({ page, browser }) => {
+  test.setTimeout(150_000);
+  const problems = collectProblems(page);
+  const gina = demo.gina;
+
+  // gina registers an authenticator app and her directory mobile number
+  await signIn(page, gina.username, gina.password);
+  await expect(page).toHaveURL(/\/setup$/);
+  await registerApp(page, "Old phone");
+  await expect(page).toHaveURL(/\/setup\?notice=added$/);
+  await page.getByRole("button", { name: "Done" }).click();
+  await expect(page).toHaveURL(/\/security-info\?notice=confirmed$/);
+  await page.getByRole("link", { name: "Verify and use this number" }).click();
+  await page.getByLabel("Phone number").fill("+31 6 4567 8901");
+  await page.getByRole("button", { name: "Send code" }).click();
+  const enrolCode = await smsCode(page, gina.mobile);
+  await page.getByTestId(testid.codeInput).fill(enrolCode);
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(page).toHaveURL(/\/security-info\?notice=added$/);
+  await page.getByTestId(testid.signout).click();
+
+  // she loses the phone with the app and calls the helpdesk
+  const desk = await browser.newPage();
+  const deskProblems = collectProblems(desk);
+  await signIn(desk, demo.hanna.username, demo.hanna.password);
+  await expect(desk).toHaveURL(/\/setup$/);
+  await desk.getByRole("link", { name: "Helpdesk" }).click();
+  await expect(desk).toHaveURL(/\/helpdesk$/);
+  await desk.getByLabel("Find a user").fill("gina");
+  await desk.getByRole("button", { name: "Search" }).click();
+  await desk.getByTestId(testid.helpdeskResults).getByRole("link", { name: "Gina Groen" }).click();
+  await expect(desk).toHaveURL(/\/helpdesk\/user\?id=/);
+  // actions wait for a verification
+  await expect(desk.getByRole("button", { name: "Issue a Temporary Access Pass" })).toBeDisabled();
+  // a text to her registered number; she reads the code back
+  await desk.getByTestId(testid.helpdeskVerify).getByRole("button", { name: "Text a code" }).click();
+  await expect(desk.getByTestId(testid.helpdeskVerify)).toContainText("A code was sent to +31•••••••01");
+  await desk.getByTestId(testid.codeInput).fill("000000");
+  await desk.getByRole("button", { name: "Check" }).click();
+  await expect(desk.getByTestId(testid.error)).toContainText("MFA-001");
+  await expect(desk.getByTestId(testid.helpdeskState)).toHaveAttribute("data-state", "failed");
+  await desk.getByTestId(testid.helpdeskVerify).getByRole("button", { name: "Text a code" }).click();
+  const code = await smsCode(desk, gina.mobile, enrolCode);
+  await desk.getByTestId(testid.codeInput).fill(code);
+  await desk.getByRole("button", { name: "Check" }).click();
+  await expect(desk.getByTestId(testid.helpdeskState)).toHaveAttribute("data-state", "verified");
+  await expect(desk.getByTestId(testid.helpdeskState)).toContainText("Verified with Phone");
+  // a Temporary Access Pass, shown once
+  await desk.getByRole("button", { name: "Issue a Temporary Access Pass" }).click();
+  await expect(desk.getByTestId(testid.helpdeskTap)).toBeVisible();
+  const pass = ((await desk.getByTestId(testid.helpdeskTap).locator("code").textContent()) ?? "").trim();
+  expect(pass).toMatch(/^[A-Z2-9]{4}(-[A-Z2-9]{4}){3}$/);
+  await desk.reload();
+  await expect(desk.getByTestId(testid.helpdeskTap)).toHaveCount(0);
+  await expect(desk.getByText(/A Temporary Access Pass is active until/)).toBeVisible();
+  // the audit log shows what the agent did
+  await desk.goto("/helpdesk/audit?actor=hanna");
+  await expect(desk.getByTestId(testid.auditTable)).toContainText("helpdesk_action");
+  await expect(desk.getByTestId(testid.auditTable)).toContainText("helpdesk_verification");
+  expect(deskProblems, deskProblems.join("\n")).toEqual([]);
+
+  // gina is told by email (the real SMTP server)
+  await mailTo(gina.email, /Temporary Access Pass was issued/);
+
+  // she signs in with her password and the pass instead of the lost app
+  await signIn(page, gina.username, gina.password);
+  await expect(page).toHaveURL(/\/signin\/verify$/);
+  await page.getByTestId(testid.tapForm).locator("summary").click();
+  await page.getByLabel("Temporary Access Pass").fill(pass.toLowerCase());
+  await page.getByRole("button", { name: "Sign in with the pass" }).click();
+  await expect(page).toHaveURL(/\/security-info$/);
+
+  // and registers the new phone's authenticator app at once
+  await page.getByRole("link", { name: /authenticator app/i }).first().click();
+  await page.getByLabel("Name this device").fill("New phone");
+  await page.getByRole("button", { name: "Next" }).click();
+  const newKey = ((await page.getByTestId(testid.totpKey).textContent()) ?? "").replace(/\s/g, "");
+  const [newCode] = await freshCode(newKey, 0);
+  await page.getByTestId(testid.codeInput).fill(newCode);
+  await page.getByRole("button", { name: "Verify" }).click();
+  await expect(page).toHaveURL(/\/security-info\?notice=added$/);
+  await expect(page.getByTestId(testid.methodList)).toContainText("New phone");
+
+  // the pass worked once
+  await page.getByTestId(testid.signout).click();
+  await signIn(page, gina.username, gina.password);
+  await page.getByTestId(testid.tapForm).locator("summary").click();
+  await page.getByLabel("Temporary Access Pass").fill(pass);
+  await page.getByRole("button", { name: "Sign in with the pass" }).click();
+  await expect(page.getByTestId(testid.error)).toContainText("TAP-001");
+  expect(problems, problems.join("\n")).toEqual([]);
+});
