@@ -75,10 +75,11 @@ pub enum ErrorCode {
     NoAddress,
     ApprovalInvalid,
     TapInvalid,
+    StaffMfaRequired,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 51] = [
+    pub const ALL: [ErrorCode; 52] = [
         ErrorCode::SigninFailed,
         ErrorCode::NotSignedIn,
         ErrorCode::RequestBlocked,
@@ -130,6 +131,7 @@ impl ErrorCode {
         ErrorCode::NoAddress,
         ErrorCode::ApprovalInvalid,
         ErrorCode::TapInvalid,
+        ErrorCode::StaffMfaRequired,
     ];
 
     /// The code shown to users and written in logs, e.g. `SIG-001`.
@@ -186,6 +188,7 @@ impl ErrorCode {
             ErrorCode::NoAddress => "HLP-008",
             ErrorCode::ApprovalInvalid => "HLP-009",
             ErrorCode::TapInvalid => "TAP-001",
+            ErrorCode::StaffMfaRequired => "HLP-010",
         }
     }
 

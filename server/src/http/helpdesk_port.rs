@@ -8,6 +8,7 @@ use crate::domain::error::DomainError;
 use crate::domain::flows::helpdesk::{Action, Agent, Helpdesk, Outcome, VerificationView};
 use crate::domain::flows::session::Client;
 use crate::domain::format_time;
+use crate::domain::users::Role;
 use crate::store::helpdesk::AuditFilter;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -25,6 +26,10 @@ const EXPORT_LIMIT: u32 = 100_000;
 async fn agent(state: &AppState, ctx: &RequestCtx) -> Result<Agent, ApiError> {
     let me = ctx.signed_in()?;
     let user = actor(state, ctx, me).await?.user;
+    // staff act for others: their own session must have proven a second factor
+    if me.mfa_at == 0 && matches!(user.role, Role::Helpdesk | Role::Admin) {
+        return Err(ApiError::Failed(ErrorCode::StaffMfaRequired));
+    }
     Agent::new(
         user,
         Client {

@@ -188,7 +188,7 @@ async fn every_verification_method(db: Db) {
     );
     assert_eq!(
         refused(
-            h.verify_check(&hd, &v.id, &[code.clone()], app.clock.now())
+            h.verify_check(&hd, &v.id, std::slice::from_ref(&code), app.clock.now())
                 .await
         ),
         ErrorCode::CodeExpired,
@@ -249,7 +249,7 @@ async fn every_verification_method(db: Db) {
         .await
         .expect("app");
     let code = app_code(&app, &secret);
-    h.verify_check(&hd, &v.id, &[code.clone()], app.clock.now())
+    h.verify_check(&hd, &v.id, std::slice::from_ref(&code), app.clock.now())
         .await
         .expect("app ok");
     let v = h
@@ -678,6 +678,14 @@ async fn protected_accounts_and_dual_approval(db: Db) {
         panic!("an MFA reset of a protected account needs approval")
     };
     assert_eq!(sec(&app).methods(&target).await.expect("m").len(), 1);
+    assert!(
+        matches!(
+            h.act(&root, &target, Action::Tap { minutes: 30 }, app.clock.now())
+                .await,
+            Ok(Outcome::ApprovalRequested(_))
+        ),
+        "a pass for a protected account needs approval too"
+    );
     // not by the requester, not by the helpdesk, not by the account itself
     assert_eq!(
         refused(h.decide(&root, &request, true, app.clock.now()).await),
@@ -697,7 +705,7 @@ async fn protected_accounts_and_dual_approval(db: Db) {
         .pending_approvals(&root3, app.clock.now())
         .await
         .expect("list");
-    assert_eq!(pending.len(), 1);
+    assert_eq!(pending.len(), 2);
     assert_eq!(
         (
             pending[0].username.as_str(),
@@ -725,7 +733,7 @@ async fn protected_accounts_and_dual_approval(db: Db) {
     );
     assert_eq!(
         audit_count(&app, "helpdesk_approval_requested", "root", true).await,
-        1
+        2
     );
     // a rejected request changes nothing
     let _ = totp_id;
@@ -823,6 +831,18 @@ async fn console_audit_and_export_over_http(db: Db) {
     let alice = a.user.id.clone();
     staff(&app, "hd", Role::Helpdesk, &[]).await;
     let hd = session_cookie(&app.sign_in("hd", "correct-horse-hd", None).await).expect("hd");
+    // staff need a second factor in their session first
+    let page = app
+        .get("/helpdesk?q=ali", Some(&hd))
+        .await
+        .text()
+        .await
+        .expect("page");
+    assert!(
+        page.contains("HLP-010"),
+        "no console without a second factor"
+    );
+    add_totp(&app, &actor(&app, &hd).await, "Desk phone").await;
     // the console and its search
     let page = app
         .get("/helpdesk?q=ali", Some(&hd))

@@ -56,7 +56,10 @@ pub fn HelpdeskPage() -> impl IntoView {
     let body = Suspend::new(async move {
         let home = match helpdesk_home(q_for_fetch).await {
             Ok(home) => home,
-            Err(e) => return view! { <ErrorNotice code=e.code()/> }.into_any(),
+            Err(e) => {
+                return view! { <ErrorNotice code=e.code() testid=routes::testid::ERROR/> }
+                    .into_any()
+            }
         };
         let results = searched.then(|| {
             if home.hits.is_empty() {

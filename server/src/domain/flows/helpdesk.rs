@@ -15,7 +15,8 @@
 //!      ▼ act(action)  reset link · MFA reset · Temporary Access Pass · unlock · unblock ·
 //!                     sign out everywhere — audited (actor = agent) and mailed to the user.
 //!                     Protected accounts (admins, helpdesk, protected groups): administrators
-//!                     only, and an MFA reset waits for a second administrator's approval.
+//!                     only, and an MFA reset or a Temporary Access Pass waits for a second
+//!                     administrator's approval.
 //! ```
 
 use super::reset::{question_items, Reset};
@@ -722,7 +723,8 @@ impl Helpdesk {
             self.store().append_audit(&e).await?;
             return Err(err);
         }
-        if protected && action == Action::Reregister {
+        // an MFA reset or a pass that stands in for the MFA: a second administrator decides
+        if protected && matches!(action, Action::Reregister | Action::Tap { .. }) {
             let row = ApprovalRow {
                 id: uuid::Uuid::new_v4().to_string(),
                 user_id: user.id.clone(),
