@@ -270,6 +270,13 @@ mod tests {
             "second_factor",
             "code_sent",
             "sessions_revoked",
+            "helpdesk_verification_started",
+            "helpdesk_verification",
+            "helpdesk_action",
+            "helpdesk_approval_requested",
+            "helpdesk_approval_decided",
+            "helpdesk_lookup",
+            "audit_exported",
         ] {
             assert_ne!(t.for_event(ev), t.event_other, "{ev}");
         }

@@ -133,6 +133,7 @@ impl HelpdeskTexts {
             "helpdesk_approval_requested" => "Approval requested",
             "helpdesk_approval_decided" => "Approval decided",
             "helpdesk_lookup" => "Helpdesk looked up the account",
+            "audit_exported" => "Audit log exported",
             _ => return None,
         })
     }

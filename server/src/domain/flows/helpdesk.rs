@@ -194,13 +194,13 @@ impl Helpdesk {
         &self.security.store
     }
 
-    /// Users matching a name, username, email address or phone number (at most 50).
-    pub async fn search(&self, agent: &Agent, term: &str) -> Result<Vec<User>, DomainError> {
+    /// Users matching a name, username, email address or phone number (at most 50). Only an
+    /// [`Agent`] may search.
+    pub async fn search(&self, _agent: &Agent, term: &str) -> Result<Vec<User>, DomainError> {
         let term: String = term.trim().chars().take(100).collect();
         if term.chars().count() < 2 {
             return Ok(vec![]);
         }
-        let _ = agent;
         Ok(self.store().search_users(&term, 50).await?)
     }
 
@@ -250,7 +250,7 @@ impl Helpdesk {
         let verification = store
             .latest_verification(&agent.user.id, &user.id)
             .await?
-            .map(|row| self.view(&user, &methods, &row, now));
+            .map(|row| self.view(&methods, &row, now));
         let new_tap = match store.take_tap_for_display(&user.id, &agent.user.id).await? {
             Some((sealed, until)) => self
                 .security
@@ -293,13 +293,7 @@ impl Helpdesk {
         Ok(card)
     }
 
-    fn view(
-        &self,
-        user: &User,
-        methods: &[Method],
-        row: &VerificationRow,
-        now: i64,
-    ) -> VerificationView {
+    fn view(&self, methods: &[Method], row: &VerificationRow, now: i64) -> VerificationView {
         let m = methods.iter().find(|m| m.row.id == row.method_id);
         let t = converge_app::text::en();
         let method = match m {
@@ -321,7 +315,6 @@ impl Helpdesk {
             }
             _ => vec![],
         };
-        let _ = user;
         VerificationView {
             id: row.id.clone(),
             method,
@@ -433,7 +426,7 @@ impl Helpdesk {
         let mut e = self.audit(agent, &user, event::VERIFY_STARTED, true, now);
         e.reason = Some(format!("{}{note}", row.channel));
         self.store().append_audit(&e).await?;
-        Ok(self.view(&user, &methods, &row, now))
+        Ok(self.view(&methods, &row, now))
     }
 
     /// A one-time code by text, call or email (the email names the agent).
@@ -621,7 +614,7 @@ impl Helpdesk {
             .verification(&row.id)
             .await?
             .ok_or(refused(ErrorCode::SetupExpired))?;
-        checked.map(|()| self.view(&user, &methods, &row, now))
+        checked.map(|()| self.view(&methods, &row, now))
     }
 
     /// The portal approval waiting for this signed-in user, if any.
