@@ -1,21 +1,7 @@
-import { test, expect, type Page } from "@playwright/test";
-import { collectProblems, freshCode, mailTo, registerApp, signIn } from "./helpers";
+import { test, expect } from "@playwright/test";
+import { collectProblems, devCode, freshCode, mailTo, registerApp, signIn } from "./helpers";
 import { demo, paths, testid } from "./ids";
 
-/** The newest 6-digit code the dev SMS transport sent to `number` (not `not`). */
-async function smsCode(page: Page, number: string, not = ""): Promise<string> {
-  const reader = await page.context().newPage();
-  let code = "";
-  await expect(async () => {
-    await reader.goto("/dev/messages");
-    const text = (await reader.locator("article", { hasText: number }).first().textContent()) ?? "";
-    code = text.match(/\b\d{6}\b/)?.[0] ?? "";
-    expect(code).not.toBe("");
-    expect(code).not.toBe(not);
-  }).toPass({ timeout: 15_000 });
-  await reader.close();
-  return code;
-}
 
 test("the helpdesk verifies a caller by SMS and issues a Temporary Access Pass; the caller signs in with it and registers a new app", async ({ page, browser }) => {
   test.setTimeout(150_000);
@@ -32,7 +18,7 @@ test("the helpdesk verifies a caller by SMS and issues a Temporary Access Pass; 
   await page.getByRole("link", { name: "Verify and use this number" }).click();
   await page.getByLabel("Phone number").fill("+31 6 4567 8901");
   await page.getByRole("button", { name: "Send code" }).click();
-  const enrolCode = await smsCode(page, gina.mobile);
+  const enrolCode = await devCode(page, gina.mobile);
   await page.getByTestId(testid.codeInput).fill(enrolCode);
   await page.getByRole("button", { name: "Verify" }).click();
   await expect(page).toHaveURL(/\/security-info\?notice=added$/);
@@ -62,13 +48,13 @@ test("the helpdesk verifies a caller by SMS and issues a Temporary Access Pass; 
   // a text to her registered number; she reads the code back
   await desk.getByTestId(testid.helpdeskVerify).getByRole("button", { name: "Text a code" }).click();
   await expect(desk.getByTestId(testid.helpdeskVerify)).toContainText("A code was sent to +31•••••••01");
-  const first = await smsCode(desk, gina.mobile, enrolCode);
+  const first = await devCode(desk, gina.mobile, enrolCode);
   await desk.getByTestId(testid.codeInput).fill(first === "000000" ? "111111" : "000000");
   await desk.getByRole("button", { name: "Check" }).click();
   await expect(desk.getByTestId(testid.error)).toContainText("MFA-001");
   await expect(desk.getByTestId(testid.helpdeskState)).toHaveAttribute("data-state", "failed");
   await desk.getByTestId(testid.helpdeskVerify).getByRole("button", { name: "Text a code" }).click();
-  const code = await smsCode(desk, gina.mobile, first);
+  const code = await devCode(desk, gina.mobile, first);
   await desk.getByTestId(testid.codeInput).fill(code);
   await desk.getByRole("button", { name: "Check" }).click();
   await expect(desk.getByTestId(testid.helpdeskState)).toHaveAttribute("data-state", "verified");

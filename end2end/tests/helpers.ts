@@ -15,6 +15,21 @@ export function collectProblems(page: Page): string[] {
   return problems;
 }
 
+/** The newest 6-digit code the dev SMS / mail transports sent to `recipient` (not `not`). */
+export async function devCode(page: Page, recipient: string, not = ""): Promise<string> {
+  const reader = await page.context().newPage();
+  let code = "";
+  await expect(async () => {
+    await reader.goto("/dev/messages");
+    const text = (await reader.locator("article", { hasText: recipient }).first().textContent()) ?? "";
+    code = text.match(/\b\d{6}\b/)?.[0] ?? "";
+    expect(code).not.toBe("");
+    expect(code).not.toBe(not);
+  }).toPass({ timeout: 15_000 });
+  await reader.close();
+  return code;
+}
+
 /** Fills and submits the sign-in form. */
 export async function signIn(page: Page, username: string, password: string) {
   await page.goto(paths.signin);

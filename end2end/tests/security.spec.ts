@@ -1,25 +1,11 @@
-import { test, expect, type Page } from "@playwright/test";
-import { collectProblems, signIn, step, totp } from "./helpers";
+import { test, expect } from "@playwright/test";
+import { collectProblems, devCode, signIn, step, totp } from "./helpers";
 import { demo, paths, testid } from "./ids";
 
 
 
 
 
-/** The newest code the dev SMS / mail transports sent to `recipient`. */
-async function devCode(page: Page, recipient: string, not = ""): Promise<string> {
-  const reader = await page.context().newPage();
-  let code = "";
-  await expect(async () => {
-    await reader.goto("/dev/messages");
-    const text = (await reader.locator("article", { hasText: recipient }).first().textContent()) ?? "";
-    code = text.match(/\b\d{6}\b/)?.[0] ?? "";
-    expect(code).not.toBe("");
-    expect(code).not.toBe(not);
-  }).toPass({ timeout: 15_000 });
-  await reader.close();
-  return code;
-}
 
 test("the wizard and Security info: app, passkey, phone, questions, PIN; then sign in with the app and with the passkey", async ({ page }) => {
   test.setTimeout(150_000);

@@ -11,9 +11,9 @@ pub fn AppFrame(children: Children) -> impl IntoView {
     let t = text::en();
     let sign_out = ServerAction::<SignOut>::new();
     let answer = ServerAction::<HelpdeskPromptAnswer>::new();
-    let me = Resource::new_blocking(|| (), |_| whoami());
+    // whoami reads the request's context only (no database): each part asks for itself
     let who = Suspend::new(async move {
-        me.await.ok().map(|me| {
+        whoami().await.ok().map(|me| {
             view! {
                 <span class="whoami">
                     <span class="visually-hidden">{t.signed_in_as} " "</span>
@@ -23,7 +23,8 @@ pub fn AppFrame(children: Children) -> impl IntoView {
         })
     });
     let helpdesk_link = Suspend::new(async move {
-        me.await
+        whoami()
+            .await
             .ok()
             .filter(|me| me.role == "helpdesk" || me.role == "admin")
             .map(|_| view! { <A href=routes::HELPDESK>{t.helpdesk.nav}</A> })

@@ -461,10 +461,6 @@ pub async fn clear_registration_in(
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
-    let sessions = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+    let sessions = super::sessions::delete_user_sessions_in(conn, user_id).await?;
     Ok((methods, sessions))
 }

@@ -115,6 +115,8 @@ pub async fn spawn_app_with(db: Db, tweak: impl FnOnce(&mut Settings)) -> TestAp
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // a page that never finishes is a failure, not a stalled run
+        .timeout(std::time::Duration::from_secs(60))
         .build()
         .expect("client");
     let app = TestApp {

@@ -27,7 +27,6 @@ use crate::domain::audit::{event as audit_event, AuditEntry};
 use crate::domain::error::DomainError;
 use crate::domain::format_time;
 use crate::domain::policy::{HelpdeskPolicy, MethodKind};
-use crate::domain::totp;
 use crate::domain::users::{Role, User};
 use crate::notify::messages::Notice;
 use crate::store::audit::append_audit_in;
@@ -525,26 +524,8 @@ impl Helpdesk {
                 }
             }
             MethodKind::Totp => {
-                let secret = sec.open_secret(&m.row)?;
-                let step = totp::check(&sec.policy.totp, &secret, first, now.max(0) as u64);
-                let accepted = match step {
-                    Some(step) => {
-                        let mut tx = self.store().begin().await?;
-                        let ok =
-                            crate::store::methods::use_totp_step_in(&mut tx, &m.row.id, step, now)
-                                .await?;
-                        tx.commit().await.map_err(crate::store::StoreError::from)?;
-                        ok
-                    }
-                    None => false,
-                };
-                if accepted {
-                    Ok(())
-                } else {
-                    sec.count_failure(&actor, "wrong or reused app code (helpdesk)", now)
-                        .await?;
-                    Err(refused(ErrorCode::WrongCode))
-                }
+                sec.check_app_code(&actor, m, first, "wrong or reused app code (helpdesk)", now)
+                    .await
             }
             MethodKind::Questions => {
                 let hashes = question_items(m, "h");

@@ -27,7 +27,6 @@ use crate::domain::error::DomainError;
 use crate::domain::password::Password;
 use crate::domain::password_rules::PasswordRules;
 use crate::domain::policy::{MethodKind, ResetPolicy};
-use crate::domain::totp;
 use crate::domain::users::{Role, User};
 use crate::notify::messages::Notice;
 use crate::store::reset::ResetFlowRow;
@@ -641,27 +640,9 @@ impl Reset {
         let m = m.ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
         let checked = match m.kind {
             MethodKind::Totp => {
-                let secret = self.security.open_secret(&m.row)?;
-                let policy = &self.security.policy.totp;
-                let accepted = match totp::check(policy, &secret, code, now.max(0) as u64) {
-                    Some(step) => {
-                        let mut tx = self.store().begin().await?;
-                        let ok =
-                            crate::store::methods::use_totp_step_in(&mut tx, &m.row.id, step, now)
-                                .await?;
-                        tx.commit().await.map_err(crate::store::StoreError::from)?;
-                        ok
-                    }
-                    None => false,
-                };
-                if accepted {
-                    Ok(())
-                } else {
-                    self.security
-                        .count_failure(&actor, "wrong or reused app code (reset)", now)
-                        .await?;
-                    Err(DomainError::Refused(ErrorCode::WrongCode))
-                }
+                self.security
+                    .check_app_code(&actor, &m, code, "wrong or reused app code (reset)", now)
+                    .await
             }
             MethodKind::Phone | MethodKind::Email => {
                 match self

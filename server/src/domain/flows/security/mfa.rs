@@ -127,6 +127,35 @@ impl Security {
         self.verified(actor, &m, all, now).await
     }
 
+    /// A code from an authenticator app outside a session (password reset, the helpdesk): each
+    /// time step once; a wrong or reused code counts against the throttle as `what`.
+    pub(crate) async fn check_app_code(
+        &self,
+        actor: &Actor,
+        m: &Method,
+        code: &str,
+        what: &str,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let secret = self.open_secret(&m.row)?;
+        let accepted = match totp::check(&self.policy.totp, &secret, code, now.max(0) as u64) {
+            Some(step) => {
+                let mut tx = self.store.begin().await?;
+                let ok =
+                    crate::store::methods::use_totp_step_in(&mut tx, &m.row.id, step, now).await?;
+                tx.commit().await.map_err(crate::store::StoreError::from)?;
+                ok
+            }
+            None => false,
+        };
+        if accepted {
+            Ok(())
+        } else {
+            self.count_failure(actor, what, now).await?;
+            Err(refused(ErrorCode::WrongCode))
+        }
+    }
+
     /// A Temporary Access Pass from the helpdesk as the second factor: each use counted once
     /// (one winner under concurrent submissions), wrong passes throttled like any code.
     pub async fn mfa_tap(
