@@ -19,6 +19,7 @@ strings!(SecurityTexts, EN {
     slot_alternate: "Alternate mobile phone",
     slot_office: "Office phone",
     sms_code: "{org}: your code is {code}. It works once, for {minutes} minutes. Never share it.",
+    sms_helpdesk_code: "{org} helpdesk: your verification code is {code}. Read it only to the helpdesk agent you are on a call with. It works for {minutes} minutes.",
     sms_phone_removed: "{org}: this number was removed from your account's security info. If that wasn't you, contact your helpdesk now.",
     voice_code: "This is {org}. Your code is: {digits}. Again: {digits}.",
     restricted_note: "Text messages and calls are a restricted method (NIST SP 800-63B): they can be intercepted. An authenticator app or a passkey is safer.",
@@ -234,10 +235,17 @@ impl SecurityTexts {
         format!("{} {k} {} {n}", self.wizard_step, self.wizard_of)
     }
 
-    /// The text message carrying a code.
+    /// The text message carrying a code (`helpdesk`: one the caller reads to an agent).
     pub fn sms_code_text(&self, org: &str, code: &str, minutes: u32) -> String {
-        self.sms_code
-            .replace("{org}", org)
+        self.fill_code(self.sms_code, org, code, minutes)
+    }
+
+    pub fn sms_helpdesk_code_text(&self, org: &str, code: &str, minutes: u32) -> String {
+        self.fill_code(self.sms_helpdesk_code, org, code, minutes)
+    }
+
+    fn fill_code(&self, text: &str, org: &str, code: &str, minutes: u32) -> String {
+        text.replace("{org}", org)
             .replace("{code}", code)
             .replace("{minutes}", &minutes.to_string())
     }

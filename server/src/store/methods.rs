@@ -334,6 +334,9 @@ impl Store {
             "DELETE FROM methods WHERE status = 'pending' AND expires_at <= $1",
             "DELETE FROM codes WHERE expires_at <= $1 - 3600",
             "DELETE FROM ceremonies WHERE expires_at <= $1",
+            // helpdesk: passes that no longer work (and a sealed copy never shown), old checks
+            "DELETE FROM temporary_passes WHERE expires_at <= $1 OR uses_left <= 0",
+            "DELETE FROM helpdesk_verifications WHERE expires_at <= $1 - 86400",
         ] {
             n += sqlx::query(sql)
                 .bind(now)

@@ -178,6 +178,12 @@ async fn every_verification_method(db: Db) {
     assert_eq!((v.channel.as_str(), v.state.as_str()), ("sms", "pending"));
     assert_eq!(v.destination, "+31•••••••78");
     let code = code_sent_to(&app, "+31612345678").await;
+    let texts = app.state.store.dev_messages(20).await.expect("dev");
+    let text = &texts.iter().find(|m| m.1 == "+31612345678").expect("sms").3;
+    assert!(
+        text.contains("helpdesk") && !text.contains("Never share"),
+        "the caller is told to read it to the agent: {text}"
+    );
     let wrong = if code == "000000" { "111111" } else { "000000" };
     assert_eq!(
         refused(
@@ -620,6 +626,17 @@ async fn temporary_access_pass_signs_in_once(db: Db) {
     let to = location(&post(&app, "/api/verify_tap", &[("pass", &short)], &late).await);
     assert!(to.contains("error=TAP-001"), "{to}");
     assert!(count_messages(&app, "helpdesk_action").await >= 2);
+    // the sweep removes passes that no longer work
+    app.state
+        .store
+        .sweep_security(app.clock.now())
+        .await
+        .expect("sweep");
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM temporary_passes")
+        .fetch_one(app.state.store.pool())
+        .await
+        .expect("count");
+    assert_eq!(left, 0);
 }
 
 async fn protected_accounts_and_dual_approval(db: Db) {

@@ -474,6 +474,15 @@ impl Helpdesk {
                 .await?;
             tx.commit().await.map_err(crate::store::StoreError::from)?;
             sec.notifier.wake();
+        } else if channel == "sms" {
+            // the generic text says "never share it"; this one is meant to be read to the agent
+            let minutes = (self.policy.pending_seconds / 60) as u32;
+            let t = converge_app::text::en();
+            let text = t.sec.sms_helpdesk_code_text(&sec.org_name, &code, minutes);
+            sec.notifier
+                .phone_code(&actor.user, &destination, &text, false, now)
+                .await
+                .map_err(super::security::delivery_error)?;
         } else {
             sec.deliver_code(actor, &destination, (channel, false), &code, now)
                 .await?;

@@ -427,11 +427,7 @@ impl Security {
                     .await
             }
         };
-        sent.map(|_| ()).map_err(|e| match e {
-            crate::notify::NotifyError::RateLimited(_) => refused(ErrorCode::MessageLimit),
-            crate::notify::NotifyError::VoiceUnsupported => refused(ErrorCode::VoiceUnsupported),
-            other => other.into(),
-        })
+        sent.map(|_| ()).map_err(delivery_error)
     }
 
     /// The code waiting for input (for the page that asks for it).
@@ -651,6 +647,16 @@ impl Security {
 }
 
 /// Masked phone number or address for pages and the audit log.
+/// A message that could not be handed over: the provider's limits and gaps are the user's to
+/// know (specific codes); anything else is an outage.
+pub(crate) fn delivery_error(e: crate::notify::NotifyError) -> DomainError {
+    match e {
+        crate::notify::NotifyError::RateLimited(_) => refused(ErrorCode::MessageLimit),
+        crate::notify::NotifyError::VoiceUnsupported => refused(ErrorCode::VoiceUnsupported),
+        other => other.into(),
+    }
+}
+
 pub fn mask(destination: &str) -> String {
     if destination.contains('@') {
         crate::notify::mask_email(destination)

@@ -15,6 +15,7 @@ mod enroll;
 mod mfa;
 mod passkey;
 
+pub(crate) use enroll::delivery_error;
 pub use enroll::{mask, normalise_answer, pin_is_trivial, PendingCode, PhoneSlot, TotpSetup};
 pub use mfa::MfaOutcome;
 
