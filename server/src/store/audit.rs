@@ -4,6 +4,10 @@ use super::{from_bool, to_bool, Store, StoreError};
 use crate::domain::audit::AuditEntry;
 use sqlx::Row;
 
+/// The columns every audit read selects (see [`audit_from_row`]).
+pub(crate) const AUDIT_COLUMNS: &str =
+    "at, event, success, user_id, actor, username, reason, client_ip, user_agent";
+
 impl Store {
     pub async fn append_audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
         let mut conn = self.pool().acquire().await?;
@@ -16,10 +20,9 @@ impl Store {
         user_id: &str,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, event, success, user_id, actor, username, reason, client_ip, user_agent \
-             FROM audit_events WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE user_id = $1 ORDER BY at DESC, id DESC LIMIT $2"
+        ))
         .bind(user_id)
         .bind(i64::from(limit))
         .fetch_all(self.pool())
@@ -33,10 +36,9 @@ impl Store {
         event: Option<&str>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, event, success, user_id, actor, username, reason, client_ip, user_agent \
-             FROM audit_events WHERE ($1 = '' OR event = $1) ORDER BY at DESC, id DESC LIMIT $2",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE ($1 = '' OR event = $1) ORDER BY at DESC, id DESC LIMIT $2"
+        ))
         .bind(event.unwrap_or(""))
         .bind(i64::from(limit))
         .fetch_all(self.pool())

@@ -1,6 +1,7 @@
 //! The helpdesk console's state: caller verifications, Temporary Access Passes, approvals of
 //! actions on protected accounts, and the searches the console runs (users, audit log).
 
+use super::audit::AUDIT_COLUMNS;
 use super::users::{groups, user_from_row, USER_COLUMNS};
 use super::{Store, StoreError};
 use crate::domain::audit::AuditEntry;
@@ -385,13 +386,12 @@ impl Store {
 
     /// The audit log as the console filters it, newest first.
     pub async fn audit_search(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, event, success, user_id, actor, username, reason, client_ip, user_agent \
-             FROM audit_events WHERE ($1 = '' OR LOWER(COALESCE(username, '')) = $1) \
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE ($1 = '' OR LOWER(COALESCE(username, '')) = $1) \
              AND ($2 = '' OR LOWER(COALESCE(actor, '')) = $2) AND ($3 = '' OR event = $3) \
              AND ($4 = 0 OR at >= $4) AND ($5 = 0 OR at < $5) \
-             ORDER BY at DESC, id DESC LIMIT $6",
-        )
+             ORDER BY at DESC, id DESC LIMIT $6"
+        ))
         .bind(f.username.trim().to_lowercase())
         .bind(f.actor.trim().to_lowercase())
         .bind(f.event.trim())
@@ -409,11 +409,10 @@ impl Store {
         user_id: &str,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT at, event, success, user_id, actor, username, reason, client_ip, user_agent \
-             FROM audit_events WHERE user_id = $1 AND event IN ('signin', 'second_factor') \
-             ORDER BY at DESC, id DESC LIMIT $2",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE user_id = $1 AND event IN ('signin', 'second_factor') \
+             ORDER BY at DESC, id DESC LIMIT $2"
+        ))
         .bind(user_id)
         .bind(i64::from(limit))
         .fetch_all(self.pool())
@@ -456,11 +455,7 @@ pub async fn clear_registration_in(
     .bind(user_id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE codes SET used_at = $1 WHERE user_id = $2 AND used_at = 0")
-        .bind(now)
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
+    super::users::end_pending_codes_in(conn, user_id, now).await?;
     let sessions = super::sessions::delete_user_sessions_in(conn, user_id).await?;
     Ok((methods, sessions))
 }

@@ -354,6 +354,21 @@ pub(crate) fn user_from_row(
     })
 }
 
+/// Every code of the user still waiting for input stops working (used now), in the caller's
+/// transaction.
+pub async fn end_pending_codes_in(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE codes SET used_at = $1 WHERE user_id = $2 AND used_at = 0")
+        .bind(now)
+        .bind(user_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Blocks a user after a fraud report until `until`, in the caller's transaction: every session
 /// ends and every pending code, link and reset flow stops working. Returns the sessions ended.
 pub async fn block_user_in(
@@ -373,16 +388,8 @@ pub async fn block_user_in(
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("UPDATE codes SET used_at = $1 WHERE user_id = $2 AND used_at = 0")
-        .bind(now)
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?;
-    Ok(sqlx::query("DELETE FROM sessions WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected())
+    end_pending_codes_in(conn, user_id, now).await?;
+    super::sessions::delete_user_sessions_in(conn, user_id).await
 }
 
 impl Store {
