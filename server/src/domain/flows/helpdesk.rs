@@ -587,9 +587,14 @@ impl Helpdesk {
         } else {
             ("failed", row.expires_at)
         };
-        self.store()
+        // one decision per verification: a concurrent check that decided first wins
+        if !self
+            .store()
             .decide_verification(&row.id, state, valid_until, now)
-            .await?;
+            .await?
+        {
+            return Err(refused(ErrorCode::CodeExpired));
+        }
         let mut e = self.audit(agent, &user, event::VERIFY, checked.is_ok(), now);
         e.reason = Some(match &checked {
             Ok(()) => format!("{} ({})", m.label(), row.channel),
@@ -599,12 +604,13 @@ impl Helpdesk {
         if checked.is_ok() {
             self.store().touch_method(&m.row.id, now).await?;
         }
-        let row = self
-            .store()
-            .verification(&row.id)
-            .await?
-            .ok_or(refused(ErrorCode::SetupExpired))?;
-        checked.map(|()| self.view(&methods, &row, now))
+        let decided = VerificationRow {
+            state: state.into(),
+            expires_at: valid_until,
+            decided_at: now,
+            ..row
+        };
+        checked.map(|()| self.view(&methods, &decided, now))
     }
 
     /// The portal approval waiting for this signed-in user, if any.
