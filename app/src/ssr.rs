@@ -20,6 +20,8 @@ pub struct RequestCtx {
     pub pending: Option<SignedIn>,
     /// The password-reset flow cookie, if any.
     pub reset_token: Option<String>,
+    /// The device cookie (this browser signed in to these accounts before), if any.
+    pub device_cookie: Option<String>,
     /// CSP nonce for this response's inline hydration script.
     pub nonce: String,
     /// What the server already loaded for this request (its own types; the UI never looks).
@@ -71,7 +73,8 @@ pub enum SigninRequest {
 #[derive(Debug)]
 pub enum SigninStatus {
     SignedIn {
-        set_cookie: String,
+        /// The session cookie, then the device cookie.
+        set_cookie: Vec<String>,
         /// The second step, the wizard, or Security info.
         next: String,
     },
@@ -353,10 +356,12 @@ pub fn provide_request_nonce() {
 pub fn finish_signin(status: SigninStatus) {
     match status {
         SigninStatus::SignedIn {
-            set_cookie: c,
+            set_cookie: cookies,
             next,
         } => {
-            set_cookie(&c);
+            for c in &cookies {
+                set_cookie(c);
+            }
             leptos_axum::redirect(&next);
         }
         SigninStatus::SignedOut { set_cookie: c } => {

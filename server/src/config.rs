@@ -382,6 +382,11 @@ pub struct SigninSettings {
     /// Failures per client address (within the window) before delays start.
     pub client_free_attempts: u32,
     pub client_window_minutes: u32,
+    /// One remembered failure of an account is forgotten every this many minutes.
+    pub forget_after_minutes: u32,
+    /// Attempts evaluated at once per account and per client address; more are refused at once.
+    pub max_in_flight: u32,
+    pub client_max_in_flight: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -469,6 +474,9 @@ impl Default for SigninSettings {
             lockout_threshold: 100,
             client_free_attempts: 30,
             client_window_minutes: 15,
+            forget_after_minutes: 15,
+            max_in_flight: 2,
+            client_max_in_flight: 8,
         }
     }
 }
@@ -678,6 +686,15 @@ pub struct Configuration {
 
 impl Configuration {
     /// The session cookie name: `__Host-` prefixed whenever the portal is served over https.
+    /// The device cookie (sign-in's lockout protection, docs/throttling.md).
+    pub fn device_cookie_name(&self) -> &'static str {
+        if self.https {
+            "__Host-converge_device"
+        } else {
+            "converge_device"
+        }
+    }
+
     pub fn session_cookie_name(&self) -> &'static str {
         if self.https {
             "__Host-converge_session"
@@ -742,6 +759,12 @@ impl Settings {
         let si = &self.signin;
         if si.lockout_threshold == 0 {
             problems.push("signin.lockout_threshold: must be at least 1".into());
+        }
+        if si.free_attempts == 0 || si.client_free_attempts == 0 {
+            problems.push("signin.free_attempts, client_free_attempts: must be at least 1".into());
+        }
+        if si.max_in_flight == 0 || si.client_max_in_flight == 0 {
+            problems.push("signin.max_in_flight, client_max_in_flight: must be at least 1".into());
         }
         if si.max_delay_seconds < si.base_delay_seconds {
             problems.push("signin.max_delay_seconds: must be ≥ base_delay_seconds".into());
@@ -887,7 +910,10 @@ impl Settings {
                     max_delay_seconds: i64::from(si.max_delay_seconds),
                     lockout_threshold,
                     client_free_attempts: si.client_free_attempts,
-                    client_window_seconds: i64::from(si.client_window_minutes) * 60,
+                    client_window_seconds: i64::from(si.client_window_minutes.max(1)) * 60,
+                    forget_after_seconds: i64::from(si.forget_after_minutes.max(1)) * 60,
+                    max_in_flight: si.max_in_flight.max(1),
+                    client_max_in_flight: si.client_max_in_flight.max(1),
                 },
                 registration,
                 reset,

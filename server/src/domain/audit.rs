@@ -8,6 +8,8 @@ pub mod event {
     pub const SESSION_EXPIRED: &str = "session_expired";
     pub const ACCOUNT_LOCKED: &str = "account_locked";
     pub const ACCOUNT_UNLOCKED: &str = "account_unlocked";
+    /// The owner was told (by mail) that someone is guessing at their account.
+    pub const GUESSING_WARNED: &str = "guessing_warned";
     pub const PASSWORD_SET: &str = "password_set";
     pub const USER_CREATED: &str = "user_created";
     pub const USER_UPDATED: &str = "user_updated";

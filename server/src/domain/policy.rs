@@ -76,28 +76,99 @@ pub struct Argon2Policy {
     pub parallelism: u32,
 }
 
+/// One leaky bucket of guessable attempts (docs/throttling.md). Every attempt is counted before
+/// any work is done; `free` attempts pass at once, then each needs `delay(n)` seconds after the
+/// previous one (doubling from `base_delay_seconds` to `max_delay_seconds`; with a base of 0 the
+/// bucket simply refuses while full). One counted attempt is forgotten every `leak_seconds`;
+/// refused attempts change nothing. At most `max_in_flight` attempts are evaluated at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    pub free: u32,
+    pub base_delay_seconds: i64,
+    pub max_delay_seconds: i64,
+    pub leak_seconds: i64,
+    pub max_in_flight: u32,
+}
+
+impl Bucket {
+    /// A plain rate: `n` per `seconds`, refused while full (no delays, no in-flight limit
+    /// beyond `n`).
+    pub fn rate(n: u32, seconds: i64) -> Bucket {
+        let n = n.max(1);
+        Bucket {
+            free: n,
+            base_delay_seconds: 0,
+            max_delay_seconds: 0,
+            leak_seconds: (seconds / i64::from(n)).max(1),
+            max_in_flight: n,
+        }
+    }
+
+    /// Seconds the attempt after `failures` remembered failures must wait after the previous
+    /// attempt: none while `failures < free`, then doubling up to the maximum (or for ever when
+    /// the bucket has no delays).
+    pub fn delay_after(&self, failures: u32) -> Option<i64> {
+        if failures < self.free.max(1) {
+            return Some(0);
+        }
+        if self.base_delay_seconds <= 0 {
+            return None;
+        }
+        let steps = (failures - self.free.max(1)).min(30);
+        Some(
+            self.base_delay_seconds
+                .saturating_mul(1i64 << steps)
+                .min(self.max_delay_seconds),
+        )
+    }
+}
+
 /// Throttling of guessable sign-in input, per account and per client address.
 #[derive(Debug, Clone)]
 pub struct SigninPolicy {
     pub free_attempts: u32,
     pub base_delay_seconds: i64,
     pub max_delay_seconds: i64,
+    /// Consecutive failures from strangers (clients without the account's device cookie) that
+    /// lock the account for strangers.
     pub lockout_threshold: u32,
     pub client_free_attempts: u32,
     pub client_window_seconds: i64,
+    /// One remembered failure of an account is forgotten every this many seconds.
+    pub forget_after_seconds: i64,
+    /// Attempts evaluated at once per account (the rest are refused at once).
+    pub max_in_flight: u32,
+    /// Attempts evaluated at once per client address.
+    pub client_max_in_flight: u32,
 }
 
 impl SigninPolicy {
-    /// Seconds to wait after the `failures`-th consecutive failure: none for the first
-    /// `free` failures, then doubling from the base delay up to the maximum.
-    pub fn delay_after(&self, failures: u32, free: u32) -> i64 {
-        if failures < free.max(1) {
-            return 0;
+    /// Failures per account name from strangers, and per known device (each device its own).
+    pub fn account_bucket(&self) -> Bucket {
+        Bucket {
+            free: self.free_attempts.max(1),
+            base_delay_seconds: self.base_delay_seconds,
+            max_delay_seconds: self.max_delay_seconds,
+            leak_seconds: self.forget_after_seconds.max(1),
+            max_in_flight: self.max_in_flight.max(1),
         }
-        let steps = (failures - free.max(1)).min(30);
-        self.base_delay_seconds
-            .saturating_mul(1i64 << steps)
-            .min(self.max_delay_seconds)
+    }
+
+    /// Failures per client address: `client_free_attempts` within the window, then delays.
+    pub fn client_bucket(&self) -> Bucket {
+        let free = self.client_free_attempts.max(1);
+        Bucket {
+            free,
+            base_delay_seconds: self.base_delay_seconds,
+            max_delay_seconds: self.max_delay_seconds,
+            leak_seconds: (self.client_window_seconds / i64::from(free)).max(1),
+            max_in_flight: self.client_max_in_flight.max(1),
+        }
+    }
+
+    /// "Someone is guessing at your account" mails: at most one a day per account and kind.
+    pub fn warning_bucket(&self) -> Bucket {
+        Bucket::rate(1, 86_400)
     }
 }
 

@@ -26,11 +26,10 @@ impl PortalBackend {
 }
 
 fn client(ctx: &RequestCtx) -> Client {
-    Client {
-        ip: ctx.client_ip.clone(),
-        user_agent: ctx.user_agent.clone(),
-    }
+    super::client_of(ctx)
 }
+
+use super::caller::device_cookie_value;
 
 fn unavailable(e: DomainError) -> ApiError {
     tracing::error!(error = %e, "backend failure");
@@ -51,6 +50,7 @@ impl Backend for PortalBackend {
                     store: &s.store,
                     notifier: &s.notifier,
                     directory: s.directory.as_ref(),
+                    sealer: &s.sealer,
                     signin: &s.config.policy.signin,
                     session: &s.config.policy.session,
                 };
@@ -66,6 +66,7 @@ impl Backend for PortalBackend {
                         user,
                         token,
                         needs_mfa,
+                        device,
                     }) => {
                         s.metrics.signin(SigninResult::Success);
                         tracing::info!(user = %user.username, needs_mfa, "password accepted");
@@ -76,7 +77,14 @@ impl Backend for PortalBackend {
                         };
                         match next {
                             Ok(next) => SigninStatus::SignedIn {
-                                set_cookie: session_cookie_value(&s.config, &token),
+                                set_cookie: vec![
+                                    session_cookie_value(&s.config, &token),
+                                    device_cookie_value(
+                                        &s.config,
+                                        &device,
+                                        ctx.device_cookie.as_deref(),
+                                    ),
+                                ],
                                 next,
                             },
                             Err(e) => SigninStatus::Failed(unavailable(e).code()),

@@ -42,6 +42,11 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
         } else {
             session_cookie(&req, super::reset_port::cookie_name(config))
         },
+        device_cookie: if skip_session {
+            None
+        } else {
+            session_cookie(&req, config.device_cookie_name())
+        },
         session: None,
         pending: None,
         attached: Default::default(),
@@ -180,6 +185,26 @@ pub(crate) fn session_cookie_value(config: &Configuration, token: &str) -> Strin
         "{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
         config.session_cookie_name(),
         config.policy.session.absolute_timeout_seconds,
+        if config.https { "; Secure" } else { "" }
+    )
+}
+
+/// Device cookies a browser keeps (one per account it signed in to, newest first).
+const DEVICE_COOKIES_KEPT: usize = 5;
+
+/// The device cookie after a sign-in to an account whose own device value is `mine`: it
+/// first, then the browser's other accounts' values.
+pub(crate) fn device_cookie_value(config: &Configuration, mine: &str, had: Option<&str>) -> String {
+    let mut values = vec![mine.to_string()];
+    for v in had.unwrap_or_default().split('~') {
+        if !v.is_empty() && v != mine && values.len() < DEVICE_COOKIES_KEPT {
+            values.push(v.to_string());
+        }
+    }
+    format!(
+        "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000{}",
+        config.device_cookie_name(),
+        values.join("~"),
         if config.https { "; Secure" } else { "" }
     )
 }

@@ -6,7 +6,6 @@ use super::AppState;
 use crate::domain::audit::AuditEntry;
 use crate::domain::error::DomainError;
 use crate::domain::flows::helpdesk::{Action, Agent, Helpdesk, Outcome, VerificationView};
-use crate::domain::flows::session::Client;
 use crate::domain::format_time;
 use crate::domain::users::Role;
 use crate::store::helpdesk::AuditFilter;
@@ -30,14 +29,7 @@ async fn agent(state: &AppState, ctx: &RequestCtx) -> Result<Agent, ApiError> {
     if me.mfa_at == 0 && matches!(user.role, Role::Helpdesk | Role::Admin) {
         return Err(ApiError::Failed(ErrorCode::StaffMfaRequired));
     }
-    Agent::new(
-        user,
-        Client {
-            ip: ctx.client_ip.clone(),
-            user_agent: ctx.user_agent.clone(),
-        },
-    )
-    .map_err(api_error)
+    Agent::new(user, super::client_of(ctx)).map_err(api_error)
 }
 
 fn line(e: AuditEntry) -> AuditLine {

@@ -65,6 +65,17 @@ impl AppState {
     }
 }
 
+/// The domain's view of the caller of a request.
+pub(crate) fn client_of(
+    ctx: &converge_app::ssr::RequestCtx,
+) -> crate::domain::flows::session::Client {
+    crate::domain::flows::session::Client {
+        ip: ctx.client_ip.clone(),
+        user_agent: ctx.user_agent.clone(),
+        device: ctx.device_cookie.clone(),
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let leptos_options = LeptosOptions::builder()
         .output_name("converge")

@@ -32,10 +32,7 @@ fn cookie(config: &Configuration, token: &str, max_age: i64) -> String {
 }
 
 fn client(ctx: &RequestCtx) -> Client {
-    Client {
-        ip: ctx.client_ip.clone(),
-        user_agent: ctx.user_agent.clone(),
-    }
+    super::client_of(ctx)
 }
 
 /// After a proven gate: the next gate, or the last step.

@@ -5,7 +5,6 @@
 use super::AppState;
 use crate::domain::error::DomainError;
 use crate::domain::flows::security::{Actor, Method, MfaOutcome, Security};
-use crate::domain::flows::session::Client;
 use crate::domain::format_time;
 use crate::domain::policy::MethodKind;
 use crate::store::methods::RegistrationState;
@@ -59,8 +58,9 @@ pub(super) async fn actor(
             .map_err(|e| api_error(e.into()))?
             .ok_or(ApiError::Failed(ErrorCode::NotSignedIn))?,
     };
-    Ok(Actor {
-        session: SessionRow {
+    Ok(Actor::in_session(
+        user,
+        SessionRow {
             id_hash: s.session_hash.clone(),
             user_id: s.user_id.clone(),
             created_at: s.created_at,
@@ -71,12 +71,8 @@ pub(super) async fn actor(
             stage: if ctx.session.is_some() { "full" } else { "mfa" }.into(),
             mfa_at: s.mfa_at,
         },
-        client: Client {
-            ip: ctx.client_ip.clone(),
-            user_agent: ctx.user_agent.clone(),
-        },
-        user,
-    })
+        super::client_of(ctx),
+    ))
 }
 
 pub fn method_view(m: &Method) -> MethodView {
@@ -169,10 +165,7 @@ async fn passwordless(
     credential: &str,
     now: i64,
 ) -> Result<S, DomainError> {
-    let client = Client {
-        ip: ctx.client_ip.clone(),
-        user_agent: ctx.user_agent.clone(),
-    };
+    let client = super::client_of(ctx);
     let Some(user) = state
         .security
         .discover_finish(ceremony, credential, &client, now)

@@ -47,6 +47,13 @@ pub enum Notice {
         locked_at: String,
         unlock_url: String,
     },
+    /// Someone is guessing at the account (`what`: `password` or `second_factor`).
+    GuessingAttempts {
+        what: String,
+        at: String,
+        client_ip: String,
+        reset_url: String,
+    },
     FraudAlert {
         subject: Person,
         reported_at: String,
@@ -108,6 +115,7 @@ impl Notice {
             Notice::MethodAdded { .. } => "method_added",
             Notice::MethodRemoved { .. } => "method_removed",
             Notice::AccountLocked { .. } => "account_locked",
+            Notice::GuessingAttempts { .. } => "guessing_attempts",
             Notice::FraudAlert { .. } => "fraud_alert",
             Notice::HelpdeskVerification { .. } => "helpdesk_verification",
             Notice::HelpdeskAction { .. } => "helpdesk_action",
@@ -128,6 +136,7 @@ impl Notice {
                 | Notice::MethodAdded { .. }
                 | Notice::MethodRemoved { .. }
                 | Notice::AccountLocked { .. }
+                | Notice::GuessingAttempts { .. }
                 | Notice::PasswordReset { .. }
                 | Notice::ResetNotPossible { .. }
                 | Notice::HelpdeskAction { .. }
@@ -166,6 +175,12 @@ impl Notice {
                 locked_at,
                 unlock_url,
             } => json!({ "locked_at": locked_at, "unlock_url": unlock_url }),
+            Notice::GuessingAttempts {
+                what,
+                at,
+                client_ip,
+                reset_url,
+            } => json!({ "what": what, "at": at, "client_ip": client_ip, "reset_url": reset_url }),
             Notice::FraudAlert {
                 subject,
                 reported_at,

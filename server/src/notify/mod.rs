@@ -291,6 +291,46 @@ impl Notifier {
         Ok(())
     }
 
+    /// Can the configured provider place calls?
+    pub fn voice_supported(&self) -> bool {
+        self.voice_supported
+    }
+
+    /// Counts one text or call to `number` for `account` (per hour each, leaky buckets; a
+    /// refused message is not counted). Decoy reset flows spend the same budget under their own
+    /// name, so real and made-up accounts hit MSG-429 alike.
+    pub async fn take_phone_budget(
+        &self,
+        account: &str,
+        number: &str,
+        now: i64,
+    ) -> Result<(), NotifyError> {
+        use crate::domain::policy::Bucket;
+        use crate::store::Settle;
+        let per_number = Bucket::rate(self.per_number_per_hour, 3600);
+        let per_account = Bucket::rate(self.per_account_per_hour, 3600);
+        let s = &self.store;
+        if s.take_attempt(SCOPE_SMS_NUMBER, number, &per_number, now)
+            .await?
+            .is_none()
+        {
+            return Err(NotifyError::RateLimited("this number"));
+        }
+        if s.take_attempt(SCOPE_SMS_ACCOUNT, account, &per_account, now)
+            .await?
+            .is_none()
+        {
+            s.settle_attempt(SCOPE_SMS_NUMBER, number, &per_number, Settle::Undo)
+                .await?;
+            return Err(NotifyError::RateLimited("this account"));
+        }
+        s.settle_attempt(SCOPE_SMS_NUMBER, number, &per_number, Settle::Failed)
+            .await?;
+        s.settle_attempt(SCOPE_SMS_ACCOUNT, account, &per_account, Settle::Failed)
+            .await?;
+        Ok(())
+    }
+
     async fn limited_phone_message(
         &self,
         user: &User,
@@ -299,21 +339,7 @@ impl Notifier {
         message: &str,
         now: i64,
     ) -> Result<String, NotifyError> {
-        let hour_ago = now - 3600;
-        let per_number = self
-            .store
-            .record_failure(SCOPE_SMS_NUMBER, number, now, hour_ago)
-            .await?;
-        if per_number > i64::from(self.per_number_per_hour) {
-            return Err(NotifyError::RateLimited("this number"));
-        }
-        let per_account = self
-            .store
-            .record_failure(SCOPE_SMS_ACCOUNT, &user.id, now, hour_ago)
-            .await?;
-        if per_account > i64::from(self.per_account_per_hour) {
-            return Err(NotifyError::RateLimited("this account"));
-        }
+        self.take_phone_budget(&user.id, number, now).await?;
         let mut tx = self.store.begin().await?;
         let id = self
             .queue_in(&mut tx, number, message, Some(&user.id), &payload, now)

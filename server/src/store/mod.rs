@@ -14,7 +14,7 @@ mod throttles;
 pub mod users;
 
 pub use sessions::SessionRow;
-pub use throttles::Throttle;
+pub use throttles::{Settle, Taken, Throttle};
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};

@@ -203,7 +203,7 @@ impl Store {
             .bind(user_id)
             .execute(&mut *conn)
             .await?;
-        sqlx::query("DELETE FROM throttles WHERE scope = $1 AND subject = $2")
+        sqlx::query("DELETE FROM throttle_buckets WHERE scope = $1 AND subject = $2")
             .bind(lock_scope.0)
             .bind(lock_scope.1)
             .execute(&mut *conn)
@@ -251,5 +251,60 @@ impl Store {
             .execute(self.pool())
             .await?;
         Ok(r.rows_affected())
+    }
+}
+
+/// What a decoy reset flow's pretend code would answer (see `decoy_codes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecoyCode {
+    pub failures: i64,
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// A decoy flow "sends" a code: like `put_code`, a recent unexpired one keeps its failures.
+    /// Returns the failures so far.
+    pub async fn put_decoy_code(
+        &self,
+        target: &str,
+        now: i64,
+        ttl: i64,
+    ) -> Result<i64, StoreError> {
+        let row = sqlx::query(
+            "INSERT INTO decoy_codes (target, failures, created_at, expires_at) VALUES ($1, 0, $2, $3) \
+             ON CONFLICT (target) DO UPDATE SET \
+               failures = CASE WHEN decoy_codes.created_at < $2 - 3600 THEN 0 ELSE decoy_codes.failures END, \
+               created_at = CASE WHEN decoy_codes.created_at < $2 - 3600 THEN $2 ELSE decoy_codes.created_at END, \
+               expires_at = $3 \
+             RETURNING failures",
+        )
+        .bind(target)
+        .bind(now)
+        .bind(now + ttl)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get("failures")?)
+    }
+
+    pub async fn decoy_code(&self, target: &str) -> Result<Option<DecoyCode>, StoreError> {
+        let row = sqlx::query("SELECT failures, expires_at FROM decoy_codes WHERE target = $1")
+            .bind(target)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            Ok(DecoyCode {
+                failures: r.try_get("failures")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn decoy_code_failure(&self, target: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE decoy_codes SET failures = failures + 1 WHERE target = $1")
+            .bind(target)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 }

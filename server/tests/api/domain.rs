@@ -106,8 +106,15 @@ fn delays_grow_from_base_to_max() {
         lockout_threshold: 100,
         client_free_attempts: 10,
         client_window_seconds: 900,
+        forget_after_seconds: 900,
+        max_in_flight: 2,
+        client_max_in_flight: 8,
     };
-    let delays: Vec<i64> = (0..10).map(|f| p.delay_after(f, p.free_attempts)).collect();
+    let b = p.account_bucket();
+    let delays: Vec<i64> = (0..10).filter_map(|f| b.delay_after(f)).collect();
     assert_eq!(delays, [0, 0, 0, 2, 4, 8, 16, 32, 60, 60]);
-    assert_eq!(p.delay_after(u32::MAX, 3), 60, "no overflow");
+    assert_eq!(b.delay_after(u32::MAX), Some(60), "no overflow");
+    assert_eq!(p.client_bucket().leak_seconds, 90, "10 per 15 minutes");
+    let rate = converge::domain::policy::Bucket::rate(5, 3600);
+    assert_eq!((rate.delay_after(4), rate.delay_after(5)), (Some(0), None));
 }

@@ -29,6 +29,7 @@ fn client() -> Client {
     Client {
         ip: "198.51.100.20".into(),
         user_agent: "helpdesk-tests".into(),
+        device: None,
     }
 }
 

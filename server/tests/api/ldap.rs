@@ -682,6 +682,7 @@ fn client() -> Client {
     Client {
         ip: "127.0.0.1".into(),
         user_agent: "tests".into(),
+        device: None,
     }
 }
 

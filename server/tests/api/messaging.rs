@@ -781,6 +781,7 @@ async fn a_fraud_report_blocks_revokes_and_alerts(db: Db) {
     let client = Client {
         ip: "192.0.2.7".into(),
         user_agent: "tests".into(),
+        device: None,
     };
     let now = app.clock.now();
     let flow = app

@@ -35,6 +35,7 @@ fn client() -> Client {
     Client {
         ip: "127.0.0.1".into(),
         user_agent: "tests".into(),
+        device: None,
     }
 }
 

@@ -124,14 +124,15 @@ pub(crate) async fn actor(app: &TestApp, cookie: &str) -> Actor {
         .await
         .expect("user")
         .expect("user exists");
-    Actor {
+    Actor::in_session(
         user,
         session,
-        client: Client {
+        Client {
             ip: "127.0.0.1".into(),
             user_agent: "tests".into(),
+            device: None,
         },
-    }
+    )
 }
 
 pub(crate) fn refused(r: Result<impl std::fmt::Debug, DomainError>) -> ErrorCode {

@@ -177,63 +177,155 @@ async fn sessions_round_trip(db: Db) {
 }
 
 async fn throttles_count_and_forget(db: Db) {
+    use converge::domain::policy::Bucket;
+    use converge::store::Settle;
     let store = store(db).await;
     assert!(store.throttle("s", "k").await.expect("db").is_none());
-    assert_eq!(
-        store
-            .record_failure("s", "k", T0, i64::MIN)
-            .await
-            .expect("1"),
-        1
-    );
-    assert_eq!(
-        store
-            .record_failure("s", "k", T0 + 1, i64::MIN)
-            .await
-            .expect("2"),
-        2
-    );
-    store.block_until("s", "k", T0 + 50).await.expect("block");
-    store
-        .block_until("s", "k", T0 + 10)
-        .await
-        .expect("never backwards");
-    let t = store.throttle("s", "k").await.expect("db").expect("row");
-    assert_eq!(
-        (t.failures, t.last_failure_at, t.blocked_until),
-        (2, T0 + 1, T0 + 50)
-    );
-    // a window: failures older than window_start are forgotten
-    assert_eq!(
-        store
-            .record_failure("s", "k", T0 + 100, T0 + 60)
-            .await
-            .expect("reset"),
-        1
-    );
-    // concurrent increments are never lost
+    let b = Bucket {
+        free: 3,
+        base_delay_seconds: 10,
+        max_delay_seconds: 40,
+        leak_seconds: 100,
+        max_in_flight: 100,
+    };
+    // a parallel burst at one instant: exactly `free` attempts are counted, the rest refused
     let mut tasks = Vec::new();
-    for i in 0..20 {
+    for _ in 0..50 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            store.record_failure("s", "par", T0 + i, i64::MIN).await
+            store.take_attempt("s", "k", &b, T0).await
         }));
     }
+    let mut taken = 0;
     for t in tasks {
-        t.await.expect("join").expect("record");
+        if t.await.expect("join").expect("take").is_some() {
+            taken += 1;
+        }
     }
-    assert_eq!(
+    assert_eq!(taken, 3, "a burst gets no more tries than a sequence");
+    for _ in 0..3 {
         store
-            .throttle("s", "par")
+            .settle_attempt("s", "k", &b, Settle::Failed)
             .await
-            .expect("db")
-            .map(|t| t.failures),
-        Some(20)
+            .expect("settle");
+    }
+    // then the delay: refused attempts change nothing (they never extend the wait)
+    let before = store.throttle("s", "k").await.expect("db").expect("row");
+    assert_eq!((before.consecutive, before.in_flight), (3, 0));
+    for t in 1..10 {
+        assert!(store
+            .take_attempt("s", "k", &b, T0 + t)
+            .await
+            .expect("t")
+            .is_none());
+    }
+    assert_eq!(store.throttle("s", "k").await.expect("db"), Some(before));
+    let fourth = store
+        .take_attempt("s", "k", &b, T0 + 10)
+        .await
+        .expect("t")
+        .expect("after 10 s");
+    assert_eq!((fourth.failures, fourth.consecutive), (4, 4));
+    store
+        .settle_attempt("s", "k", &b, Settle::Failed)
+        .await
+        .expect("settle");
+    // doubling: the next waits 20 s
+    assert!(store
+        .take_attempt("s", "k", &b, T0 + 29)
+        .await
+        .expect("t")
+        .is_none());
+    assert!(store
+        .take_attempt("s", "k", &b, T0 + 30)
+        .await
+        .expect("t")
+        .is_some());
+    store
+        .settle_attempt("s", "k", &b, Settle::Undo)
+        .await
+        .expect("undo");
+    // leaking: one failure forgotten every 100 s; after 400 s the bucket is empty again
+    let t = store.throttle("s", "k").await.expect("db").expect("row");
+    assert_eq!(t.remembered(100, T0 + 30), 4);
+    assert_eq!(t.remembered(100, T0 + 430), 0);
+    assert!(!t.refuses(&b, T0 + 430));
+    // the lockout count does not leak; a success clears everything
+    let next = store
+        .take_attempt("s", "k", &b, T0 + 430)
+        .await
+        .expect("t")
+        .expect("ok");
+    assert_eq!((next.failures, next.consecutive), (1, 5));
+    store
+        .settle_attempt("s", "k", &b, Settle::Clear)
+        .await
+        .expect("clear");
+    let t = store.throttle("s", "k").await.expect("db").expect("row");
+    assert_eq!(
+        (t.consecutive, t.in_flight, t.remembered(100, T0 + 430)),
+        (0, 0, 0)
     );
+    // in flight: at most max_in_flight evaluated at once; a stale mark lapses after a minute
+    let busy = Bucket {
+        max_in_flight: 2,
+        ..b
+    };
+    assert!(store
+        .take_attempt("s", "f", &busy, T0)
+        .await
+        .expect("1")
+        .is_some());
+    assert!(store
+        .take_attempt("s", "f", &busy, T0)
+        .await
+        .expect("2")
+        .is_some());
+    assert!(store
+        .take_attempt("s", "f", &busy, T0)
+        .await
+        .expect("3")
+        .is_none());
+    store
+        .settle_attempt("s", "f", &busy, Settle::Undo)
+        .await
+        .expect("undo");
+    assert!(store
+        .take_attempt("s", "f", &busy, T0)
+        .await
+        .expect("3")
+        .is_some());
+    assert!(store
+        .take_attempt("s", "f", &busy, T0 + 61)
+        .await
+        .expect("lapsed")
+        .is_some());
+    // a plain rate refuses while full, without delays
+    let rate = Bucket::rate(2, 3600);
+    assert!(store
+        .take_attempt("r", "x", &rate, T0)
+        .await
+        .expect("1")
+        .is_some());
+    assert!(store
+        .take_attempt("r", "x", &rate, T0)
+        .await
+        .expect("2")
+        .is_some());
+    assert!(store
+        .take_attempt("r", "x", &rate, T0 + 1799)
+        .await
+        .expect("3")
+        .is_none());
+    assert!(store
+        .take_attempt("r", "x", &rate, T0 + 1800)
+        .await
+        .expect("leaked")
+        .is_some());
     store.clear_throttle("s", "k").await.expect("clear");
     assert!(store.throttle("s", "k").await.expect("db").is_none());
     assert!(
-        store.throttle("other", "par").await.expect("db").is_none(),
+        store.throttle("other", "f").await.expect("db").is_none(),
         "scopes are separate"
     );
 }

@@ -20,7 +20,9 @@
 //! ```
 
 use super::reset::{question_items, Reset};
-use super::security::{event as sec_event, mask, normalise_answer, Actor, Method, Security};
+use super::security::{
+    event as sec_event, mask, normalise_answer, Actor, Budget, Method, Security,
+};
 use super::session::Client;
 use crate::directory::Directory;
 use crate::domain::audit::{event as audit_event, AuditEntry};
@@ -241,10 +243,9 @@ impl Helpdesk {
         let methods = self.security.methods(&user.id).await?;
         let reg = store.registration_state(&user.id).await?;
         let registration = self.security.status(&user, &methods, reg, now);
-        let throttled = store
-            .throttle(super::signin::SCOPE_ACCOUNT, &user.username)
-            .await?
-            .is_some_and(|t| t.blocked_until > now);
+        let throttled =
+            super::signin::strangers_throttled(store, &self.security.signin, &user.username, now)
+                .await?;
         let directory_locked = self.directory.is_locked(&user).await.unwrap_or(false);
         let verification = store
             .latest_verification(&agent.user.id, &user.id)
@@ -356,7 +357,7 @@ impl Helpdesk {
         now: i64,
     ) -> Result<VerificationView, DomainError> {
         let user = self.user(agent, user_id).await?;
-        let actor = Actor::without_session(user.clone(), agent.client.clone());
+        let actor = Actor::without_session(user.clone(), agent.client.clone(), Budget::Helpdesk);
         self.security.refuse_if_throttled(&actor, now).await?;
         let methods = self.security.methods(&user.id).await?;
         let mut row = VerificationRow {
@@ -517,100 +518,111 @@ impl Helpdesk {
         if row.channel == "portal" {
             return Err(refused(ErrorCode::VerificationPending));
         }
-        let actor = Actor::without_session(user.clone(), agent.client.clone());
-        self.security.refuse_if_throttled(&actor, now).await?;
-        let m = methods
-            .iter()
-            .find(|m| m.row.id == row.method_id)
-            .ok_or(refused(ErrorCode::SetupExpired))?;
-        let first = answers.first().map(String::as_str).unwrap_or("");
-        let sec = &self.security;
-        let checked: Result<(), DomainError> = match m.kind {
-            MethodKind::Phone | MethodKind::Email => {
-                match self.store().code_for(&user.id, PURPOSE, &m.row.id).await? {
-                    Some(c) => sec.check_code(&actor, &c, first, now).await,
-                    None => Err(refused(ErrorCode::CodeExpired)),
-                }
-            }
-            MethodKind::Totp => {
-                sec.check_app_code(&actor, m, first, "wrong or reused app code (helpdesk)", now)
-                    .await
-            }
-            MethodKind::Questions => {
-                let hashes = question_items(m, "h");
-                let asked = indexes(&row.questions);
-                let mut all = !asked.is_empty() && answers.len() == asked.len();
-                for (k, idx) in asked.iter().enumerate() {
-                    let answer = normalise_answer(answers.get(k).map(String::as_str).unwrap_or(""));
-                    let stored = hashes.get(*idx).cloned().unwrap_or_default();
-                    // every answer is checked, so timing says nothing about which was wrong
-                    let ok = !answer.is_empty() && sec.verify_secret(&answer, &stored).await;
-                    all &= ok;
-                }
-                if all {
-                    Ok(())
+        let actor = Actor::without_session(user.clone(), agent.client.clone(), Budget::Helpdesk);
+        self.security
+            .guarded(&actor, now, async {
+                let m = methods
+                    .iter()
+                    .find(|m| m.row.id == row.method_id)
+                    .ok_or(refused(ErrorCode::SetupExpired))?;
+                let first = answers.first().map(String::as_str).unwrap_or("");
+                let sec = &self.security;
+                let checked: Result<(), DomainError> = match m.kind {
+                    MethodKind::Phone | MethodKind::Email => {
+                        match self.store().code_for(&user.id, PURPOSE, &m.row.id).await? {
+                            Some(c) => sec.check_code(&actor, &c, first, now).await,
+                            None => Err(refused(ErrorCode::CodeExpired)),
+                        }
+                    }
+                    MethodKind::Totp => {
+                        sec.check_app_code(
+                            &actor,
+                            m,
+                            first,
+                            "wrong or reused app code (helpdesk)",
+                            now,
+                        )
+                        .await
+                    }
+                    MethodKind::Questions => {
+                        let hashes = question_items(m, "h");
+                        let asked = indexes(&row.questions);
+                        let mut all = !asked.is_empty() && answers.len() == asked.len();
+                        for (k, idx) in asked.iter().enumerate() {
+                            let answer =
+                                normalise_answer(answers.get(k).map(String::as_str).unwrap_or(""));
+                            let stored = hashes.get(*idx).cloned().unwrap_or_default();
+                            // every answer is checked, so timing says nothing about which was wrong
+                            let ok =
+                                !answer.is_empty() && sec.verify_secret(&answer, &stored).await;
+                            all &= ok;
+                        }
+                        if all {
+                            Ok(())
+                        } else {
+                            sec.count_failure(&actor, "wrong security answers (helpdesk)", now)
+                                .await?;
+                            Err(refused(ErrorCode::AnswersWrong))
+                        }
+                    }
+                    MethodKind::Pin => {
+                        if m.row.failures >= i64::from(sec.policy.pin_max_failures) {
+                            Err(refused(ErrorCode::MethodLocked))
+                        } else if sec
+                            .verify_secret(first.trim(), m.row.secret.as_deref().unwrap_or(""))
+                            .await
+                        {
+                            Ok(())
+                        } else {
+                            let n = self.store().method_failure(&m.row.id).await?;
+                            sec.count_failure(&actor, "wrong PIN (helpdesk)", now)
+                                .await?;
+                            Err(refused(if n >= i64::from(sec.policy.pin_max_failures) {
+                                ErrorCode::MethodLocked
+                            } else {
+                                ErrorCode::WrongCode
+                            }))
+                        }
+                    }
+                    MethodKind::Passkey => Err(refused(ErrorCode::VerificationPending)),
+                };
+                // store and directory failures are not the caller's wrong answer
+                let checked = match checked {
+                    Err(DomainError::Refused(code)) => Err(DomainError::Refused(code)),
+                    Err(other) => return Err(other),
+                    Ok(()) => Ok(()),
+                };
+                let (state, valid_until) = if checked.is_ok() {
+                    ("verified", now + self.policy.verification_seconds)
                 } else {
-                    sec.count_failure(&actor, "wrong security answers (helpdesk)", now)
-                        .await?;
-                    Err(refused(ErrorCode::AnswersWrong))
-                }
-            }
-            MethodKind::Pin => {
-                if m.row.failures >= i64::from(sec.policy.pin_max_failures) {
-                    Err(refused(ErrorCode::MethodLocked))
-                } else if sec
-                    .verify_secret(first.trim(), m.row.secret.as_deref().unwrap_or(""))
-                    .await
+                    ("failed", row.expires_at)
+                };
+                // one decision per verification: a concurrent check that decided first wins
+                if !self
+                    .store()
+                    .decide_verification(&row.id, state, valid_until, now)
+                    .await?
                 {
-                    Ok(())
-                } else {
-                    let n = self.store().method_failure(&m.row.id).await?;
-                    sec.count_failure(&actor, "wrong PIN (helpdesk)", now)
-                        .await?;
-                    Err(refused(if n >= i64::from(sec.policy.pin_max_failures) {
-                        ErrorCode::MethodLocked
-                    } else {
-                        ErrorCode::WrongCode
-                    }))
+                    return Err(refused(ErrorCode::CodeExpired));
                 }
-            }
-            MethodKind::Passkey => Err(refused(ErrorCode::VerificationPending)),
-        };
-        // store and directory failures are not the caller's wrong answer
-        let checked = match checked {
-            Err(DomainError::Refused(code)) => Err(DomainError::Refused(code)),
-            Err(other) => return Err(other),
-            Ok(()) => Ok(()),
-        };
-        let (state, valid_until) = if checked.is_ok() {
-            ("verified", now + self.policy.verification_seconds)
-        } else {
-            ("failed", row.expires_at)
-        };
-        // one decision per verification: a concurrent check that decided first wins
-        if !self
-            .store()
-            .decide_verification(&row.id, state, valid_until, now)
-            .await?
-        {
-            return Err(refused(ErrorCode::CodeExpired));
-        }
-        let mut e = self.audit(agent, &user, event::VERIFY, checked.is_ok(), now);
-        e.reason = Some(match &checked {
-            Ok(()) => format!("{} ({})", m.label(), row.channel),
-            Err(err) => format!("{} ({}): {err}", m.label(), row.channel),
-        });
-        self.store().append_audit(&e).await?;
-        if checked.is_ok() {
-            self.store().touch_method(&m.row.id, now).await?;
-        }
-        let decided = VerificationRow {
-            state: state.into(),
-            expires_at: valid_until,
-            decided_at: now,
-            ..row
-        };
-        checked.map(|()| self.view(&methods, &decided, now))
+                let mut e = self.audit(agent, &user, event::VERIFY, checked.is_ok(), now);
+                e.reason = Some(match &checked {
+                    Ok(()) => format!("{} ({})", m.label(), row.channel),
+                    Err(err) => format!("{} ({}): {err}", m.label(), row.channel),
+                });
+                self.store().append_audit(&e).await?;
+                if checked.is_ok() {
+                    self.store().touch_method(&m.row.id, now).await?;
+                }
+                let decided = VerificationRow {
+                    state: state.into(),
+                    expires_at: valid_until,
+                    decided_at: now,
+                    ..row
+                };
+                checked.map(|()| self.view(&methods, &decided, now))
+            })
+            .await
     }
 
     /// The portal approval waiting for this signed-in user, if any.
@@ -827,10 +839,13 @@ impl Helpdesk {
                 return Err(refused(ErrorCode::NoAddress));
             }
             Action::Unlock => {
-                let throttled = store
-                    .throttle(super::signin::SCOPE_ACCOUNT, &user.username)
-                    .await?
-                    .is_some_and(|t| t.blocked_until > now);
+                let throttled = super::signin::strangers_throttled(
+                    store,
+                    &self.security.signin,
+                    &user.username,
+                    now,
+                )
+                .await?;
                 if user.locked_at.is_none() && !throttled && !self.directory.is_locked(user).await?
                 {
                     return Err(refused(ErrorCode::NotLocked));

@@ -19,13 +19,17 @@
 //! No enumeration: step 1 does the same reads and writes whoever is named and answers with the
 //! same cookie and redirect; failures count per flow, per account and per client.
 
-use super::security::{event as sec_event, mask, normalise_answer, Actor, Method, Security};
+use super::security::{
+    event as sec_event, mask, normalise_answer, Actor, Budget, Method, Security,
+};
 use super::session::{hash_token, new_token, Client};
+use super::throttle::{self, Key};
 use crate::directory::Directory;
 use crate::domain::audit::AuditEntry;
 use crate::domain::error::DomainError;
 use crate::domain::password::Password;
 use crate::domain::password_rules::PasswordRules;
+use crate::domain::policy::Bucket;
 use crate::domain::policy::{MethodKind, ResetPolicy};
 use crate::domain::users::{Role, User};
 use crate::notify::messages::Notice;
@@ -159,22 +163,32 @@ impl Reset {
             .security
             .sealer
             .mac("reset-subject", &login.to_lowercase());
-        // anti-automation: the same limits for any name
+        // anti-automation: the same limits for any name, counted before any work; leaky
+        // buckets, so a refused request extends nothing and a slow trickle never locks the name
         let store = self.store();
-        let per_client = store
-            .record_failure(
+        let keys = vec![
+            Key::shared(
                 SCOPE_REQUEST_CLIENT,
                 &client.ip,
-                now,
-                now - self.policy.client_window_seconds,
-            )
-            .await?;
-        let per_account = store
-            .record_failure(SCOPE_REQUEST_ACCOUNT, &subject, now, now - 3600)
-            .await?;
-        if per_client > i64::from(self.policy.requests_per_client)
-            || per_account > i64::from(self.policy.requests_per_account_per_hour)
-        {
+                Bucket::rate(
+                    self.policy.requests_per_client,
+                    self.policy.client_window_seconds,
+                ),
+            ),
+            Key::shared(
+                SCOPE_REQUEST_ACCOUNT,
+                &subject,
+                Bucket::rate(self.policy.requests_per_account_per_hour, 3600),
+            ),
+        ];
+        let counted = match throttle::begin(store, keys, now).await? {
+            Ok(attempt) => {
+                let _ = attempt.failed(store).await?;
+                true
+            }
+            Err(_) => false,
+        };
+        if !counted {
             let mut e = AuditEntry::new(event::REQUESTED, false, now);
             e.username = Some(login.clone());
             e.client_ip = Some(client.ip.clone());
@@ -398,22 +412,23 @@ impl Reset {
         };
         let letter = (b'a' + byte(0) % 26) as char;
         let t = converge_app::text::en();
-        let digits: String = (0..9)
-            .map(|i| char::from(b'0' + byte(i + 1) % 10))
-            .collect();
         let cc = self.security.default_country.clone().unwrap_or("1".into());
+        let number = decoy_number(&cc, &byte);
+        // people register a private address for reset (the work mailbox is what they lose):
+        // a made-up one at a large provider, never at the portal's own sender domain
+        let domain = DECOY_MAIL_DOMAINS[usize::from(byte(24)) % DECOY_MAIL_DOMAINS.len()];
         vec![
             Choice {
                 id: id(1),
                 kind: MethodKind::Email,
                 name: t.sec.kind_email.into(),
-                detail: mask(&format!("{letter}x@{}", self.decoy_domain)),
+                detail: mask(&format!("{letter}x@{domain}")),
             },
             Choice {
                 id: id(2),
                 kind: MethodKind::Phone,
                 name: t.sec.slot_mobile.into(),
-                detail: mask(&format!("+{cc}{digits}")),
+                detail: mask(&number),
             },
         ]
     }
@@ -443,7 +458,7 @@ impl Reset {
     }
 
     fn actor(user: &User, client: &Client) -> Actor {
-        Actor::without_session(user.clone(), client.clone())
+        Actor::without_session(user.clone(), client.clone(), Budget::Reset)
     }
 
     /// Sends a code to a phone (text or call) or an email address (code and link).
@@ -464,11 +479,8 @@ impl Reset {
             _ => return Err(DomainError::Refused(ErrorCode::SetupExpired)),
         };
         let Some(user) = &f.user else {
-            // a decoy: nothing is sent, the page looks the same
-            return Ok(Sent {
-                channel: channel.into(),
-                destination: c.detail,
-            });
+            // a decoy: nothing is sent, and every limit a real send meets is met the same way
+            return self.decoy_send(&f, &c, channel, client, now).await;
         };
         let actor = Self::actor(user, client);
         self.security.refuse_if_throttled(&actor, now).await?;
@@ -547,8 +559,102 @@ impl Reset {
             .ok_or(DomainError::Refused(ErrorCode::SetupExpired))
     }
 
-    /// A wrong answer: counted in the flow (which ends at the limit) and, for decoys, against the
-    /// client (real accounts are counted by the security service as for any factor).
+    /// The buckets a decoy flow's guesses and sends meet: the same as a real account's
+    /// (`Security::guarded` with the reset budget), under the flow's subject.
+    fn decoy_keys(&self, f: &Open, client: &Client) -> Vec<Key> {
+        let sec = &self.security;
+        vec![
+            Key::account(
+                super::security::SCOPE_RESET_FACTOR_ACCOUNT,
+                &format!("decoy:{}", f.row.subject),
+                sec.signin.account_bucket(),
+            ),
+            Key::shared(
+                super::security::SCOPE_FACTOR_CLIENT,
+                &client.ip,
+                sec.signin.client_bucket(),
+            ),
+        ]
+    }
+
+    /// A decoy "sends" a code: the throttle, the per-code failures and the per-hour message
+    /// limits answer as for a real account; nothing leaves the building.
+    async fn decoy_send(
+        &self,
+        f: &Open,
+        c: &Choice,
+        channel: &str,
+        client: &Client,
+        now: i64,
+    ) -> Result<Sent, DomainError> {
+        for key in self.decoy_keys(f, client) {
+            if throttle::refuses(self.store(), &key, now).await? {
+                return Err(DomainError::Refused(ErrorCode::TooManyAttempts));
+            }
+        }
+        let policy = &self.security.policy;
+        let target = format!("{}:{}", f.row.subject, c.id);
+        let failures = self
+            .store()
+            .put_decoy_code(&target, now, policy.code_ttl_seconds)
+            .await?;
+        if failures >= i64::from(policy.code_max_failures) {
+            return Err(DomainError::Refused(ErrorCode::TooManyAttempts));
+        }
+        if channel != "email" {
+            if channel == "voice" && !self.security.notifier.voice_supported() {
+                return Err(DomainError::Refused(ErrorCode::VoiceUnsupported));
+            }
+            self.security
+                .notifier
+                .take_phone_budget(&format!("decoy:{}", f.row.subject), &target, now)
+                .await
+                .map_err(super::security::delivery_error)?;
+        }
+        Ok(Sent {
+            channel: channel.into(),
+            destination: c.detail.clone(),
+        })
+    }
+
+    /// A code typed into a decoy flow: the same throttle, the same answers as a real code row
+    /// (none sent or expired: `CodeExpired`; too many wrong: `TooManyAttempts`; else wrong).
+    async fn decoy_code(
+        &self,
+        f: &Open,
+        method_id: &str,
+        client: &Client,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let store = self.store();
+        let attempt = match throttle::begin(store, self.decoy_keys(f, client), now).await? {
+            Ok(a) => a,
+            Err(_) => return Err(DomainError::Refused(ErrorCode::TooManyAttempts)),
+        };
+        let target = format!("{}:{}", f.row.subject, method_id);
+        let max = i64::from(self.security.policy.code_max_failures);
+        match store.decoy_code(&target).await? {
+            Some(c) if c.expires_at > now && c.failures < max => {
+                store.decoy_code_failure(&target).await?;
+                let _ = attempt.failed(store).await?;
+                let wrong = DomainError::Refused(ErrorCode::WrongCode);
+                Err(self
+                    .wrong(f, client, "code (unknown account)", wrong, now)
+                    .await)
+            }
+            Some(c) if c.expires_at > now => {
+                attempt.cancel(store).await?;
+                Err(DomainError::Refused(ErrorCode::TooManyAttempts))
+            }
+            _ => {
+                attempt.cancel(store).await?;
+                Err(DomainError::Refused(ErrorCode::CodeExpired))
+            }
+        }
+    }
+
+    /// A wrong answer: counted in the flow (which ends at the limit); the throttle counted it
+    /// already (`Security::guarded`, or the decoy's own buckets).
     async fn wrong(
         &self,
         f: &Open,
@@ -561,21 +667,6 @@ impl Reset {
             Ok(n) => n,
             Err(e) => return e.into(),
         };
-        if f.user.is_none() {
-            use super::throttle::{fail, Counter};
-            if let Err(e) = fail(
-                self.store(),
-                &self.security.signin,
-                Counter::Client,
-                super::security::SCOPE_FACTOR_CLIENT,
-                &client.ip,
-                now,
-            )
-            .await
-            {
-                return e;
-            }
-        }
         let mut e = AuditEntry::new(event::GATE, false, now);
         e.user_id = f.user.as_ref().map(|u| u.id.clone());
         e.username = f.user.as_ref().map(|u| u.username.clone());
@@ -606,7 +697,6 @@ impl Reset {
             return Err(DomainError::Refused(ErrorCode::CodeExpired));
         }
         let actor = Self::actor(user, client);
-        self.security.clear_failures(&actor).await?;
         let mut e = self.security.audit(&actor, event::GATE, true, now);
         e.reason = Some(format!(
             "{} ({how}), {} of {}",
@@ -630,41 +720,47 @@ impl Reset {
         let f = self.open(token, now).await?;
         let (_, m) = self.choice(&f, method_id).await?;
         let Some(user) = &f.user else {
-            let wrong = DomainError::Refused(ErrorCode::WrongCode);
-            return Err(self
-                .wrong(&f, client, "code (unknown account)", wrong, now)
-                .await);
+            return self.decoy_code(&f, method_id, client, now).await;
         };
         let actor = Self::actor(user, client);
-        self.security.refuse_if_throttled(&actor, now).await?;
-        let m = m.ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
-        let checked = match m.kind {
-            MethodKind::Totp => {
-                self.security
-                    .check_app_code(&actor, &m, code, "wrong or reused app code (reset)", now)
-                    .await
-            }
-            MethodKind::Phone | MethodKind::Email => {
-                match self
-                    .store()
-                    .code_for(&user.id, PURPOSE_CODE, &m.row.id)
-                    .await?
-                {
-                    Some(row) => self.security.check_code(&actor, &row, code, now).await,
-                    None => Err(DomainError::Refused(ErrorCode::CodeExpired)),
+        self.security
+            .guarded(&actor, now, async {
+                let m = m.ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
+                let checked = match m.kind {
+                    MethodKind::Totp => {
+                        self.security
+                            .check_app_code(
+                                &actor,
+                                &m,
+                                code,
+                                "wrong or reused app code (reset)",
+                                now,
+                            )
+                            .await
+                    }
+                    MethodKind::Phone | MethodKind::Email => {
+                        match self
+                            .store()
+                            .code_for(&user.id, PURPOSE_CODE, &m.row.id)
+                            .await?
+                        {
+                            Some(row) => self.security.check_code(&actor, &row, code, now).await,
+                            None => Err(DomainError::Refused(ErrorCode::CodeExpired)),
+                        }
+                    }
+                    _ => return Err(DomainError::Refused(ErrorCode::SetupExpired)),
+                };
+                match checked {
+                    Ok(()) => self.passed(&f, user, &m, client, "code", now).await,
+                    // a wrong guess counts in the flow; an expired or already used code does not
+                    Err(DomainError::Refused(ErrorCode::WrongCode)) => {
+                        let wrong = DomainError::Refused(ErrorCode::WrongCode);
+                        Err(self.wrong(&f, client, &m.label(), wrong, now).await)
+                    }
+                    Err(e) => Err(e),
                 }
-            }
-            _ => return Err(DomainError::Refused(ErrorCode::SetupExpired)),
-        };
-        match checked {
-            Ok(()) => self.passed(&f, user, &m, client, "code", now).await,
-            // a wrong guess counts in the flow; an expired or already used code does not
-            Err(DomainError::Refused(ErrorCode::WrongCode)) => {
-                let wrong = DomainError::Refused(ErrorCode::WrongCode);
-                Err(self.wrong(&f, client, &m.label(), wrong, now).await)
-            }
-            Err(e) => Err(e),
-        }
+            })
+            .await
     }
 
     /// Checks the answers to the flow's security questions (all of them, always).
@@ -683,28 +779,32 @@ impl Reset {
             .as_ref()
             .ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
         let actor = Self::actor(user, client);
-        self.security.refuse_if_throttled(&actor, now).await?;
-        let m = m.ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
-        if m.kind != MethodKind::Questions || f.row.questions.is_empty() {
-            return Err(DomainError::Refused(ErrorCode::SetupExpired));
-        }
-        let hashes = question_items(&m, "h");
-        let mut all = answers.len() == f.row.questions.len();
-        for (k, idx) in f.row.questions.iter().enumerate() {
-            let answer = normalise_answer(answers.get(k).map(String::as_str).unwrap_or(""));
-            let stored = hashes.get(*idx).cloned().unwrap_or_default();
-            // every answer is checked, right or wrong, so timing says nothing about which
-            let ok = !answer.is_empty() && self.security.verify_secret(&answer, &stored).await;
-            all &= ok;
-        }
-        if !all {
-            self.security
-                .count_failure(&actor, "wrong security answers (reset)", now)
-                .await?;
-            let wrong = DomainError::Refused(ErrorCode::AnswersWrong);
-            return Err(self.wrong(&f, client, &m.label(), wrong, now).await);
-        }
-        self.passed(&f, user, &m, client, "answers", now).await
+        self.security
+            .guarded(&actor, now, async {
+                let m = m.ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
+                if m.kind != MethodKind::Questions || f.row.questions.is_empty() {
+                    return Err(DomainError::Refused(ErrorCode::SetupExpired));
+                }
+                let hashes = question_items(&m, "h");
+                let mut all = answers.len() == f.row.questions.len();
+                for (k, idx) in f.row.questions.iter().enumerate() {
+                    let answer = normalise_answer(answers.get(k).map(String::as_str).unwrap_or(""));
+                    let stored = hashes.get(*idx).cloned().unwrap_or_default();
+                    // every answer is checked, right or wrong, so timing says nothing about which
+                    let ok =
+                        !answer.is_empty() && self.security.verify_secret(&answer, &stored).await;
+                    all &= ok;
+                }
+                if !all {
+                    self.security
+                        .count_failure(&actor, "wrong security answers (reset)", now)
+                        .await?;
+                    let wrong = DomainError::Refused(ErrorCode::AnswersWrong);
+                    return Err(self.wrong(&f, client, &m.label(), wrong, now).await);
+                }
+                self.passed(&f, user, &m, client, "answers", now).await
+            })
+            .await
     }
 
     /// Options for a passkey assertion with the user's passkeys.
@@ -911,11 +1011,13 @@ impl Reset {
     pub async fn unlock(&self, token: &str, client: &Client, now: i64) -> Result<(), DomainError> {
         let f = self.open(token, now).await?;
         let user = self.ready(&f, Purpose::Unlock)?;
-        let throttled = self
-            .store()
-            .throttle(super::signin::SCOPE_ACCOUNT, &user.username)
-            .await?
-            .is_some_and(|t| t.blocked_until > now);
+        let throttled = super::signin::strangers_throttled(
+            self.store(),
+            &self.security.signin,
+            &user.username,
+            now,
+        )
+        .await?;
         if user.locked_at.is_none() && !throttled && !self.directory.is_locked(user).await? {
             return Err(DomainError::Refused(ErrorCode::NotLocked));
         }
@@ -1073,4 +1175,45 @@ pub fn leading_zero_bits(hash: &[u8]) -> u32 {
         }
     }
     n
+}
+
+/// Mail providers decoy addresses are made up at.
+const DECOY_MAIL_DOMAINS: &[&str] = &[
+    "gmail.com",
+    "outlook.com",
+    "hotmail.com",
+    "yahoo.com",
+    "icloud.com",
+    "gmx.net",
+    "proton.me",
+];
+
+/// A made-up mobile number shaped like the country's own (libphonenumber's example mobile
+/// number: its length and its leading digit), digits from `byte`.
+fn decoy_number(cc: &str, byte: &dyn Fn(usize) -> u8) -> String {
+    let example = cc
+        .parse::<u16>()
+        .ok()
+        .and_then(|code| phonenumber::metadata::DATABASE.by_code(&code))
+        .and_then(|all| {
+            let main = all
+                .iter()
+                .find(|m| m.is_main_country_for_code())
+                .or(all.first())
+                .copied()?;
+            main.descriptors().mobile()?.example().map(str::to_string)
+        })
+        .unwrap_or_else(|| "2015550123".into());
+    let digits: String = example
+        .chars()
+        .enumerate()
+        .map(|(i, c)| {
+            if i == 0 {
+                c
+            } else {
+                char::from(b'0' + byte(i + 1) % 10)
+            }
+        })
+        .collect();
+    format!("+{cc}{digits}")
 }

@@ -31,6 +31,8 @@ pub fn hash_token(token: &str) -> String {
 pub struct Client {
     pub ip: String,
     pub user_agent: String,
+    /// The device cookie the browser sent (sign-in's lockout protection), if any.
+    pub device: Option<String>,
 }
 
 /// A session waiting for its second factor lives at most this long.

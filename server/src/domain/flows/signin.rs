@@ -1,20 +1,28 @@
 //! Sign-in with username and password.
 //!
 //! ```text
-//!  submit ──► throttled? ──yes──► Rejected(Throttled)          (no hashing, same answer)
-//!               │ no
+//!  submit ──► count the attempt (throttle::begin: the account's bucket — the device's own when
+//!               │  the browser has this account's device cookie, the strangers' otherwise — and
+//!               │  the client address's), atomically, before any work
+//!               │ refused ──► Rejected(Throttled)          (no hashing, same answer)
 //!               ▼
 //!         directory.authenticate  (always exactly one argon2 verification, fallback hash
 //!               │                  for unknown users)
 //!               ▼
-//!  unknown / wrong / disabled / locked ──► count failure (account + client), maybe lock,
-//!               │                          audit with internal reason ──► Rejected(reason)
+//!  unknown / wrong / disabled / locked ──► the count stays; strangers' consecutive failures
+//!               │                          lock the account for strangers at the threshold;
+//!               │                          the owner is warned (once a day); audit ──► Rejected
 //!               ▼ ok
-//!  clear account counter, end the previous session (rotation), create session, audit ──► SignedIn
+//!  the account's bucket forgets, the previous session ends (rotation), session, device cookie,
+//!  audit ──► SignedIn
 //! ```
-//! Every rejection looks the same to the client: same status, same page, similar time.
+//! Every rejection looks the same to the client: same status, same page, similar time. A lock
+//! (too many strangers' failures) keeps strangers out; the user's own devices still sign in
+//! (OWASP "device cookies"), so a stranger can slow guessing down but not lock the user out.
 
 use super::session::{self, Client};
+use super::throttle::{self, Key};
+use crate::crypto::Sealer;
 use crate::directory::Directory;
 use crate::domain::audit::{event, AuditEntry};
 use crate::domain::error::DomainError;
@@ -27,8 +35,13 @@ use crate::store::audit::append_audit_in;
 use crate::store::users::set_locked_in;
 use crate::store::Store;
 
+/// Failures for an account name from clients without its device cookie ("strangers").
 pub const SCOPE_ACCOUNT: &str = "signin_account";
+/// Failures from one known device (the nonce of its device cookie).
+pub const SCOPE_DEVICE: &str = "signin_device";
 pub const SCOPE_CLIENT: &str = "signin_client";
+/// At most one "someone is guessing" mail a day per account and kind.
+pub const SCOPE_WARNING: &str = "guessing_warning";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
@@ -60,11 +73,13 @@ impl RejectReason {
 
 #[derive(Debug)]
 pub enum SigninOutcome {
-    /// `needs_mfa`: the session waits for a second factor before it is signed in.
+    /// `needs_mfa`: the session waits for a second factor before it is signed in. `device` is
+    /// the device cookie value for this account (new, or the one the browser sent).
     SignedIn {
         user: Box<User>,
         token: String,
         needs_mfa: bool,
+        device: String,
     },
     Rejected(RejectReason),
 }
@@ -81,8 +96,38 @@ pub struct SigninDeps<'a> {
     pub store: &'a Store,
     pub notifier: &'a Notifier,
     pub directory: &'a dyn Directory,
+    pub sealer: &'a Sealer,
     pub signin: &'a SigninPolicy,
     pub session: &'a SessionPolicy,
+}
+
+/// Device cookies (OWASP "device cookies"): `<nonce>.<HMAC(username, nonce)>`, issued after a
+/// correct password, good only for the account it was issued to.
+pub mod device {
+    use crate::crypto::Sealer;
+    use rand::RngCore;
+
+    const CONTEXT: &str = "device-cookie";
+
+    pub fn issue(sealer: &Sealer, username: &str) -> String {
+        let mut nonce = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let nonce = hex::encode(nonce);
+        let mac = sealer.mac(CONTEXT, &format!("{username}\0{nonce}"));
+        format!("{nonce}.{mac}")
+    }
+
+    /// The nonce of a valid device cookie for `username`, if `cookie` holds one (a browser
+    /// keeps one cookie per account it signed in to: `cookie` may list several, `~`-separated).
+    pub fn known(sealer: &Sealer, username: &str, cookie: Option<&str>) -> Option<String> {
+        cookie?.split('~').find_map(|one| {
+            let (nonce, mac) = one.trim().split_once('.')?;
+            (nonce.len() == 32 && nonce.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())?;
+            sealer
+                .mac_matches(CONTEXT, &format!("{username}\0{nonce}"), mac)
+                .then(|| nonce.to_string())
+        })
+    }
 }
 
 pub async fn sign_in(
@@ -94,6 +139,7 @@ pub async fn sign_in(
         store,
         notifier,
         directory,
+        sealer,
         signin: policy,
         session: session_policy,
     } = deps;
@@ -111,42 +157,62 @@ pub async fn sign_in(
         return Ok(SigninOutcome::Rejected(RejectReason::Malformed));
     };
 
-    // 1. throttles: per account name (known or not) and per client address
-    let account = store.throttle(SCOPE_ACCOUNT, username.as_str()).await?;
-    let client = store.throttle(SCOPE_CLIENT, &input.client.ip).await?;
-    let throttled = if account.as_ref().is_some_and(|t| t.blocked_until > now) {
-        Some(RejectReason::ThrottledAccount)
-    } else if client.as_ref().is_some_and(|t| t.blocked_until > now) {
-        Some(RejectReason::ThrottledClient)
-    } else {
-        None
-    };
-    if let Some(reason) = throttled {
-        audit.reason = Some(reason.as_str().into());
-        store.append_audit(&audit).await?;
-        return Ok(SigninOutcome::Rejected(reason));
+    // 1. count the attempt before any work: the account's bucket (this device's own, when the
+    //    browser holds this account's device cookie and the device has not itself failed
+    //    `lockout_threshold` times in a row) and the client address's
+    let mut device = device::known(sealer, username.as_str(), input.client.device.as_deref());
+    if let Some(nonce) = &device {
+        let spent = store.throttle(SCOPE_DEVICE, nonce).await?;
+        if spent.is_some_and(|t| t.consecutive >= i64::from(policy.lockout_threshold)) {
+            device = None;
+        }
     }
+    let account_key = match &device {
+        Some(nonce) => Key::account(SCOPE_DEVICE, nonce, policy.account_bucket()),
+        None => Key::account(SCOPE_ACCOUNT, username.as_str(), policy.account_bucket()),
+    };
+    let keys = vec![
+        account_key,
+        Key::shared(SCOPE_CLIENT, &input.client.ip, policy.client_bucket()),
+    ];
+    let attempt = match throttle::begin(store, keys, now).await? {
+        Ok(a) => a,
+        Err(which) => {
+            let reason = if which == 0 {
+                RejectReason::ThrottledAccount
+            } else {
+                RejectReason::ThrottledClient
+            };
+            audit.reason = Some(reason.as_str().into());
+            store.append_audit(&audit).await?;
+            return Ok(SigninOutcome::Rejected(reason));
+        }
+    };
 
     // 2. the directory: exactly one password verification whatever the user's state
-    let auth = directory.authenticate(&username, &password).await?;
+    let auth = match directory.authenticate(&username, &password).await {
+        Ok(a) => a,
+        Err(e) => {
+            // an outage is not a guess
+            attempt.cancel(store).await?;
+            return Err(e.into());
+        }
+    };
     audit.user_id = auth.user.as_ref().map(|u| u.id.clone());
     let detail = auth.detail.clone();
     let verdict = match &auth.user {
         None => Err(RejectReason::UnknownUser),
         Some(_) if !auth.verified => Err(RejectReason::WrongPassword),
         Some(u) if !u.enabled => Err(RejectReason::Disabled),
-        Some(u) if u.locked_at.is_some() => Err(RejectReason::Locked),
+        // the lock keeps strangers out; the user's own devices still come in
+        Some(u) if u.locked_at.is_some() && device.is_none() => Err(RejectReason::Locked),
         Some(u) if u.is_blocked(now) => Err(RejectReason::Blocked),
         Some(_) => Ok(()),
     };
 
     match (verdict, auth.user) {
         (Ok(()), Some(user)) => {
-            if account.is_some() {
-                store
-                    .clear_throttle(SCOPE_ACCOUNT, username.as_str())
-                    .await?;
-            }
+            attempt.succeeded(store).await?;
             // users with a sign-in capable method must prove it next
             let needs_mfa = store.active_methods(&user.id).await?.iter().any(|m| {
                 crate::domain::policy::MethodKind::parse(&m.kind).is_some_and(|k| k.signs_in())
@@ -170,49 +236,144 @@ pub async fn sign_in(
             if needs_mfa {
                 audit.reason = Some("password accepted; second factor pending".into());
             }
+            if device.is_some() && user.locked_at.is_some() {
+                audit.reason = Some(format!(
+                    "{}known device past the lock for strangers",
+                    audit
+                        .reason
+                        .as_deref()
+                        .map(|r| format!("{r}; "))
+                        .unwrap_or_default()
+                ));
+            }
             append_audit_in(&mut tx, &audit).await?;
             tx.commit().await.map_err(crate::store::StoreError::from)?;
+            let device = match device {
+                Some(_) => input
+                    .client
+                    .device
+                    .clone()
+                    .unwrap_or_else(|| device::issue(sealer, &user.username)),
+                None => device::issue(sealer, &user.username),
+            };
             Ok(SigninOutcome::SignedIn {
                 user: Box::new(user),
                 token,
                 needs_mfa,
+                device,
             })
         }
         (verdict, user) => {
             let reason = verdict.err().unwrap_or(RejectReason::UnknownUser);
-            // 3. count the failure; wrong passwords for locked/disabled accounts count too
-            use super::throttle::{fail, Counter};
-            let failures = fail(
-                store,
-                policy,
-                Counter::Account,
-                SCOPE_ACCOUNT,
-                username.as_str(),
-                now,
-            )
-            .await?;
-            fail(
-                store,
-                policy,
-                Counter::Client,
-                SCOPE_CLIENT,
-                &input.client.ip,
-                now,
-            )
-            .await?;
+            // 3. the failure stays counted; wrong passwords for locked/disabled accounts too
+            let taken = attempt.failed(store).await?;
+            let account = taken.first().copied();
             audit.reason = Some(match &detail {
                 Some(d) => format!("{}; {d}", reason.as_str()),
                 None => reason.as_str().into(),
             });
             store.append_audit(&audit).await?;
-            if let Some(user) = user {
-                if failures >= policy.lockout_threshold && user.locked_at.is_none() {
-                    lock_account(store, notifier, &user, failures, &input.client, now).await?;
+            if let (Some(user), Some(account)) = (user, account) {
+                let stranger = device.is_none();
+                if stranger
+                    && account.consecutive >= policy.lockout_threshold
+                    && user.locked_at.is_none()
+                {
+                    lock_account(
+                        store,
+                        notifier,
+                        &user,
+                        account.consecutive,
+                        &input.client,
+                        now,
+                    )
+                    .await?;
+                } else if account.failures == policy.free_attempts.max(1) {
+                    warn_owner(
+                        store,
+                        notifier,
+                        policy,
+                        &user,
+                        Guessed::Password,
+                        &input.client,
+                        now,
+                    )
+                    .await?;
                 }
             }
             Ok(SigninOutcome::Rejected(reason))
         }
     }
+}
+
+/// Are strangers' sign-ins to this account name being refused right now (a status for the
+/// helpdesk card and the unlock offer)?
+pub async fn strangers_throttled(
+    store: &Store,
+    policy: &SigninPolicy,
+    username: &str,
+    now: i64,
+) -> Result<bool, DomainError> {
+    throttle::refuses(
+        store,
+        &Key::account(SCOPE_ACCOUNT, username, policy.account_bucket()),
+        now,
+    )
+    .await
+}
+
+/// What someone is guessing at (the `what` of the `guessing_attempts` mail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guessed {
+    Password,
+    SecondFactor,
+}
+
+impl Guessed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Guessed::Password => "password",
+            Guessed::SecondFactor => "second_factor",
+        }
+    }
+}
+
+/// Tells the owner (mail, through the outbox) that their account is being guessed at: when a
+/// bucket first starts delaying, at most once a day per kind.
+pub(crate) async fn warn_owner(
+    store: &Store,
+    notifier: &Notifier,
+    policy: &SigninPolicy,
+    user: &User,
+    what: Guessed,
+    client: &Client,
+    now: i64,
+) -> Result<(), DomainError> {
+    let key = Key::account(
+        SCOPE_WARNING,
+        &format!("{}:{}", what.as_str(), user.id),
+        policy.warning_bucket(),
+    );
+    if !throttle::take_rate(store, &key, now).await? {
+        return Ok(());
+    }
+    let mut tx = store.begin().await?;
+    let notice = Notice::GuessingAttempts {
+        what: what.as_str().into(),
+        at: crate::domain::format_time(now),
+        client_ip: client.ip.clone(),
+        reset_url: notifier.link(converge_app::routes::RESET),
+    };
+    notifier.email_user_in(&mut tx, user, &notice, now).await?;
+    let mut e = AuditEntry::new(event::GUESSING_WARNED, true, now);
+    e.user_id = Some(user.id.clone());
+    e.username = Some(user.username.clone());
+    e.reason = Some(what.as_str().into());
+    e.client_ip = Some(client.ip.clone());
+    append_audit_in(&mut tx, &e).await?;
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    notifier.wake();
+    Ok(())
 }
 
 /// Locks sign-in for the account; the lock, its audit line and the user's notification commit

@@ -197,24 +197,26 @@ impl Security {
         code: &str,
         now: i64,
     ) -> Result<(), DomainError> {
-        self.refuse_if_throttled(actor, now).await?;
-        let m = self.pending(actor, id, now).await?;
-        let methods = self.methods(&actor.user.id).await?;
-        self.may_change(actor, &methods, now)?;
-        let secret = self.open_secret(&m)?;
-        let Some(step) = totp::check(&self.policy.totp, &secret, code, now.max(0) as u64) else {
-            self.count_failure(actor, "totp setup: wrong code", now)
-                .await?;
-            return Err(refused(ErrorCode::WrongCode));
-        };
-        let mut tx = self.store.begin().await?;
-        if !activate_method_in(&mut tx, id, &actor.user.id, step, now).await? {
-            return Err(refused(ErrorCode::SetupExpired));
-        }
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
-        self.clear_failures(actor).await?;
-        let row = self.pending_or_active(actor, id).await?;
-        self.added(actor, &row, now).await
+        self.guarded(actor, now, async {
+            let m = self.pending(actor, id, now).await?;
+            let methods = self.methods(&actor.user.id).await?;
+            self.may_change(actor, &methods, now)?;
+            let secret = self.open_secret(&m)?;
+            let Some(step) = totp::check(&self.policy.totp, &secret, code, now.max(0) as u64)
+            else {
+                self.count_failure(actor, "totp setup: wrong code", now)
+                    .await?;
+                return Err(refused(ErrorCode::WrongCode));
+            };
+            let mut tx = self.store.begin().await?;
+            if !activate_method_in(&mut tx, id, &actor.user.id, step, now).await? {
+                return Err(refused(ErrorCode::SetupExpired));
+            }
+            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            let row = self.pending_or_active(actor, id).await?;
+            self.added(actor, &row, now).await
+        })
+        .await
     }
 
     async fn pending_or_active(&self, actor: &Actor, id: &str) -> Result<Method, DomainError> {
@@ -482,24 +484,26 @@ impl Security {
         code: &str,
         now: i64,
     ) -> Result<(), DomainError> {
-        self.refuse_if_throttled(actor, now).await?;
-        let c = self
-            .store
-            .code(id, &actor.user.id)
-            .await?
-            .filter(|c| c.purpose == PURPOSE_ENROLL)
-            .ok_or(refused(ErrorCode::SetupExpired))?;
-        // the rule first, so a refused change does not use up the code
-        let methods = self.methods(&actor.user.id).await?;
-        self.may_change(actor, &methods, now)?;
-        self.check_code(actor, &c, code, now).await?;
-        let mut tx = self.store.begin().await?;
-        if !activate_method_in(&mut tx, &c.target, &actor.user.id, 0, now).await? {
-            return Err(refused(ErrorCode::SetupExpired));
-        }
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
-        let m = self.pending_or_active(actor, &c.target).await?;
-        self.added(actor, &m, now).await
+        self.guarded(actor, now, async {
+            let c = self
+                .store
+                .code(id, &actor.user.id)
+                .await?
+                .filter(|c| c.purpose == PURPOSE_ENROLL)
+                .ok_or(refused(ErrorCode::SetupExpired))?;
+            // the rule first, so a refused change does not use up the code
+            let methods = self.methods(&actor.user.id).await?;
+            self.may_change(actor, &methods, now)?;
+            self.check_code(actor, &c, code, now).await?;
+            let mut tx = self.store.begin().await?;
+            if !activate_method_in(&mut tx, &c.target, &actor.user.id, 0, now).await? {
+                return Err(refused(ErrorCode::SetupExpired));
+            }
+            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            let m = self.pending_or_active(actor, &c.target).await?;
+            self.added(actor, &m, now).await
+        })
+        .await
     }
 
     /// Shared by enrollment and sign-in: expiry, the failure limit, single use.
@@ -525,7 +529,6 @@ impl Security {
         if !self.store.use_code(&c.id, now).await? {
             return Err(refused(ErrorCode::CodeExpired));
         }
-        self.clear_failures(actor).await?;
         Ok(())
     }
 

@@ -73,58 +73,57 @@ impl Security {
         reauth: bool,
         now: i64,
     ) -> Result<MfaOutcome, DomainError> {
-        if self.throttled(actor, now).await? {
-            self.mfa_audit(actor, None, false, "throttled", now).await?;
-            return Err(refused(ErrorCode::TooManyAttempts));
-        }
-        let all = self.methods(&actor.user.id).await?;
-        let m = self
-            .factor_methods(all.clone(), reauth)
-            .into_iter()
-            .find(|m| m.row.id == method_id)
-            .ok_or(refused(ErrorCode::SetupExpired))?;
-        match m.kind {
-            MethodKind::Totp => {
-                let secret = self.open_secret(&m.row)?;
-                let step = totp::check(&self.policy.totp, &secret, code, now.max(0) as u64);
-                // the step is used and the session promoted in one transaction
-                let mut tx = self.store.begin().await?;
-                let accepted = match step {
-                    Some(step) => {
-                        crate::store::methods::use_totp_step_in(&mut tx, &m.row.id, step, now)
-                            .await?
+        self.guarded(actor, now, async {
+            let all = self.methods(&actor.user.id).await?;
+            let m = self
+                .factor_methods(all.clone(), reauth)
+                .into_iter()
+                .find(|m| m.row.id == method_id)
+                .ok_or(refused(ErrorCode::SetupExpired))?;
+            match m.kind {
+                MethodKind::Totp => {
+                    let secret = self.open_secret(&m.row)?;
+                    let step = totp::check(&self.policy.totp, &secret, code, now.max(0) as u64);
+                    // the step is used and the session promoted in one transaction
+                    let mut tx = self.store.begin().await?;
+                    let accepted = match step {
+                        Some(step) => {
+                            crate::store::methods::use_totp_step_in(&mut tx, &m.row.id, step, now)
+                                .await?
+                        }
+                        None => false,
+                    };
+                    if !accepted {
+                        drop(tx);
+                        self.count_failure(actor, "wrong or reused app code", now)
+                            .await?;
+                        self.mfa_audit(actor, Some(&m), false, "wrong or reused code", now)
+                            .await?;
+                        return Err(refused(ErrorCode::WrongCode));
                     }
-                    None => false,
-                };
-                if !accepted {
-                    drop(tx);
-                    self.count_failure(actor, "wrong or reused app code", now)
-                        .await?;
-                    self.mfa_audit(actor, Some(&m), false, "wrong or reused code", now)
-                        .await?;
-                    return Err(refused(ErrorCode::WrongCode));
+                    return self.verified_in(tx, actor, &m, all, now).await;
                 }
-                return self.verified_in(tx, actor, &m, all, now).await;
+                MethodKind::Phone | MethodKind::Email => {
+                    if m.kind == MethodKind::Phone && self.policy.pin_mode {
+                        self.check_pin(actor, pin.unwrap_or_default(), now).await?;
+                    }
+                    let c = self
+                        .store
+                        .code_for(&actor.user.id, PURPOSE_MFA, &m.row.id)
+                        .await?
+                        .ok_or(refused(ErrorCode::CodeExpired))?;
+                    if let Err(e) = self.check_code(actor, &c, code, now).await {
+                        self.mfa_audit(actor, Some(&m), false, "wrong or expired code", now)
+                            .await?;
+                        return Err(e);
+                    }
+                    self.store.touch_method(&m.row.id, now).await?;
+                }
+                _ => return Err(refused(ErrorCode::SetupExpired)),
             }
-            MethodKind::Phone | MethodKind::Email => {
-                if m.kind == MethodKind::Phone && self.policy.pin_mode {
-                    self.check_pin(actor, pin.unwrap_or_default(), now).await?;
-                }
-                let c = self
-                    .store
-                    .code_for(&actor.user.id, PURPOSE_MFA, &m.row.id)
-                    .await?
-                    .ok_or(refused(ErrorCode::CodeExpired))?;
-                if let Err(e) = self.check_code(actor, &c, code, now).await {
-                    self.mfa_audit(actor, Some(&m), false, "wrong or expired code", now)
-                        .await?;
-                    return Err(e);
-                }
-                self.store.touch_method(&m.row.id, now).await?;
-            }
-            _ => return Err(refused(ErrorCode::SetupExpired)),
-        }
-        self.verified(actor, &m, all, now).await
+            self.verified(actor, &m, all, now).await
+        })
+        .await
     }
 
     /// A code from an authenticator app outside a session (password reset, the helpdesk): each
@@ -164,37 +163,35 @@ impl Security {
         pass: &str,
         now: i64,
     ) -> Result<MfaOutcome, DomainError> {
-        if self.throttled(actor, now).await? {
-            self.mfa_audit(actor, None, false, "throttled", now).await?;
-            return Err(refused(ErrorCode::TooManyAttempts));
-        }
-        let typed = crate::domain::flows::helpdesk::normalise_pass(pass);
-        let taps = self.store.active_taps(&actor.user.id, now).await?;
-        let found = taps
-            .iter()
-            .find(|t| !typed.is_empty() && self.sealer.mac_matches("tap", &typed, &t.pass_hash));
-        let mut tx = self.store.begin().await?;
-        let used = match found {
-            Some(t) => crate::store::helpdesk::use_tap_in(&mut tx, &t.id, now).await?,
-            None => false,
-        };
-        if !used {
-            drop(tx);
-            self.count_failure(actor, "wrong, expired or used Temporary Access Pass", now)
-                .await?;
-            self.mfa_audit(actor, None, false, "Temporary Access Pass refused", now)
-                .await?;
-            return Err(refused(ErrorCode::TapInvalid));
-        }
-        crate::store::sessions::mark_mfa_in(&mut tx, &actor.session.id_hash, now).await?;
-        let mut e = self.audit(actor, event::MFA, true, now);
-        e.reason = Some("Temporary Access Pass".into());
-        crate::store::audit::append_audit_in(&mut tx, &e).await?;
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
-        self.clear_failures(actor).await?;
-        Ok(MfaOutcome::Verified {
-            methods: self.methods(&actor.user.id).await?,
+        self.guarded(actor, now, async {
+            let typed = crate::domain::flows::helpdesk::normalise_pass(pass);
+            let taps = self.store.active_taps(&actor.user.id, now).await?;
+            let found = taps.iter().find(|t| {
+                !typed.is_empty() && self.sealer.mac_matches("tap", &typed, &t.pass_hash)
+            });
+            let mut tx = self.store.begin().await?;
+            let used = match found {
+                Some(t) => crate::store::helpdesk::use_tap_in(&mut tx, &t.id, now).await?,
+                None => false,
+            };
+            if !used {
+                drop(tx);
+                self.count_failure(actor, "wrong, expired or used Temporary Access Pass", now)
+                    .await?;
+                self.mfa_audit(actor, None, false, "Temporary Access Pass refused", now)
+                    .await?;
+                return Err(refused(ErrorCode::TapInvalid));
+            }
+            crate::store::sessions::mark_mfa_in(&mut tx, &actor.session.id_hash, now).await?;
+            let mut e = self.audit(actor, event::MFA, true, now);
+            e.reason = Some("Temporary Access Pass".into());
+            crate::store::audit::append_audit_in(&mut tx, &e).await?;
+            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            Ok(MfaOutcome::Verified {
+                methods: self.methods(&actor.user.id).await?,
+            })
         })
+        .await
     }
 
     /// In PIN mode: the user's PIN, locked after too many wrong entries.
@@ -246,7 +243,6 @@ impl Security {
         e.reason = Some(m.label());
         crate::store::audit::append_audit_in(&mut tx, &e).await?;
         tx.commit().await.map_err(crate::store::StoreError::from)?;
-        self.clear_failures(actor).await?;
         Ok(MfaOutcome::Verified { methods })
     }
 

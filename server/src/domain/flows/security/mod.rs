@@ -47,8 +47,37 @@ pub mod event {
     pub const SESSIONS_REVOKED: &str = "sessions_revoked";
 }
 
+/// Second-factor failures of a user in their own sessions (sign-in step, re-authentication,
+/// registering a method).
 pub const SCOPE_FACTOR_ACCOUNT: &str = "factor_account";
+/// ... in anonymous password-reset flows: never the sign-in budget, so a stranger at the reset
+/// page cannot make the user's own second step answer MFA-003.
+pub const SCOPE_RESET_FACTOR_ACCOUNT: &str = "reset_factor_account";
+/// ... checked by a helpdesk agent.
+pub const SCOPE_HELPDESK_FACTOR_ACCOUNT: &str = "helpdesk_factor_account";
 pub const SCOPE_FACTOR_CLIENT: &str = "factor_client";
+
+/// Whose budget a guess spends (docs/throttling.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Budget {
+    /// The user in their own session.
+    #[default]
+    Session,
+    /// An anonymous password-reset flow for the user.
+    Reset,
+    /// A helpdesk agent checking the caller.
+    Helpdesk,
+}
+
+impl Budget {
+    pub fn scope(self) -> &'static str {
+        match self {
+            Budget::Session => SCOPE_FACTOR_ACCOUNT,
+            Budget::Reset => SCOPE_RESET_FACTOR_ACCOUNT,
+            Budget::Helpdesk => SCOPE_HELPDESK_FACTOR_ACCOUNT,
+        }
+    }
+}
 
 pub struct Security {
     pub store: Store,
@@ -68,13 +97,30 @@ pub struct Actor {
     pub user: User,
     pub session: SessionRow,
     pub client: Client,
+    pub budget: Budget,
+    /// Set when a guess in [`Security::guarded`] work was wrong (the count then stays).
+    #[doc(hidden)]
+    pub guessed_wrong: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Actor {
+    /// The user acting in their own session.
+    pub fn in_session(user: User, session: SessionRow, client: Client) -> Actor {
+        Actor {
+            user,
+            session,
+            client,
+            budget: Budget::Session,
+            guessed_wrong: Default::default(),
+        }
+    }
+
     /// Someone proving their methods outside any session (password reset): the session fields
     /// are empty and nothing here promotes a session.
-    pub fn without_session(user: User, client: Client) -> Actor {
+    pub fn without_session(user: User, client: Client, budget: Budget) -> Actor {
         Actor {
+            budget,
+            guessed_wrong: Default::default(),
             session: SessionRow {
                 id_hash: String::new(),
                 user_id: user.id.clone(),
@@ -546,74 +592,100 @@ impl Security {
         Ok(n)
     }
 
-    /// Refuses with `MFA-003` while the account or the client is throttled.
+    /// Refuses with `MFA-003` while the account or the client is throttled (a read, for steps
+    /// that are not guesses themselves, such as sending a code).
     pub(crate) async fn refuse_if_throttled(
         &self,
         actor: &Actor,
         now: i64,
     ) -> Result<(), DomainError> {
-        if self.throttled(actor, now).await? {
-            return Err(refused(ErrorCode::TooManyAttempts));
+        for key in self.guess_keys(actor) {
+            if super::throttle::refuses(&self.store, &key, now).await? {
+                return Err(refused(ErrorCode::TooManyAttempts));
+            }
         }
         Ok(())
     }
 
-    /// Per-account and per-client throttle for guessable second-factor input (one read).
-    async fn throttled(&self, actor: &Actor, now: i64) -> Result<bool, DomainError> {
-        let (a, c) = self
-            .store
-            .throttle_pair(
-                (SCOPE_FACTOR_ACCOUNT, &actor.user.id),
-                (SCOPE_FACTOR_CLIENT, &actor.client.ip),
-            )
-            .await?;
-        Ok(a.is_some_and(|t| t.blocked_until > now) || c.is_some_and(|t| t.blocked_until > now))
+    /// The buckets a guess by `actor` is counted in: the user's (for the actor's budget) and the
+    /// client address's.
+    fn guess_keys(&self, actor: &Actor) -> Vec<super::throttle::Key> {
+        use super::throttle::Key;
+        vec![
+            Key::account(
+                actor.budget.scope(),
+                &actor.user.id,
+                self.signin.account_bucket(),
+            ),
+            Key::shared(
+                SCOPE_FACTOR_CLIENT,
+                &actor.client.ip,
+                self.signin.client_bucket(),
+            ),
+        ]
     }
 
+    /// Runs `work` — one guess (a code, PIN, answers, pass, passkey) — counted before it starts
+    /// (refused with `MFA-003`, audited, when a bucket is full or busy). When the work called
+    /// [`Self::count_failure`] the count stays; a success forgets the user's failures; any other
+    /// outcome (a store outage, an expired setup) takes the count back.
+    pub(crate) async fn guarded<T>(
+        &self,
+        actor: &Actor,
+        now: i64,
+        work: impl std::future::Future<Output = Result<T, DomainError>>,
+    ) -> Result<T, DomainError> {
+        use std::sync::atomic::Ordering;
+        let attempt = match super::throttle::begin(&self.store, self.guess_keys(actor), now).await?
+        {
+            Ok(a) => a,
+            Err(_) => {
+                let mut e = self.audit(actor, event::METHOD_VERIFY, false, now);
+                e.reason = Some("throttled".into());
+                self.store.append_audit(&e).await?;
+                return Err(refused(ErrorCode::TooManyAttempts));
+            }
+        };
+        actor.guessed_wrong.store(false, Ordering::SeqCst);
+        let result = work.await;
+        if result.is_ok() {
+            attempt.succeeded(&self.store).await?;
+        } else if actor.guessed_wrong.load(Ordering::SeqCst) {
+            let taken = attempt.failed(&self.store).await?;
+            if taken
+                .first()
+                .is_some_and(|t| t.failures == self.signin.free_attempts.max(1))
+            {
+                super::signin::warn_owner(
+                    &self.store,
+                    &self.notifier,
+                    &self.signin,
+                    &actor.user,
+                    super::signin::Guessed::SecondFactor,
+                    &actor.client,
+                    now,
+                )
+                .await?;
+            }
+        } else {
+            attempt.cancel(&self.store).await?;
+        }
+        result
+    }
+
+    /// A guess was wrong: audited; [`Self::guarded`] keeps it counted.
     pub(crate) async fn count_failure(
         &self,
         actor: &Actor,
         what: &str,
         now: i64,
     ) -> Result<(), DomainError> {
-        use super::throttle::{fail, Counter};
-        let (store, p) = (&self.store, &self.signin);
-        fail(
-            store,
-            p,
-            Counter::Account,
-            SCOPE_FACTOR_ACCOUNT,
-            &actor.user.id,
-            now,
-        )
-        .await?;
-        fail(
-            store,
-            p,
-            Counter::Client,
-            SCOPE_FACTOR_CLIENT,
-            &actor.client.ip,
-            now,
-        )
-        .await?;
+        actor
+            .guessed_wrong
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         let mut e = self.audit(actor, event::METHOD_VERIFY, false, now);
         e.reason = Some(what.to_string());
         self.store.append_audit(&e).await?;
-        Ok(())
-    }
-
-    pub(crate) async fn clear_failures(&self, actor: &Actor) -> Result<(), DomainError> {
-        // a write only when there is something to clear
-        if self
-            .store
-            .throttle(SCOPE_FACTOR_ACCOUNT, &actor.user.id)
-            .await?
-            .is_some()
-        {
-            self.store
-                .clear_throttle(SCOPE_FACTOR_ACCOUNT, &actor.user.id)
-                .await?;
-        }
         Ok(())
     }
 

@@ -232,51 +232,53 @@ impl Security {
         credential: &str,
         now: i64,
     ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, Method, Vec<Method>), DomainError> {
-        self.refuse_if_throttled(actor, now).await?;
-        let (state, _) = self
-            .take_state::<PasskeyAuthentication>(
-                Some(&actor.user.id),
-                ceremony,
-                "authenticate",
+        self.guarded(actor, now, async {
+            let (state, _) = self
+                .take_state::<PasskeyAuthentication>(
+                    Some(&actor.user.id),
+                    ceremony,
+                    "authenticate",
+                    now,
+                )
+                .await?;
+            let cred: PublicKeyCredential =
+                serde_json::from_str(credential).map_err(|_| refused(ErrorCode::PasskeyFailed))?;
+            let result = match self.webauthn.finish_passkey_authentication(&cred, &state) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.count_failure(actor, &format!("passkey: {e}"), now)
+                        .await?;
+                    return Err(refused(ErrorCode::PasskeyFailed));
+                }
+            };
+            let methods = self.methods(&actor.user.id).await?;
+            let cred_id = b64(result.cred_id());
+            let m = methods
+                .iter()
+                .find(|m| m.row.credential_id.as_deref() == Some(cred_id.as_str()))
+                .cloned()
+                .ok_or(refused(ErrorCode::PasskeyFailed))?;
+            let mut passkey = passkey_of(&m).ok_or(refused(ErrorCode::PasskeyFailed))?;
+            passkey.update_credential(&result);
+            let detail = json!({ "passkey": passkey }).to_string();
+            let mut tx = self.store.begin().await?;
+            if !crate::store::methods::use_passkey_in(
+                &mut tx,
+                &m.row.id,
+                &detail,
+                i64::from(result.counter()),
                 now,
             )
-            .await?;
-        let cred: PublicKeyCredential =
-            serde_json::from_str(credential).map_err(|_| refused(ErrorCode::PasskeyFailed))?;
-        let result = match self.webauthn.finish_passkey_authentication(&cred, &state) {
-            Ok(r) => r,
-            Err(e) => {
-                self.count_failure(actor, &format!("passkey: {e}"), now)
+            .await?
+            {
+                drop(tx);
+                self.count_failure(actor, "passkey signature counter did not increase", now)
                     .await?;
                 return Err(refused(ErrorCode::PasskeyFailed));
             }
-        };
-        let methods = self.methods(&actor.user.id).await?;
-        let cred_id = b64(result.cred_id());
-        let m = methods
-            .iter()
-            .find(|m| m.row.credential_id.as_deref() == Some(cred_id.as_str()))
-            .cloned()
-            .ok_or(refused(ErrorCode::PasskeyFailed))?;
-        let mut passkey = passkey_of(&m).ok_or(refused(ErrorCode::PasskeyFailed))?;
-        passkey.update_credential(&result);
-        let detail = json!({ "passkey": passkey }).to_string();
-        let mut tx = self.store.begin().await?;
-        if !crate::store::methods::use_passkey_in(
-            &mut tx,
-            &m.row.id,
-            &detail,
-            i64::from(result.counter()),
-            now,
-        )
-        .await?
-        {
-            drop(tx);
-            self.count_failure(actor, "passkey signature counter did not increase", now)
-                .await?;
-            return Err(refused(ErrorCode::PasskeyFailed));
-        }
-        Ok((tx, m, methods))
+            Ok((tx, m, methods))
+        })
+        .await
     }
 }
 
@@ -310,27 +312,26 @@ impl Security {
         client: &crate::domain::flows::session::Client,
         now: i64,
     ) -> Result<Option<crate::domain::users::User>, DomainError> {
-        if self
-            .store
-            .throttle(super::SCOPE_FACTOR_CLIENT, &client.ip)
-            .await?
-            .is_some_and(|t| t.blocked_until > now)
-        {
+        use crate::domain::flows::throttle::{self, Key};
+        let key = Key::shared(
+            super::SCOPE_FACTOR_CLIENT,
+            &client.ip,
+            self.signin.client_bucket(),
+        );
+        let Ok(attempt) = throttle::begin(&self.store, vec![key], now).await? else {
             return Err(refused(ErrorCode::TooManyAttempts));
-        }
-        let user = self.discover_user(ceremony, credential, now).await?;
-        if user.is_none() {
-            use crate::domain::flows::throttle::{fail, Counter};
-            let scope = super::SCOPE_FACTOR_CLIENT;
-            fail(
-                &self.store,
-                &self.signin,
-                Counter::Client,
-                scope,
-                &client.ip,
-                now,
-            )
-            .await?;
+        };
+        let user = match self.discover_user(ceremony, credential, now).await {
+            Ok(u) => u,
+            Err(e) => {
+                attempt.cancel(&self.store).await?;
+                return Err(e);
+            }
+        };
+        if user.is_some() {
+            attempt.succeeded(&self.store).await?;
+        } else {
+            let _ = attempt.failed(&self.store).await?;
         }
         Ok(user)
     }
