@@ -334,9 +334,16 @@ pub struct ServerSettings {
     pub bind: String,
     /// Where cargo-leptos put the compiled site (pkg/, CSS, public files).
     pub site_root: PathBuf,
-    /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy). Never used
-    /// for links.
+    /// Replaced by `trusted_proxies` (refused when true, with a message saying so).
     pub trust_forwarded_for: bool,
+    /// Addresses (CIDR, e.g. `10.0.0.0/8`, `::1/128`, or a single address) of the reverse
+    /// proxies in front of Converge. Only from these peers are `Forwarded` / `X-Forwarded-For`
+    /// read, right to left, skipping trusted hops. Empty: the peer address is the client.
+    pub trusted_proxies: Vec<String>,
+    /// Largest request body accepted (413 with the normal error page beyond it).
+    pub max_body_bytes: usize,
+    /// A request that takes longer is answered 503 (SYS-503).
+    pub request_timeout_seconds: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -368,6 +375,9 @@ pub struct Argon2Settings {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+    /// Sign-in password checks running or waiting at once; beyond it sign-ins are refused at
+    /// once with 503 + Retry-After (SYS-503) instead of queueing without end.
+    pub max_queue: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -436,6 +446,9 @@ impl Default for ServerSettings {
             bind: "127.0.0.1:3000".into(),
             site_root: PathBuf::from("target/site"),
             trust_forwarded_for: false,
+            trusted_proxies: vec![],
+            max_body_bytes: 64 * 1024,
+            request_timeout_seconds: 30,
         }
     }
 }
@@ -462,6 +475,7 @@ impl Default for Argon2Settings {
             memory_kib: 19 * 1024,
             iterations: 2,
             parallelism: 1,
+            max_queue: 32,
         }
     }
 }
@@ -658,6 +672,51 @@ impl fmt::Debug for SecretKey {
     }
 }
 
+/// An address range (`10.0.0.0/8`, `2001:db8::/32`) or a single address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: std::net::IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Option<Cidr> {
+        let s = s.trim();
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().ok()?)),
+            None => (s, None),
+        };
+        let net: std::net::IpAddr = addr.parse().ok()?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Cidr { net, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        use std::net::IpAddr;
+        // an IPv4 client seen through an IPv6 socket (::ffff:a.b.c.d)
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Validated configuration used by the running server.
 #[derive(Debug, Clone)]
 pub struct Configuration {
@@ -668,7 +727,9 @@ pub struct Configuration {
     pub data_dir: PathBuf,
     pub bind: SocketAddr,
     pub site_root: PathBuf,
-    pub trust_forwarded_for: bool,
+    pub trusted_proxies: Vec<Cidr>,
+    pub max_body_bytes: usize,
+    pub request_timeout: std::time::Duration,
     pub database_url: String,
     pub database_max_connections: u32,
     pub secret_key_file: PathBuf,
@@ -755,6 +816,22 @@ impl Settings {
         if a.memory_kib < 8 * a.parallelism.max(1) || a.iterations == 0 || a.parallelism == 0 {
             problems
                 .push("argon2: memory_kib ≥ 8×parallelism, iterations ≥ 1, parallelism ≥ 1".into());
+        }
+        if self.server.trust_forwarded_for {
+            problems.push(
+                "server.trust_forwarded_for: replaced by server.trusted_proxies, the addresses of \
+                 your proxies (e.g. trusted_proxies = [\"10.0.0.0/8\"])"
+                    .into(),
+            );
+        }
+        let mut trusted_proxies = Vec::new();
+        for p in &self.server.trusted_proxies {
+            match Cidr::parse(p) {
+                Some(c) => trusted_proxies.push(c),
+                None => problems.push(format!(
+                    "server.trusted_proxies: `{p}` is not an address or CIDR range (e.g. 10.0.0.0/8)"
+                )),
+            }
         }
         let si = &self.signin;
         if si.lockout_threshold == 0 {
@@ -888,7 +965,11 @@ impl Settings {
             data_dir: self.data_dir,
             bind,
             site_root: self.server.site_root,
-            trust_forwarded_for: self.server.trust_forwarded_for,
+            trusted_proxies,
+            max_body_bytes: self.server.max_body_bytes.max(1024),
+            request_timeout: std::time::Duration::from_secs(u64::from(
+                self.server.request_timeout_seconds.max(1),
+            )),
             database_url: db,
             database_max_connections: self.database.max_connections,
             secret_key_file,
@@ -903,6 +984,7 @@ impl Settings {
                     memory_kib: a.memory_kib,
                     iterations: a.iterations,
                     parallelism: a.parallelism,
+                    max_queue: a.max_queue.max(1),
                 },
                 signin: SigninPolicy {
                     free_attempts: si.free_attempts,

@@ -76,10 +76,11 @@ pub enum ErrorCode {
     ApprovalInvalid,
     TapInvalid,
     StaffMfaRequired,
+    TooLarge,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 52] = [
+    pub const ALL: [ErrorCode; 53] = [
         ErrorCode::SigninFailed,
         ErrorCode::NotSignedIn,
         ErrorCode::RequestBlocked,
@@ -132,6 +133,7 @@ impl ErrorCode {
         ErrorCode::ApprovalInvalid,
         ErrorCode::TapInvalid,
         ErrorCode::StaffMfaRequired,
+        ErrorCode::TooLarge,
     ];
 
     /// The code shown to users and written in logs, e.g. `SIG-001`.
@@ -189,6 +191,7 @@ impl ErrorCode {
             ErrorCode::ApprovalInvalid => "HLP-009",
             ErrorCode::TapInvalid => "TAP-001",
             ErrorCode::StaffMfaRequired => "HLP-010",
+            ErrorCode::TooLarge => "SYS-413",
         }
     }
 

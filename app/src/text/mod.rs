@@ -118,6 +118,7 @@ pub const EN: Texts = Texts {
     errors: &[
         ("MFA-001", "That code is not right. Check it and try again."),
         ("MFA-002", "That code has expired or was already used. Ask for a new one."),
+        ("SYS-413", "That request was too large. Go back, shorten what you typed, and try again."),
         ("MFA-003", "Too many wrong attempts. Wait a few minutes, then try again or use another method."),
         ("MFA-004", "This method is locked after too many wrong attempts. Use another method or contact your helpdesk."),
         ("MFA-005", "Confirm it's you with one of your methods before changing your security info."),
@@ -186,8 +187,8 @@ pub const EN: Texts = Texts {
     session_expired_notice: "Your session has ended. Please sign in again.",
     request_blocked: "This request was blocked because it did not come from this site. \
         Reload the page and try again.",
-    unavailable:
-        "Converge cannot reach a service it needs right now. Please try again in a few minutes.",
+    unavailable: "Converge cannot answer right now: a service it needs is unreachable, or it is \
+        very busy. Please try again in a minute.",
     internal_error: "Something went wrong on our side. Please try again; if it keeps happening, \
         contact your helpdesk.",
     error_code_prefix: "Error code",

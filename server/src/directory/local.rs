@@ -24,9 +24,20 @@ impl LocalDirectory {
         Ok(self.store.find_user_for_signin(username.as_str()).await?)
     }
 
-    /// One argon2 verification (against a fallback hash when there is none).
-    pub(super) async fn verify(&self, password: &Password, hash: Option<&str>) -> bool {
-        self.hasher.verify(password, hash).await
+    /// One argon2 verification (against a fallback hash when there is none), in the bounded
+    /// sign-in queue.
+    pub(super) async fn verify(
+        &self,
+        password: &Password,
+        hash: Option<&str>,
+    ) -> Result<bool, DomainError> {
+        self.hasher
+            .verify_bounded(password, hash)
+            .await
+            .map_err(|e| match e {
+                crate::domain::password::PasswordError::Busy => DomainError::Busy,
+                other => DomainError::Hashing(other.to_string()),
+            })
     }
 }
 
@@ -42,7 +53,7 @@ impl Directory for LocalDirectory {
         password: &Password,
     ) -> Result<Authentication, DomainError> {
         let (user, hash) = self.find_for_signin(username).await?;
-        let verified = self.verify(password, hash.as_deref()).await;
+        let verified = self.verify(password, hash.as_deref()).await?;
         Ok(Authentication {
             user,
             verified,

@@ -95,7 +95,7 @@ impl Directory for Directories {
             (None, None) => None,
         };
         // one argon2 verification for everyone (a fallback hash for unknown and directory users)
-        let local_ok = self.local.verify(password, hash.as_deref()).await;
+        let local_ok = self.local.verify(password, hash.as_deref()).await?;
         let Some(ldap) = ldap else {
             return Ok(Authentication {
                 user,

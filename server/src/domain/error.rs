@@ -21,6 +21,9 @@ pub enum DomainError {
     /// A message could not be queued.
     #[error("notification: {0}")]
     Notify(String),
+    /// Too busy to take the request (the hashing queue is full): SYS-503 with Retry-After.
+    #[error("busy: the password hashing queue is full")]
+    Busy,
 }
 
 impl From<crate::notify::NotifyError> for DomainError {

@@ -5,7 +5,7 @@ use super::policy::{Argon2Policy, MAX_PASSWORD_BYTES};
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
@@ -44,6 +44,9 @@ pub enum PasswordError {
     TooLong,
     #[error("hashing failed: {0}")]
     Hashing(String),
+    /// Every hashing slot is taken and the queue is full: shed the request (SYS-503).
+    #[error("the password hashing queue is full")]
+    Busy,
 }
 
 pub struct PasswordHasher {
@@ -54,6 +57,19 @@ pub struct PasswordHasher {
     /// Argon2 working memory (19 MiB each by default), reused across verifications: at most one
     /// per core ever exists, so memory stays flat under load.
     memory: Arc<Mutex<Vec<Vec<Block>>>>,
+    /// Sign-in verifications running or waiting for a slot, and the most allowed
+    /// (`argon2.max_queue`): beyond it a sign-in is refused at once instead of queueing.
+    queued: Arc<AtomicUsize>,
+    max_queued: usize,
+}
+
+/// One place in the bounded sign-in queue (released on drop).
+struct QueuePlace(Arc<AtomicUsize>);
+
+impl Drop for QueuePlace {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl PasswordHasher {
@@ -80,6 +96,8 @@ impl PasswordHasher {
             fallback,
             verifications: AtomicU64::new(0),
             memory: Arc::default(),
+            queued: Arc::default(),
+            max_queued: (policy.max_queue as usize).max(1),
         })
     }
 
@@ -101,6 +119,27 @@ impl PasswordHasher {
         })
         .await
         .map_err(|e| PasswordError::Hashing(e.to_string()))?
+    }
+
+    /// Is the sign-in queue full (so a new sign-in would be refused)? For load shedding at the
+    /// door, before a request does any work.
+    pub fn saturated(&self) -> bool {
+        self.queued.load(Ordering::SeqCst) >= self.max_queued
+    }
+
+    /// [`Self::verify`] for sign-in: refused with [`PasswordError::Busy`] at once when
+    /// `max_queue` verifications are already running or waiting.
+    pub async fn verify_bounded(
+        &self,
+        password: &Password,
+        stored: Option<&str>,
+    ) -> Result<bool, PasswordError> {
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= self.max_queued {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(PasswordError::Busy);
+        }
+        let _place = QueuePlace(self.queued.clone());
+        Ok(self.verify(password, stored).await)
     }
 
     /// Verifies against `stored`, or against the fallback hash when there is none (and then

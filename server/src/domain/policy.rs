@@ -74,6 +74,8 @@ pub struct Argon2Policy {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+    /// Sign-in verifications running or waiting at once; more are refused (SYS-503).
+    pub max_queue: u32,
 }
 
 /// One leaky bucket of guessable attempts (docs/throttling.md). Every attempt is counted before

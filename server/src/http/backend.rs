@@ -34,7 +34,9 @@ use super::caller::device_cookie_value;
 fn unavailable(e: DomainError) -> ApiError {
     tracing::error!(error = %e, "backend failure");
     match e {
-        DomainError::Store(_) | DomainError::Directory(_) => ErrorCode::Unavailable.into(),
+        DomainError::Store(_) | DomainError::Directory(_) | DomainError::Busy => {
+            ErrorCode::Unavailable.into()
+        }
         _ => ErrorCode::Internal.into(),
     }
 }

@@ -29,7 +29,7 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
         session_cookie(&req, config.session_cookie_name())
     };
     let mut ctx = RequestCtx {
-        client_ip: client_ip(&req, config.trust_forwarded_for),
+        client_ip: client_ip(&req, &config.trusted_proxies),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
@@ -127,25 +127,10 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
 
 /// The database is unreachable: say so instead of pretending the session ended.
 fn unavailable_page() -> Response {
-    let t = converge_app::text::en();
-    let code = converge_app::api::ErrorCode::Unavailable.code();
-    let body = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{product}</title>\
-         <link rel=\"stylesheet\" href=\"/pkg/converge.css\"></head><body><main id=\"main\" class=\"auth-page\">\
-         <section class=\"card\"><h1>{product}</h1><div class=\"notice error\" role=\"alert\"><p>{msg}</p>\
-         <p class=\"code\">{prefix}: {code}</p></div></section></main></body></html>",
-        product = t.product,
-        msg = t.unavailable,
-        prefix = t.error_code_prefix,
-    );
-    let mut res = (
+    super::limits::error_page(
         axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        axum::response::Html(body),
+        converge_app::api::ErrorCode::Unavailable,
     )
-        .into_response();
-    res.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
-    res
 }
 
 fn session_cookie(req: &Request, name: &str) -> Option<String> {
@@ -160,24 +145,80 @@ fn session_cookie(req: &Request, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-fn client_ip(req: &Request, trust_forwarded_for: bool) -> String {
-    if trust_forwarded_for {
-        // the proxy appends the address it saw last
-        if let Some(last) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(str::trim)
-            .filter(|s| s.parse::<std::net::IpAddr>().is_ok())
-        {
-            return last.to_string();
+/// The client's address: the peer's, unless the peer is one of `server.trusted_proxies`; then
+/// the forwarding chain (`Forwarded` (RFC 7239) when present, else `X-Forwarded-For`) is read
+/// right to left and the first address that is not a trusted proxy is the client. Headers from
+/// untrusted peers are ignored entirely.
+pub(crate) fn client_ip(req: &Request, trusted: &[crate::config::Cidr]) -> String {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ci| ci.0.ip());
+    let Some(peer) = peer else {
+        return "unknown".into();
+    };
+    let is_trusted = |ip: std::net::IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return canonical(peer);
+    }
+    let headers = req.headers();
+    let forwarded: Vec<&str> = headers
+        .get_all(header::FORWARDED)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let chain: Vec<Option<std::net::IpAddr>> = if !forwarded.is_empty() {
+        forwarded
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(|element| {
+                element
+                    .split(';')
+                    .filter_map(|pair| pair.trim().split_once('='))
+                    .find(|(k, _)| k.eq_ignore_ascii_case("for"))
+                    .and_then(|(_, v)| parse_node(v))
+            })
+            .collect()
+    } else {
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|v| parse_node(v.trim()))
+            .collect()
+    };
+    for hop in chain.iter().rev() {
+        match hop {
+            Some(ip) if is_trusted(*ip) => continue,
+            Some(ip) => return canonical(*ip),
+            // an obfuscated or garbled hop: what lies beyond it cannot be trusted
+            None => break,
         }
     }
-    req.extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ci| ci.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    canonical(peer)
+}
+
+/// `1.2.3.4`, `"[2001:db8::1]:4711"`, `1.2.3.4:80` → the address.
+fn parse_node(v: &str) -> Option<std::net::IpAddr> {
+    let v = v.trim().trim_matches('"');
+    if let Ok(ip) = v.parse() {
+        return Some(ip);
+    }
+    if let Some(rest) = v.strip_prefix('[') {
+        return rest.split_once(']').and_then(|(ip, _)| ip.parse().ok());
+    }
+    v.parse::<SocketAddr>().ok().map(|s| s.ip())
+}
+
+fn canonical(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(|v4| v4.to_string())
+            .unwrap_or_else(|| v6.to_string()),
+        v4 => v4.to_string(),
+    }
 }
 
 pub(crate) fn session_cookie_value(config: &Configuration, token: &str) -> String {

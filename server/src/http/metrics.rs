@@ -27,7 +27,11 @@ pub struct Metrics {
     count: AtomicU64,
     sum_micros: AtomicU64,
     signin: [AtomicU64; 3],
+    refused: [AtomicU64; REFUSALS.len()],
 }
+
+/// Requests refused by the limits before any work (`http::limits`).
+const REFUSALS: [&str; 3] = ["body_too_large", "overloaded", "timeout"];
 
 impl Metrics {
     pub fn observe(&self, status: u16, seconds: f64) {
@@ -40,6 +44,12 @@ impl Metrics {
         }
         self.count.fetch_add(1, Relaxed);
         self.sum_micros.fetch_add((seconds * 1e6) as u64, Relaxed);
+    }
+
+    pub fn refused(&self, why: &str) {
+        if let Some(i) = REFUSALS.iter().position(|r| *r == why) {
+            self.refused[i].fetch_add(1, Relaxed);
+        }
     }
 
     pub fn signin(&self, result: SigninResult) {
@@ -87,6 +97,17 @@ impl Metrics {
                 out,
                 "converge_signin_total{{result=\"{name}\"}} {}",
                 self.signin[i].load(Relaxed)
+            );
+        }
+        out.push_str(
+            "# HELP converge_http_refused_total Requests refused by the limits before any work.\n",
+        );
+        out.push_str("# TYPE converge_http_refused_total counter\n");
+        for (i, name) in REFUSALS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "converge_http_refused_total{{reason=\"{name}\"}} {}",
+                self.refused[i].load(Relaxed)
             );
         }
         out

@@ -6,6 +6,7 @@ mod caller;
 mod dev;
 mod health;
 mod helpdesk_port;
+mod limits;
 pub mod metrics;
 mod reset_port;
 mod security;
@@ -63,6 +64,20 @@ impl AppState {
                 default_country: self.config.default_country_code.as_deref(),
             })
     }
+}
+
+/// The path as logged: a token-bearing path becomes its route (`/reset/link/{token}`).
+pub(crate) fn route_of(path: &str) -> String {
+    use converge_app::routes::{REPORT, RESET_LINK};
+    for prefix in [RESET_LINK, REPORT] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            if rest.starts_with('/') && rest.len() > 1 {
+                return format!("{prefix}/{{token}}");
+            }
+        }
+    }
+    // nothing else carries secrets in the path today; cap what a client can make us log
+    path.chars().take(100).collect()
 }
 
 /// The domain's view of the caller of a request.
@@ -126,13 +141,15 @@ pub fn router(state: AppState) -> Router {
     app.merge(ops)
         .layer(axum::middleware::from_fn_with_state(state.clone(), caller::establish))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::guard))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limits::guard))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<_>| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    // the route, never the raw path or query: tokens live in some paths
+                    tracing::info_span!("request", method = %req.method(), route = route_of(req.uri().path()), request_id = %id)
                 })
                 // one line per request (status, latency) inside the request's span
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),

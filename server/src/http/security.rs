@@ -20,7 +20,11 @@ pub struct CspNonce(pub String);
 pub async fn guard(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     if !is_safe_method(req.method()) {
         if let Err(why) = check_same_origin(&req, &state.config.public_origin) {
-            tracing::warn!(path = %req.uri().path(), reason = why, "cross-site request refused (HTTP-403)");
+            tracing::warn!(
+                route = super::route_of(req.uri().path()),
+                reason = why,
+                "cross-site request refused (HTTP-403)"
+            );
             let mut res = (
                 StatusCode::FORBIDDEN,
                 "Request blocked: it did not come from this site. Reload the page and try again. (HTTP-403)\n",

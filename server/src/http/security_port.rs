@@ -19,7 +19,7 @@ use converge_app::ssr::{RequestCtx, SecurityRequest as R, SecurityStatus as S, S
 pub(super) fn api_error(e: DomainError) -> ApiError {
     match e {
         DomainError::Refused(code) => code.into(),
-        DomainError::Store(_) | DomainError::Directory(_) => {
+        DomainError::Store(_) | DomainError::Directory(_) | DomainError::Busy => {
             tracing::error!(error = %e, "security info: backend failure");
             ErrorCode::Unavailable.into()
         }

@@ -86,7 +86,7 @@ pub enum Notice {
     },
 }
 
-pub const MESSAGES: [&str; 14] = [
+pub const MESSAGES: [&str; 15] = [
     "new_user",
     "user_enrollment",
     "updated_user",
@@ -95,6 +95,7 @@ pub const MESSAGES: [&str; 14] = [
     "password_changed",
     "method_added",
     "method_removed",
+    "guessing_attempts",
     "account_locked",
     "fraud_alert",
     "helpdesk_verification",

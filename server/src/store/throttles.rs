@@ -38,6 +38,7 @@ impl Throttle {
         let busy = self.in_flight >= i64::from(b.max_in_flight)
             && self.in_flight_at >= now - IN_FLIGHT_LEASE_SECONDS;
         let waiting = match b.delay_after(self.remembered(b.leak_seconds, now)) {
+            Some(0) => false,
             Some(d) => now < self.last_at + d,
             None => true,
         };

@@ -56,7 +56,10 @@ fn file_then_environment() {
         &env(&[
             ("CONVERGE__SESSION__IDLE_TIMEOUT_MINUTES", "15"),
             ("CONVERGE__DATABASE__URL", "postgres://u:p@db/converge"),
-            ("CONVERGE__SERVER__TRUST_FORWARDED_FOR", "true"),
+            (
+                "CONVERGE__SERVER__TRUSTED_PROXIES",
+                r#"["10.0.0.0/8", "::1"]"#,
+            ),
             ("CONVERGE_UNRELATED", "ignored"),
         ]),
     )
@@ -71,7 +74,33 @@ fn file_then_environment() {
         "env wins over the file"
     );
     assert_eq!(c.database_url, "postgres://u:p@db/converge");
-    assert!(c.trust_forwarded_for);
+    assert_eq!(c.trusted_proxies.len(), 2, "env lists parse");
+}
+
+#[test]
+fn trusted_proxies_are_ranges() {
+    use converge::config::Cidr;
+    let net = Cidr::parse("10.1.0.0/16").expect("cidr");
+    assert!(net.contains("10.1.200.3".parse().expect("ip")));
+    assert!(!net.contains("10.2.0.1".parse().expect("ip")));
+    assert!(
+        net.contains("::ffff:10.1.0.9".parse().expect("mapped")),
+        "IPv4 via IPv6"
+    );
+    let v6 = Cidr::parse("2001:db8::/32").expect("v6");
+    assert!(v6.contains("2001:db8:1::1".parse().expect("ip")));
+    assert!(!v6.contains("10.1.0.1".parse().expect("ip")));
+    assert!(Cidr::parse("0.0.0.0/0")
+        .expect("all")
+        .contains("8.8.8.8".parse().expect("ip")));
+    for bad in ["10.0.0.0/33", "example.org", "10.0.0/8", ""] {
+        assert!(Cidr::parse(bad).is_none(), "{bad}");
+    }
+    let mut s = Settings::default();
+    s.server.trusted_proxies = vec!["not-a-net".into()];
+    s.server.trust_forwarded_for = true;
+    let problems = format!("{:?}", s.validate().expect_err("refused"));
+    assert!(problems.contains("not-a-net") && problems.contains("trusted_proxies"));
 }
 
 #[test]

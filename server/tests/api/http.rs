@@ -119,7 +119,7 @@ async fn health_and_metrics(db: Db) {
         .text()
         .await
         .unwrap_or_default();
-    assert!(signin_page.contains("cannot reach a service"));
+    assert!(signin_page.contains("a service it needs is unreachable"));
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ fn hasher() -> PasswordHasher {
         memory_kib: 64,
         iterations: 1,
         parallelism: 1,
+        max_queue: 32,
     })
     .expect("hasher")
 }

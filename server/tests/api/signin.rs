@@ -12,6 +12,222 @@ both_databases! {
     absolute_timeout_ends_session => absolute_timeout_ends_session;
     session_id_rotates_at_sign_in => session_id_rotates_at_sign_in;
     activity_lists_own_events => activity_lists_own_events;
+    parallel_guesses_count_exactly => parallel_guesses_count_exactly;
+    strangers_cannot_lock_out_the_users_device => strangers_cannot_lock_out_the_users_device;
+    forwarded_for_only_from_trusted_proxies => forwarded_for_only_from_trusted_proxies;
+}
+
+/// A sign-in post as from `from` behind the test's trusted proxy (127.0.0.1), with cookies.
+async fn sign_in_from(
+    app: &TestApp,
+    from: &str,
+    username: &str,
+    password: &str,
+    cookie: Option<&str>,
+) -> reqwest::Response {
+    let mut req = app
+        .http
+        .post(format!("{}/api/sign_in", app.base))
+        .header("accept", "text/html")
+        .header("origin", PUBLIC_URL)
+        .header("sec-fetch-site", "same-origin")
+        .header("x-forwarded-for", from)
+        .form(&[("username", username), ("password", password)]);
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    req.send().await.expect("sign_in request")
+}
+
+fn device_cookie(res: &reqwest::Response) -> String {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("converge_device="))
+        .and_then(|v| v.split(';').next())
+        .expect("a device cookie")
+        .to_string()
+}
+
+async fn signin_reasons(app: &TestApp) -> Vec<String> {
+    app.state
+        .store
+        .audit_recent(Some("signin"), 1000)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.reason.unwrap_or_default())
+        .collect()
+}
+
+async fn parallel_guesses_count_exactly(db: Db) {
+    let app = spawn_app_with(db, |s| {
+        s.signin.free_attempts = 3;
+        s.signin.max_in_flight = 1000;
+        s.signin.client_max_in_flight = 1000;
+    })
+    .await;
+    let before = app.state.hasher.verifications();
+    let tries = (0..100).map(|_| app.sign_in("alice", "wrong-password", None));
+    let answers = futures::future::join_all(tries).await;
+    assert!(answers
+        .iter()
+        .all(|r| location(r) == "/signin?error=SIG-001&username=alice"));
+    let reasons = signin_reasons(&app).await;
+    let evaluated = reasons
+        .iter()
+        .filter(|r| r.starts_with("wrong_password"))
+        .count();
+    let throttled = reasons.iter().filter(|r| *r == "throttled_account").count();
+    // a burst gets exactly the tries a sequence gets: the free ones, each hashed once
+    assert_eq!((evaluated, throttled), (3, 97), "{reasons:?}");
+    assert_eq!(app.state.hasher.verifications() - before, 3);
+}
+
+async fn strangers_cannot_lock_out_the_users_device(db: Db) {
+    let app = spawn_app_with(db, |s| {
+        s.server.trusted_proxies = vec!["127.0.0.1".into()];
+        s.signin.free_attempts = 3;
+        s.signin.base_delay_seconds = 1;
+        s.signin.max_delay_seconds = 4;
+        s.signin.lockout_threshold = 10;
+    })
+    .await;
+    let user_ip = "198.51.100.7";
+    let ok = sign_in_from(&app, user_ip, "alice", "correct-horse-alice", None).await;
+    assert_eq!(location(&ok), "/setup");
+    let device = device_cookie(&ok);
+    // a stranger's burst: at most the free tries are evaluated, the rest refused at once
+    let burst = (0..50).map(|_| sign_in_from(&app, "203.0.113.9", "alice", "guess", None));
+    let answers = futures::future::join_all(burst).await;
+    assert!(answers
+        .iter()
+        .all(|r| location(r) == "/signin?error=SIG-001&username=alice"));
+    let evaluated = |reasons: &[String]| {
+        reasons
+            .iter()
+            .filter(|r| r.starts_with("wrong_password"))
+            .count()
+    };
+    let first = evaluated(&signin_reasons(&app).await);
+    assert!((1..=3).contains(&first), "burst evaluated {first}");
+    // the user, from their own device, still signs in at once
+    let res = sign_in_from(&app, user_ip, "alice", "correct-horse-alice", Some(&device)).await;
+    assert_eq!(
+        location(&res),
+        "/setup",
+        "the known device is not throttled"
+    );
+    // strangers go on, one try per delay, until the documented lock: exactly at 10
+    let find = || async {
+        app.state
+            .store
+            .find_user_by_username("alice")
+            .await
+            .expect("db")
+            .expect("alice")
+    };
+    let mut failures = first;
+    while failures < 10 {
+        assert_eq!(
+            find().await.locked_at,
+            None,
+            "not locked before 10 ({failures})"
+        );
+        app.clock.advance(5);
+        sign_in_from(&app, "203.0.113.9", "alice", "guess", None).await;
+        failures = evaluated(&signin_reasons(&app).await);
+    }
+    assert_eq!(failures, 10);
+    assert!(find().await.locked_at.is_some(), "locked at the threshold");
+    // locked for strangers, even with the right password; the user's device still comes in
+    app.clock.advance(5);
+    let stranger = sign_in_from(&app, "203.0.113.10", "alice", "correct-horse-alice", None).await;
+    assert_eq!(location(&stranger), "/signin?error=SIG-001&username=alice");
+    let res = sign_in_from(&app, user_ip, "alice", "correct-horse-alice", Some(&device)).await;
+    assert_eq!(
+        location(&res),
+        "/setup",
+        "the known device signs in past the lock"
+    );
+    // the device cookie is bound to its account
+    let res = sign_in_from(&app, user_ip, "bob", "wrong", Some(&device)).await;
+    assert_eq!(location(&res), "/signin?error=SIG-001&username=bob");
+    // the owner heard about it once (not once per failure)
+    let warned = app
+        .state
+        .store
+        .audit_recent(Some("guessing_warned"), 10)
+        .await
+        .expect("audit");
+    assert_eq!(warned.len(), 1);
+    let mails = app
+        .state
+        .store
+        .list_outbox(None, 100)
+        .await
+        .expect("outbox");
+    assert_eq!(
+        mails
+            .iter()
+            .filter(|m| m.message == "guessing_attempts")
+            .count(),
+        1
+    );
+}
+
+async fn forwarded_for_only_from_trusted_proxies(db: Db) {
+    // without trusted proxies a forged header changes nothing
+    let app = spawn_app(db).await;
+    sign_in_from(&app, "203.0.113.5", "alice", "nope", None).await;
+    let last = &app
+        .state
+        .store
+        .audit_recent(Some("signin"), 1)
+        .await
+        .expect("audit")[0];
+    assert_eq!(last.client_ip.as_deref(), Some("127.0.0.1"));
+    // behind a trusted proxy: right to left, skipping trusted hops
+    let app = spawn_app_with(db, |s| {
+        s.server.trusted_proxies = vec!["127.0.0.0/8".into(), "10.0.0.0/8".into()];
+    })
+    .await;
+    for (header, value, expected) in [
+        (
+            "x-forwarded-for",
+            "198.51.100.1, 203.0.113.5",
+            "203.0.113.5",
+        ),
+        ("x-forwarded-for", "203.0.113.5, 10.1.2.3", "203.0.113.5"),
+        (
+            "forwarded",
+            "for=198.51.100.1, for=\"[2001:db8::1]:4711\"",
+            "2001:db8::1",
+        ),
+        ("forwarded", "for=_hidden, for=10.0.0.1", "127.0.0.1"),
+    ] {
+        app.http
+            .post(format!("{}/api/sign_in", app.base))
+            .header("accept", "text/html")
+            .header("origin", PUBLIC_URL)
+            .header(header, value)
+            .form(&[("username", "alice"), ("password", "nope")])
+            .send()
+            .await
+            .expect("post");
+        let last = &app
+            .state
+            .store
+            .audit_recent(Some("signin"), 1)
+            .await
+            .expect("audit")[0];
+        assert_eq!(
+            last.client_ip.as_deref(),
+            Some(expected),
+            "{header}: {value}"
+        );
+    }
 }
 
 async fn signs_in_and_out(db: Db) {
@@ -236,13 +452,13 @@ async fn throttle_delays_grow_and_success_resets(db: Db) {
         "/setup"
     );
     // success reset the account counter
-    assert!(app
+    let t = app
         .state
         .store
         .throttle(SCOPE_ACCOUNT, "alice")
         .await
-        .expect("db")
-        .is_none());
+        .expect("db");
+    assert!(t.is_none_or(|t| t.consecutive == 0 && t.remembered(900, T0 + 32) == 0));
     let recent = app
         .state
         .store

@@ -842,7 +842,7 @@ impl Reset {
             .as_ref()
             .ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
         let actor = Self::actor(user, client);
-        let (tx, m, _) = match self
+        let (m, _) = match self
             .security
             .passkey_assert(&actor, ceremony, credential, now)
             .await
@@ -857,7 +857,6 @@ impl Reset {
         if f.row.passed.contains(&m.row.id) {
             return Err(DomainError::Refused(ErrorCode::SetupExpired));
         }
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
         self.passed(&f, user, &m, client, "passkey", now).await
     }
 

@@ -217,21 +217,22 @@ impl Security {
         credential: &str,
         now: i64,
     ) -> Result<MfaOutcome, DomainError> {
-        let (tx, m, methods) = self
+        let (m, methods) = self
             .passkey_assert(actor, ceremony, credential, now)
             .await?;
-        self.verified_in(tx, actor, &m, methods, now).await
+        self.verified(actor, &m, methods, now).await
     }
 
-    /// Checks an assertion (throttle, single-use ceremony, signature, counter) and returns the
-    /// open transaction that recorded the use, the passkey used and the user's methods.
+    /// Checks an assertion (throttle, single-use ceremony, signature, counter), records the use
+    /// and returns the passkey used and the user's methods. (The use commits before the throttle
+    /// settles: SQLite has one writer.)
     pub(crate) async fn passkey_assert(
         &self,
         actor: &Actor,
         ceremony: &str,
         credential: &str,
         now: i64,
-    ) -> Result<(sqlx::Transaction<'static, sqlx::Any>, Method, Vec<Method>), DomainError> {
+    ) -> Result<(Method, Vec<Method>), DomainError> {
         self.guarded(actor, now, async {
             let (state, _) = self
                 .take_state::<PasskeyAuthentication>(
@@ -276,7 +277,8 @@ impl Security {
                     .await?;
                 return Err(refused(ErrorCode::PasskeyFailed));
             }
-            Ok((tx, m, methods))
+            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            Ok((m, methods))
         })
         .await
     }
