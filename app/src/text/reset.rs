@@ -2,6 +2,9 @@
 
 strings!(ResetTexts, EN {
     forgot_link: "Can't access your account?",
+    link_title: "Continue with your password reset",
+    link_intro: "You opened the link from our email. Press the button to continue; the link works once.",
+    link_button: "Continue",
     title: "Get back into your account",
     intro: "Enter your username or email address. We'll ask you to prove it's you with the security info you registered.",
     login_label: "Username or email address",

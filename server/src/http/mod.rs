@@ -114,7 +114,7 @@ pub fn router(state: AppState) -> Router {
         );
     ops = ops.route(
         &format!("{}/{{token}}", converge_app::routes::RESET_LINK),
-        get(reset_port::link),
+        get(reset_port::link_page).post(reset_port::link),
     );
     ops = ops.route(
         converge_app::routes::HELPDESK_EXPORT,

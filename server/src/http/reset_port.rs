@@ -168,7 +168,39 @@ pub async fn handle(state: &AppState, ctx: &RequestCtx, req: R) -> Result<S, Api
     result.map_err(api_error)
 }
 
-/// `GET /reset/link/<token>`: proves the emailed address, hands the flow to this browser and
+/// `GET /reset/link/<token>` (the emailed link, also the helpdesk's): changes nothing — mail
+/// security scanners open every link before the user does — and shows one button that posts to
+/// the same address.
+pub async fn link_page(Path(token): Path<String>) -> Response {
+    let t = converge_app::text::en();
+    let token: String = token
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .take(64)
+        .collect();
+    let body = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · {product}</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"robots\" content=\"noindex\">\
+         <link rel=\"stylesheet\" href=\"/pkg/converge.css\"></head><body><main id=\"main\" class=\"auth-page\">\
+         <section class=\"card\"><p class=\"brand\"><span class=\"brand-mark\" aria-hidden=\"true\"></span>{product}</p>\
+         <h1>{title}</h1><p>{intro}</p>\
+         <form method=\"post\" action=\"{path}/{token}\" data-testid=\"reset-link-continue\">\
+         <button type=\"submit\" class=\"button primary wide\">{button}</button></form>\
+         </section></main></body></html>",
+        product = t.product,
+        title = t.reset.link_title,
+        intro = t.reset.link_intro,
+        button = t.reset.link_button,
+        path = routes::RESET_LINK,
+    );
+    let mut res = axum::response::Html(body).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// `POST /reset/link/<token>`: proves the emailed address, hands the flow to this browser and
 /// takes the token out of the address bar with a redirect.
 pub async fn link(
     State(state): State<AppState>,

@@ -27,6 +27,7 @@ both_databases! {
     questions_passkey_and_unlock => questions_passkey_and_unlock;
     writeback_failures_keep_the_flow => writeback_failures_keep_the_flow;
     proof_of_work_when_configured => proof_of_work_when_configured;
+    every_step_answers_alike => every_step_answers_alike;
 }
 
 const NEW_PASSWORD: &str = "plum kettle orbit lantern";
@@ -431,8 +432,20 @@ async fn emailed_link_and_forged_host_headers(db: Db) {
     assert!(!body.contains("evil.example"));
     let link = link_sent_to(&app, "alice.private@example.net").await;
 
-    // another browser opens the link: the token leaves the address bar, the flow moves there
-    let res = app.get(&format!("/reset/link/{link}"), None).await;
+    // a mail scanner opens the link first: a page with one button, nothing spent
+    for _ in 0..3 {
+        let res = app.get(&format!("/reset/link/{link}"), None).await;
+        assert_eq!(res.status(), 200);
+        assert!(reset_cookie(&res).is_none(), "a GET hands out nothing");
+        let page = res.text().await.expect("page");
+        assert!(
+            page.contains(&format!("action=\"/reset/link/{link}\"")),
+            "{page}"
+        );
+    }
+    // then the user (in another browser) presses the button: the token leaves the address bar,
+    // the flow moves there
+    let res = post_link(&app, &link).await;
     assert_eq!(res.status(), 303);
     assert_eq!(location(&res), "/reset/finish", "one gate by default");
     let moved = reset_cookie(&res).expect("new cookie");
@@ -451,9 +464,21 @@ async fn emailed_link_and_forged_host_headers(db: Db) {
     assert_eq!(v.min_length, 8);
     // single use; garbage is the same answer
     for bad in [link.clone(), "0".repeat(64), "short".into()] {
-        let res = app.get(&format!("/reset/link/{bad}"), None).await;
+        let res = post_link(&app, &bad).await;
         assert_eq!(location(&res), "/reset?error=RST-001", "{bad}");
     }
+}
+
+/// The button on the link's page: a same-origin form post to the link.
+async fn post_link(app: &TestApp, link: &str) -> reqwest::Response {
+    app.http
+        .post(format!("{}/reset/link/{link}", app.base))
+        .header("accept", "text/html")
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", PUBLIC_URL)
+        .send()
+        .await
+        .expect("post link")
 }
 
 async fn step_one_is_the_same_for_everyone(db: Db) {
@@ -884,5 +909,129 @@ async fn proof_of_work_when_configured(db: Db) {
                 .await
         ),
         ErrorCode::ResetCheckFailed
+    );
+}
+
+/// No oracle at any step: a real account, an unknown name, a disabled account and one without
+/// enough security info get the same answers, in the same order, with masks of the same shape.
+async fn every_step_answers_alike(db: Db) {
+    let app = spawn_app_with(db, |s| s.organisation.default_country_code = "31".into()).await;
+    alice_with_email_and_app(&app).await;
+    app.add_user("nomethods", "No Methods", "correct-horse-nm", true)
+        .await;
+    app.add_user("dave", "Dave Disabled", "correct-horse-dave", false)
+        .await;
+    let r = reset(&app);
+    let answer = |x: Result<(), DomainError>| match x {
+        Ok(()) => "ok".to_string(),
+        Err(DomainError::Refused(c)) => c.code().to_string(),
+        Err(e) => format!("error {e}"),
+    };
+    let mut walks = Vec::new();
+    for (i, name) in ["alice", "nobody-here", "dave", "nomethods"]
+        .iter()
+        .enumerate()
+    {
+        // each from its own address, so the per-client limits do not mix
+        let client = Client {
+            ip: format!("192.0.2.{}", i + 1),
+            user_agent: "tests".into(),
+            device: None,
+        };
+        let mut walk: Vec<String> = Vec::new();
+        let now = app.clock.now();
+        let token = r
+            .start(name, Purpose::Reset, "", &client, now)
+            .await
+            .expect("start");
+        let v = r.view(&token, now).await.expect("view");
+        walk.push(format!("view {:?} {}/{}", v.stage, v.gate, v.gates));
+        let email = v
+            .choices
+            .iter()
+            .find(|c| c.kind.as_str() == "email")
+            .unwrap_or_else(|| panic!("{name}: an email choice"))
+            .clone();
+        // the mask's shape: one letter, three dots, a mail provider (never our own domain)
+        let (local, domain) = email.detail.split_once('@').expect("masked address");
+        walk.push(format!("mask {} chars + @", local.chars().count()));
+        assert!(
+            !domain.contains("localhost") && domain.contains('.'),
+            "{name}: {domain}"
+        );
+        // a code before any was sent, then sent, then wrong until the flow ends
+        walk.push(answer(
+            r.code(&token, &email.id, "123456", &client, now).await,
+        ));
+        let sent = r
+            .send(&token, &email.id, false, &client, now)
+            .await
+            .expect("send");
+        walk.push(format!(
+            "sent {} {}",
+            sent.channel,
+            sent.destination == email.detail
+        ));
+        for _ in 0..5 {
+            walk.push(answer(
+                r.code(&token, &email.id, "000000", &client, now).await,
+            ));
+        }
+        walk.push(answer(r.view(&token, now).await.map(|_| ())));
+        // a new flow: the code keeps its failures, as a real code does
+        app.clock.advance(2);
+        let now = app.clock.now();
+        let token = r
+            .start(name, Purpose::Reset, "", &client, now)
+            .await
+            .expect("start");
+        walk.push(answer(
+            r.send(&token, &email.id, false, &client, now)
+                .await
+                .map(|_| ()),
+        ));
+        // the per-name request limit is hit at the same request
+        let mut starts = 2;
+        while r
+            .start(name, Purpose::Reset, "", &client, now)
+            .await
+            .is_ok()
+        {
+            starts += 1;
+            assert!(starts < 50, "{name}: no request limit");
+        }
+        walk.push(format!("requests before the limit: {starts}"));
+        walks.push((name.to_string(), walk));
+    }
+    let (_, first) = &walks[0];
+    assert_eq!(first[2], "MFA-002", "no code sent yet: {first:?}");
+    assert_eq!(
+        first[4..9],
+        ["MFA-001", "MFA-001", "MFA-001", "MFA-001", "RST-002"]
+    );
+    for (name, walk) in &walks[1..] {
+        assert_eq!(
+            walk, first,
+            "{name} answers differently from a real account"
+        );
+    }
+    // decoy phones are shaped like the country's mobiles (+31 6xx xx xx xx: 9 national digits)
+    let client = client();
+    let token = r
+        .start("someone-else", Purpose::Reset, "", &client, app.clock.now())
+        .await
+        .expect("start");
+    let v = r.view(&token, app.clock.now()).await.expect("view");
+    let phone = v
+        .choices
+        .iter()
+        .find(|c| c.kind.as_str() == "phone")
+        .expect("phone");
+    assert!(phone.detail.starts_with("+31"), "{}", phone.detail);
+    assert_eq!(
+        phone.detail.chars().count(),
+        "+31".len() + 9 - 2 + 2,
+        "{}",
+        phone.detail
     );
 }

@@ -56,6 +56,7 @@ const PURPOSE_LINK: &str = "reset_link";
 pub const SCOPE_REQUEST_CLIENT: &str = "reset_client";
 pub const SCOPE_REQUEST_ACCOUNT: &str = "reset_account";
 const SCOPE_POW: &str = "reset_pow";
+const SCOPE_LINK_CLIENT: &str = "reset_link_client";
 const POW_SECONDS: i64 = 600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -863,6 +864,28 @@ impl Reset {
     /// The emailed link: proves that address's gate and hands the flow to a new cookie (the link
     /// may open in another browser). Returns the new flow token.
     pub async fn link(&self, link: &str, client: &Client, now: i64) -> Result<String, DomainError> {
+        // links are not guessable (256 bits), but a client trying many is refused all the same
+        let key = Key::shared(
+            SCOPE_LINK_CLIENT,
+            &client.ip,
+            self.security.signin.client_bucket(),
+        );
+        let store = self.store();
+        let Ok(attempt) = throttle::begin(store, vec![key], now).await? else {
+            return Err(DomainError::Refused(ErrorCode::TooManyAttempts));
+        };
+        let result = self.use_link(link, client, now).await;
+        match &result {
+            Ok(_) => attempt.succeeded(store).await?,
+            Err(DomainError::Refused(ErrorCode::ResetExpired)) => {
+                let _ = attempt.failed(store).await?;
+            }
+            Err(_) => attempt.cancel(store).await?,
+        }
+        result
+    }
+
+    async fn use_link(&self, link: &str, client: &Client, now: i64) -> Result<String, DomainError> {
         let expired = DomainError::Refused(ErrorCode::ResetExpired);
         if link.len() != 64 || !link.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(expired);
