@@ -153,7 +153,12 @@ pub async fn handle(state: &AppState, ctx: &RequestCtx, req: R) -> Result<S, Api
         _ => return Err(ErrorCode::NotSignedIn.into()),
     };
     let actor = actor(state, ctx, signed).await?;
-    run(state, &actor, req, now).await.map_err(api_error)
+    let result = run(state, &actor, req, now).await.map_err(api_error);
+    // a privilege change gave the session a new id: the browser gets the new cookie
+    if let Some(token) = actor.take_new_session() {
+        converge_app::ssr::set_cookie(&super::caller::session_cookie_value(&state.config, &token));
+    }
+    result
 }
 
 /// A discoverable passkey signed in: a new, fully signed-in session (or SIG-001 for anything

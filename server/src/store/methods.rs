@@ -616,12 +616,6 @@ impl Store {
         Ok(row.map(|r| r.try_get("id")).transpose()?)
     }
 
-    /// Promotes a session to fully signed in, or records a fresh second factor.
-    pub async fn session_mfa_done(&self, id_hash: &str, now: i64) -> Result<bool, StoreError> {
-        let mut conn = self.pool().acquire().await?;
-        super::sessions::mark_mfa_in(&mut conn, id_hash, now).await
-    }
-
     /// Ends every session of the user except `keep` (sign out everywhere else).
     pub async fn delete_other_sessions(
         &self,

@@ -66,6 +66,20 @@ pub async fn delete_user_sessions_in(
         .rows_affected())
 }
 
+/// Gives a session a new id (its hash), keeping everything else.
+pub async fn rotate_in(
+    conn: &mut sqlx::AnyConnection,
+    old_hash: &str,
+    new_hash: &str,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query("UPDATE sessions SET id_hash = $1 WHERE id_hash = $2")
+        .bind(new_hash)
+        .bind(old_hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 pub async fn mark_mfa_in(
     conn: &mut sqlx::AnyConnection,
     id_hash: &str,

@@ -85,17 +85,17 @@ async fn full_session(app: &TestApp, secret: &[u8]) -> String {
     let cookie = session_cookie(&res).expect("pending");
     let id = method_of(app, &actor(app, &cookie).await.user.id, "totp").await;
     let code = app_code(app, secret);
-    let to = location(
-        &post(
-            app,
-            "/api/verify_code",
-            &[("method", &id), ("code", &code)],
-            &cookie,
-        )
-        .await,
-    );
+    let res = post(
+        app,
+        "/api/verify_code",
+        &[("method", &id), ("code", &code)],
+        &cookie,
+    )
+    .await;
+    let to = location(&res);
     assert!(to == "/setup" || to == "/security-info", "{to}");
-    cookie
+    // the second factor rotated the session id
+    session_cookie(&res).expect("a new session cookie")
 }
 
 fn app_code(app: &TestApp, secret: &[u8]) -> String {
@@ -586,11 +586,20 @@ async fn temporary_access_pass_signs_in_once(db: Db) {
     );
     assert!(to.contains("error=TAP-001"), "{to}");
     let typed = pass.to_lowercase().replace('-', " ");
-    let to = location(&post(&app, "/api/verify_tap", &[("pass", &typed)], &pending).await);
+    let res = post(&app, "/api/verify_tap", &[("pass", &typed)], &pending).await;
     assert_eq!(
-        to, "/setup",
+        location(&res),
+        "/setup",
         "signed in; the wizard asks for more security info"
     );
+    // the pass is a privilege change: the session has a new id, the old cookie is dead
+    let rotated = session_cookie(&res).expect("new session cookie");
+    assert_ne!(rotated, pending);
+    assert_eq!(
+        app.get("/security-info", Some(&pending)).await.status(),
+        303
+    );
+    let pending = rotated;
     assert_eq!(
         app.get("/security-info", Some(&pending)).await.status(),
         200

@@ -418,6 +418,12 @@ async fn wizard_and_authenticator_app_over_http(db: Db) {
     )
     .await;
     assert_eq!(location(&res), "/security-info");
+    // the second factor rotated the session id: the pending cookie is dead
+    assert_eq!(
+        app.get("/security-info", Some(&pending)).await.status(),
+        303
+    );
+    let pending = session_cookie(&res).expect("rotated session");
     // replay of the same code in another sign-in: refused
     let res = app.sign_in("alice", "correct-horse-alice", None).await;
     let other = session_cookie(&res).expect("cookie");
@@ -703,6 +709,7 @@ async fn takeover_needs_a_fresh_second_factor(db: Db) {
     )
     .await;
     assert_eq!(location(&res), "/security-info/add/app?flow=info");
+    let cookie = session_cookie(&res).expect("rotated at the step-up");
     let a = actor(&app, &cookie).await;
     s.totp_start(&a, "Second phone", now)
         .await
@@ -1001,10 +1008,18 @@ async fn passkeys_register_and_sign_in(db: Db) {
     s.passkey_auth_finish(&pending, &ceremony, &json, now)
         .await
         .expect("signed in");
-    let session = app
+    let rotated = pending.take_new_session().expect("the session id rotates");
+    assert!(app
         .state
         .store
         .find_session(&pending.session.id_hash)
+        .await
+        .expect("s")
+        .is_none());
+    let session = app
+        .state
+        .store
+        .find_session(&converge::domain::flows::session::hash_token(&rotated))
         .await
         .expect("s")
         .expect("s");

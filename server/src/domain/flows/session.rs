@@ -35,6 +35,27 @@ pub struct Client {
     pub device: Option<String>,
 }
 
+/// A privilege change (a second factor proven: sign-in, step-up, Temporary Access Pass, a new
+/// method proven in place): the session gets a NEW id — whoever knew the old cookie (a fixed or
+/// leaked one) holds nothing — and is marked fully signed in with a fresh second factor. Returns
+/// the new cookie value (None when there was no such session).
+pub async fn promote_in(
+    conn: &mut sqlx::AnyConnection,
+    old_hash: &str,
+    now: i64,
+) -> Result<Option<String>, crate::store::StoreError> {
+    if old_hash.is_empty() {
+        return Ok(None);
+    }
+    let (token, hash) = new_token();
+    let moved = crate::store::sessions::rotate_in(conn, old_hash, &hash).await?;
+    if !moved {
+        return Ok(None);
+    }
+    crate::store::sessions::mark_mfa_in(conn, &hash, now).await?;
+    Ok(Some(token))
+}
+
 /// A session waiting for its second factor lives at most this long.
 pub const MFA_PENDING_SECONDS: i64 = 600;
 

@@ -182,11 +182,14 @@ impl Security {
                     .await?;
                 return Err(refused(ErrorCode::TapInvalid));
             }
-            crate::store::sessions::mark_mfa_in(&mut tx, &actor.session.id_hash, now).await?;
+            let token =
+                crate::domain::flows::session::promote_in(&mut tx, &actor.session.id_hash, now)
+                    .await?;
             let mut e = self.audit(actor, event::MFA, true, now);
             e.reason = Some("Temporary Access Pass".into());
             crate::store::audit::append_audit_in(&mut tx, &e).await?;
             tx.commit().await.map_err(crate::store::StoreError::from)?;
+            actor.rotated(token);
             Ok(MfaOutcome::Verified {
                 methods: self.methods(&actor.user.id).await?,
             })
@@ -238,11 +241,13 @@ impl Security {
         methods: Vec<Method>,
         now: i64,
     ) -> Result<MfaOutcome, DomainError> {
-        crate::store::sessions::mark_mfa_in(&mut tx, &actor.session.id_hash, now).await?;
+        let token =
+            crate::domain::flows::session::promote_in(&mut tx, &actor.session.id_hash, now).await?;
         let mut e = self.audit(actor, event::MFA, true, now);
         e.reason = Some(m.label());
         crate::store::audit::append_audit_in(&mut tx, &e).await?;
         tx.commit().await.map_err(crate::store::StoreError::from)?;
+        actor.rotated(token);
         Ok(MfaOutcome::Verified { methods })
     }
 

@@ -101,9 +101,24 @@ pub struct Actor {
     /// Set when a guess in [`Security::guarded`] work was wrong (the count then stays).
     #[doc(hidden)]
     pub guessed_wrong: Arc<std::sync::atomic::AtomicBool>,
+    /// The session's new cookie value after a privilege change rotated its id (the front door
+    /// hands it to the browser).
+    pub new_session: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl Actor {
+    /// Records the session's new id after [`super::session::promote_in`].
+    pub(crate) fn rotated(&self, token: Option<String>) {
+        if let (Some(t), Ok(mut slot)) = (token, self.new_session.lock()) {
+            *slot = Some(t);
+        }
+    }
+
+    /// The new session cookie value, if a privilege change rotated the session.
+    pub fn take_new_session(&self) -> Option<String> {
+        self.new_session.lock().ok().and_then(|mut s| s.take())
+    }
+
     /// The user acting in their own session.
     pub fn in_session(user: User, session: SessionRow, client: Client) -> Actor {
         Actor {
@@ -112,6 +127,7 @@ impl Actor {
             client,
             budget: Budget::Session,
             guessed_wrong: Default::default(),
+            new_session: Default::default(),
         }
     }
 
@@ -121,6 +137,7 @@ impl Actor {
         Actor {
             budget,
             guessed_wrong: Default::default(),
+            new_session: Default::default(),
             session: SessionRow {
                 id_hash: String::new(),
                 user_id: user.id.clone(),
@@ -393,9 +410,15 @@ impl Security {
         )
         .await?;
         self.ensure_default(&actor.user.id).await?;
-        self.store
-            .session_mfa_done(&actor.session.id_hash, now)
-            .await?;
+        // proving the new method is a fresh second factor for this session (its id rotates
+        // when a registered factor is proven: sign-in, step-up, TAP)
+        let mut conn = self
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(crate::store::StoreError::from)?;
+        crate::store::sessions::mark_mfa_in(&mut conn, &actor.session.id_hash, now).await?;
         Ok(())
     }
 
