@@ -291,7 +291,8 @@ pub enum HelpdeskRequest {
     Prompt,
     PromptAnswer {
         id: String,
-        yes: bool,
+        /// The number picked; `None`: "it's not me".
+        pick: Option<String>,
     },
 }
 

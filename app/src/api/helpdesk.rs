@@ -97,7 +97,8 @@ pub struct UserCard {
 pub struct ApprovalPromptView {
     pub id: String,
     pub agent: String,
-    pub code: String,
+    /// Three numbers; the caller picks the one the agent reads out.
+    pub choices: Vec<String>,
 }
 
 /// The audit view's filter (also the export's query string).
@@ -244,12 +245,12 @@ pub async fn helpdesk_prompt() -> Result<Option<ApprovalPromptView>, ApiError> {
     }
 }
 
-/// The caller answers: `yes` or `no`.
+/// The caller answers: the number the agent read out, or `no`.
 #[server(prefix = "/api", endpoint = "helpdesk_prompt_answer")]
 pub async fn helpdesk_prompt_answer(id: String, answer: String) -> Result<(), ApiError> {
     let req = crate::ssr::HelpdeskRequest::PromptAnswer {
         id,
-        yes: answer == "yes",
+        pick: (answer != "no").then_some(answer),
     };
     match call(req).await {
         Err(e) if e.code() == super::ErrorCode::ReauthRequired => {

@@ -77,10 +77,11 @@ pub enum ErrorCode {
     TapInvalid,
     StaffMfaRequired,
     TooLarge,
+    WrongNumber,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 53] = [
+    pub const ALL: [ErrorCode; 54] = [
         ErrorCode::SigninFailed,
         ErrorCode::NotSignedIn,
         ErrorCode::RequestBlocked,
@@ -134,6 +135,7 @@ impl ErrorCode {
         ErrorCode::TapInvalid,
         ErrorCode::StaffMfaRequired,
         ErrorCode::TooLarge,
+        ErrorCode::WrongNumber,
     ];
 
     /// The code shown to users and written in logs, e.g. `SIG-001`.
@@ -192,6 +194,7 @@ impl ErrorCode {
             ErrorCode::TapInvalid => "TAP-001",
             ErrorCode::StaffMfaRequired => "HLP-010",
             ErrorCode::TooLarge => "SYS-413",
+            ErrorCode::WrongNumber => "HLP-011",
         }
     }
 

@@ -33,24 +33,31 @@ pub fn AppFrame(children: Children) -> impl IntoView {
     let prompt = Suspend::new(async move {
         helpdesk_prompt().await.ok().flatten().map(|p| {
             let h = t.helpdesk;
-            let text = h
-                .prompt_text
-                .replace("{agent}", &p.agent)
-                .replace("{code}", &p.code);
-            let (id1, id2) = (p.id.clone(), p.id);
+            let text = h.prompt_text.replace("{agent}", &p.agent);
+            let id = p.id.clone();
+            let picks = p
+                .choices
+                .into_iter()
+                .map(|n| {
+                    let id = id.clone();
+                    view! {
+                        <ActionForm action=answer>
+                            <input type="hidden" name="id" value=id/>
+                            <input type="hidden" name="answer" value=n.clone()/>
+                            <button type="submit" class="button secondary number-pick">{n}</button>
+                        </ActionForm>
+                    }
+                })
+                .collect_view();
             view! {
                 <section class="notice warn prompt" role="alert" aria-labelledby="prompt-title"
                     data-testid=routes::testid::APPROVAL_PROMPT>
                     <h2 id="prompt-title">{h.prompt_title}</h2>
                     <p>{text}</p>
+                    <div class="row-actions" role="group" aria-label=h.prompt_pick>{picks}</div>
                     <div class="row-actions">
                         <ActionForm action=answer>
-                            <input type="hidden" name="id" value=id1/>
-                            <input type="hidden" name="answer" value="yes"/>
-                            <button type="submit" class="button primary">{h.prompt_yes}</button>
-                        </ActionForm>
-                        <ActionForm action=answer>
-                            <input type="hidden" name="id" value=id2/>
+                            <input type="hidden" name="id" value=p.id/>
                             <input type="hidden" name="answer" value="no"/>
                             <button type="submit" class="button danger">{h.prompt_no}</button>
                         </ActionForm>

@@ -160,6 +160,7 @@ pub const EN: Texts = Texts {
         ("HLP-006", "The caller said it wasn't them. Treat this call as suspicious."),
         ("HLP-007", "This account is not blocked."),
         ("HLP-008", "This user has no registered email address to send a reset link to."),
+        ("HLP-011", "That is not the number the helpdesk read out, so this check has ended. If the helpdesk is really on the phone with you, they can start a new one."),
         ("HLP-009", "This request was already decided, has expired, or is your own: a second administrator must approve it."),
         ("HLP-010", "The helpdesk console needs a second factor: register an authenticator app or passkey in Security info, then sign in again with it."),
         ("TAP-001", "That Temporary Access Pass is not valid: it is wrong, expired or already used. Ask your helpdesk for a new one."),

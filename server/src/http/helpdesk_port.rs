@@ -128,13 +128,13 @@ pub async fn handle(state: &AppState, ctx: &RequestCtx, req: R) -> Result<S, Api
             return Ok(S::Prompt(p.map(|p| ApprovalPromptView {
                 id: p.id,
                 agent: p.agent_name,
-                code: p.code,
+                choices: p.choices,
             })));
         }
-        R::PromptAnswer { id, yes } => {
+        R::PromptAnswer { id, pick } => {
             let me = ctx.signed_in()?;
             let a = actor(state, ctx, me).await?;
-            h.approval_answer(&a, &id, yes, now)
+            h.approval_answer(&a, &id, pick.as_deref(), now)
                 .await
                 .map_err(api_error)?;
             return Ok(S::Done);

@@ -781,29 +781,65 @@ async fn portal_approval_by_the_caller(db: Db) {
         refused(h.verify_check(&hd, &v.id, &[], app.clock.now()).await),
         ErrorCode::VerificationPending
     );
-    // the caller's own pages show the number and ask
+    // the caller's own pages ask for the number the agent reads out: three to pick from
     let page = app
         .get("/security-info", Some(&cookie))
         .await
         .text()
         .await
         .expect("page");
-    assert!(
-        page.contains("approval-prompt") && page.contains(&v.approval_code),
-        "prompt shown"
-    );
+    assert!(page.contains("approval-prompt"), "prompt shown");
     let prompt = h
         .approval_prompt(&a.user, app.clock.now())
         .await
         .expect("prompt")
         .expect("one");
-    assert_eq!(prompt.code, v.approval_code);
-    // over HTTP, as the page's form does
+    assert_eq!(prompt.choices.len(), 3);
+    assert!(prompt.choices.contains(&v.approval_code));
+    let again = h
+        .approval_prompt(&a.user, app.clock.now())
+        .await
+        .expect("p")
+        .expect("one");
+    assert_eq!(
+        prompt.choices, again.choices,
+        "the same three on every page"
+    );
+    for n in &prompt.choices {
+        assert!(page.contains(&format!("value=\"{n}\"")), "{n} offered");
+    }
+    // "yes" alone is not an answer
     let to = location(
         &post(
             &app,
             "/api/helpdesk_prompt_answer",
             &[("id", &prompt.id), ("answer", "yes")],
+            &cookie,
+        )
+        .await,
+    );
+    assert!(to.contains("HLP-011"), "{to}");
+    assert_eq!(
+        refused(h.act(&hd, &alice, Action::SignOut, app.clock.now()).await),
+        ErrorCode::NotVerified,
+        "a wrong pick ends the verification"
+    );
+    app.clock.advance(1);
+    let v = h
+        .verify_start(&hd, &alice, PORTAL, false, app.clock.now())
+        .await
+        .expect("portal");
+    let prompt = h
+        .approval_prompt(&a.user, app.clock.now())
+        .await
+        .expect("prompt")
+        .expect("one");
+    // over HTTP, as the page's form does: the number the agent read out
+    let to = location(
+        &post(
+            &app,
+            "/api/helpdesk_prompt_answer",
+            &[("id", &prompt.id), ("answer", &v.approval_code)],
             &cookie,
         )
         .await,
@@ -820,7 +856,7 @@ async fn portal_approval_by_the_caller(db: Db) {
         .verify_start(&hd, &alice, PORTAL, false, app.clock.now())
         .await
         .expect("portal");
-    h.approval_answer(&me, &v.id, false, app.clock.now())
+    h.approval_answer(&me, &v.id, None, app.clock.now())
         .await
         .expect("no");
     assert_eq!(
@@ -836,7 +872,7 @@ async fn portal_approval_by_the_caller(db: Db) {
     let stale = actor(&app, &cookie).await;
     assert_eq!(
         refused(
-            h.approval_answer(&stale, &v.id, true, app.clock.now())
+            h.approval_answer(&stale, &v.id, Some(&v.approval_code), app.clock.now())
                 .await
         ),
         ErrorCode::ReauthRequired

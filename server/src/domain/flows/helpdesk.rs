@@ -176,7 +176,9 @@ pub struct PendingApproval {
 pub struct ApprovalPrompt {
     pub id: String,
     pub agent_name: String,
-    pub code: String,
+    /// Three numbers, one of them the agent's (number matching: the caller picks the one the
+    /// agent reads out; a push-fatigued "yes" is not enough). Sorted, the same on every page.
+    pub choices: Vec<String>,
 }
 
 pub struct Helpdesk {
@@ -635,21 +637,38 @@ impl Helpdesk {
             return Ok(None);
         };
         let agent = self.store().find_user(&row.agent_id).await?;
+        let mut choices = vec![row.approval_code.clone()];
+        let mut salt = 0u32;
+        while choices.len() < 3 && salt < 100 {
+            let mac = self
+                .security
+                .sealer
+                .mac("approval-decoy", &format!("{}:{salt}", row.id));
+            let n = u32::from_str_radix(&mac[..8], 16).unwrap_or(salt) % 1_000_000;
+            let decoy = format!("{n:06}");
+            if !choices.contains(&decoy) {
+                choices.push(decoy);
+            }
+            salt += 1;
+        }
+        choices.sort();
         Ok(Some(ApprovalPrompt {
             id: row.id,
             agent_name: agent.map(|a| a.display_name).unwrap_or_default(),
-            code: row.approval_code,
+            choices,
         }))
     }
 
-    /// The caller answers a portal approval from their own session: "yes" needs a second factor
-    /// proven within the re-authentication window (a passkey, when they have one, is offered
-    /// first there); "no" marks the call as suspicious.
+    /// The caller answers a portal approval from their own session by picking the number the
+    /// agent reads out (`pick`), which needs a second factor proven within the re-authentication
+    /// window (a passkey, when they have one, is offered first there); a wrong pick ends that
+    /// verification and counts as a failed guess; `None` ("it's not me") marks the call as
+    /// suspicious.
     pub async fn approval_answer(
         &self,
         actor: &Actor,
         id: &str,
-        yes: bool,
+        pick: Option<&str>,
         now: i64,
     ) -> Result<(), DomainError> {
         let row = self
@@ -660,9 +679,41 @@ impl Helpdesk {
             .ok_or(refused(ErrorCode::SetupExpired))?;
         let fresh = actor.session.mfa_at > 0
             && now - actor.session.mfa_at <= self.security.policy.fresh_mfa_seconds;
-        if yes && !fresh {
+        if pick.is_some() && !fresh {
             return Err(refused(ErrorCode::ReauthRequired));
         }
+        let yes = match pick {
+            None => false,
+            Some(p) => {
+                let picked: String = p.chars().filter(char::is_ascii_digit).collect();
+                // a guess like any other: counted first, in the helpdesk budget
+                let checking = Actor::without_session(
+                    actor.user.clone(),
+                    actor.client.clone(),
+                    Budget::Helpdesk,
+                );
+                self.security
+                    .guarded(&checking, now, async {
+                        use subtle::ConstantTimeEq;
+                        if bool::from(picked.as_bytes().ct_eq(row.approval_code.as_bytes())) {
+                            return Ok(());
+                        }
+                        self.store()
+                            .decide_verification(&row.id, "failed", row.expires_at, now)
+                            .await?;
+                        self.security
+                            .count_failure(
+                                &checking,
+                                "portal approval: the caller picked another number",
+                                now,
+                            )
+                            .await?;
+                        Err(refused(ErrorCode::WrongNumber))
+                    })
+                    .await?;
+                true
+            }
+        };
         let (state, until) = if yes {
             ("verified", now + self.policy.verification_seconds)
         } else {
