@@ -33,6 +33,16 @@ pub const HELPDESK_AUDIT: &str = "/helpdesk/audit";
 /// `?format=csv|jsonl` plus the audit filter.
 pub const HELPDESK_EXPORT: &str = "/helpdesk/audit/export";
 
+/// The pages that add a method (the wizard's steps use them too).
+pub const ADD_PAGES: &[&str] = &[
+    ADD_APP,
+    ADD_PASSKEY,
+    ADD_PHONE,
+    ADD_EMAIL,
+    ADD_QUESTIONS,
+    ADD_PIN,
+];
+
 /// Pages that need a signed-in user; the server redirects anonymous visitors to [`SIGNIN`].
 pub const PROTECTED: &[&str] = &[
     SECURITY_INFO,

@@ -120,6 +120,26 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
         if path == routes::SIGNIN && signed_in {
             return Redirect::to(routes::SECURITY_INFO).into_response();
         }
+        // mandatory registration: while the policy is unmet and postponing is used up, every
+        // signed-in page but the wizard's own (the wizard and the pages it adds methods with)
+        // leads to the wizard
+        let wizard_own = path == routes::SETUP || routes::ADD_PAGES.contains(&path.as_str());
+        if signed_in && protected && !wizard_own {
+            if let Some(user) = ctx.attached.get::<crate::domain::users::User>() {
+                match state.security.methods(&user.id).await {
+                    Ok(methods) => {
+                        let now = state.clock.now();
+                        if state.security.must_register_with(user, &methods, now) {
+                            return Redirect::to(routes::SETUP).into_response();
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "registration check failed (SYS-503)");
+                        return unavailable_page();
+                    }
+                }
+            }
+        }
     }
     req.extensions_mut().insert(ctx);
     next.run(req).await

@@ -1063,10 +1063,31 @@ async fn snooze_and_review(db: Db) {
         .await
         .expect("page");
     assert!(!page.contains("Not now"));
+    // postponing is used up and the policy is unmet: every other signed-in page leads to the
+    // wizard; the wizard's own pages stay open
+    for path in ["/security-info", "/activity", "/helpdesk"] {
+        let res = app.get(path, Some(&cookie)).await;
+        assert_eq!(
+            (res.status().as_u16(), location(&res)),
+            (303, "/setup".into()),
+            "{path}"
+        );
+    }
+    assert_eq!(
+        app.get("/security-info/add/app?flow=wizard", Some(&cookie))
+            .await
+            .status(),
+        200
+    );
     add_totp(&app, &a, "Phone").await;
     s.confirm(&a, app.clock.now()).await.expect("confirm");
     let a = actor(&app, &cookie).await;
     assert!(!s.needs_wizard(&a.user, app.clock.now()).await.expect("w"));
+    assert_eq!(
+        app.get("/security-info", Some(&cookie)).await.status(),
+        200,
+        "met: open again"
+    );
     // 180 days later: review
     app.clock.advance(181 * 86_400);
     assert!(s.needs_wizard(&a.user, app.clock.now()).await.expect("w"));

@@ -303,6 +303,13 @@ impl Security {
         !s.complete || s.review_due || reg.confirmed_at == 0
     }
 
+    /// Registration is mandatory now: the policy is unmet and postponing is used up. Every
+    /// signed-in page but the wizard's own then leads to the wizard.
+    pub fn must_register_with(&self, user: &User, methods: &[Method], now: i64) -> bool {
+        let s = self.status(user, methods, RegistrationState::from(user), now);
+        !s.complete && !s.can_snooze
+    }
+
     /// Changing security info needs a second factor proven within the policy's window whenever
     /// the user has one; an account with none may register its first methods only in a session
     /// that has just been opened.
