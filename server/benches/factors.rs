@@ -90,14 +90,15 @@ async fn main() {
         };
         state.store.insert_session(&session).await.expect("session");
         let user = state.store.find_user(&id).await.expect("u").expect("u");
-        let actor = Actor {
+        let actor = Actor::in_session(
             user,
             session,
-            client: Client {
+            Client {
                 ip: "127.0.0.1".into(),
                 user_agent: "bench".into(),
+                device: None,
             },
-        };
+        );
         let method = state
             .security
             .totp_start(&actor, "Phone", now)
@@ -284,6 +285,7 @@ async fn main() {
             let client = Client {
                 ip: "127.0.0.1".into(),
                 user_agent: "bench".into(),
+                device: None,
             };
             while Instant::now() < deadline {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -195,7 +195,7 @@ pub async fn sign_in(
         Err(e) => {
             // an outage is not a guess
             attempt.cancel(store).await?;
-            return Err(e.into());
+            return Err(e);
         }
     };
     audit.user_id = auth.user.as_ref().map(|u| u.id.clone());
