@@ -1,4 +1,5 @@
-import { test, expect } from "@playwright/test";
+import { test, expect, request } from "@playwright/test";
+import { readFileSync } from "node:fs";
 import { collectProblems, freshCode, mailTo, registerApp, signIn } from "./helpers";
 import { demo, paths, testid } from "./ids";
 
@@ -49,8 +50,19 @@ test("forgot password: email code from the SMTP server, then the app, then a new
   await page.getByTestId(testid.codeInput).fill(code === "000000" ? "111111" : "000000");
   await page.getByRole("button", { name: "Verify" }).click();
   await expect(page.getByTestId(testid.error)).toContainText("MFA-001");
-  await page.getByTestId(testid.codeInput).fill(code);
-  await page.getByRole("button", { name: "Verify" }).click();
+  // the mail's link instead of the code: a mail scanner opens it first (a GET from elsewhere,
+  // without the flow's cookie), which spends nothing; then the user presses "Continue"
+  const link = resetMail.match(/http:\/\/localhost:3107\/reset\/link\/([0-9a-f]{64})/);
+  expect(link, "a reset link in the mail").toBeTruthy();
+  const linkToken = link?.[1] ?? "";
+  const scanner = await request.newContext();
+  const scanned = await scanner.get(link?.[0] ?? "", { maxRedirects: 0 });
+  expect(scanned.status()).toBe(200);
+  expect(await scanned.text()).toContain("Continue");
+  await scanner.dispose();
+  await page.goto(link?.[0] ?? "");
+  await page.getByRole("button", { name: "Continue" }).click();
+  await expect(page).toHaveURL(/\/reset\/verify\?notice=passed$/);
 
   // gate 2: a different method, the authenticator app
   await expect(page.getByText("Verification step 2 of 2")).toBeVisible();
@@ -80,7 +92,21 @@ test("forgot password: email code from the SMTP server, then the app, then a new
   await expect(rules.locator("li.ok")).toHaveCount(3);
   await page.getByRole("button", { name: "Reset password" }).click();
   await expect(page.getByTestId(testid.resetDone)).toContainText("Sign in with your new password");
-  await mailTo(frank.email, /password of frank was changed/);
+  const changed = await mailTo(frank.email, /password of frank was changed/);
+  // its "This wasn't me" link: opening it shows a button and records nothing
+  const report = changed.match(/http:\/\/localhost:3107\/report\/([A-Za-z0-9_-]{20,})/);
+  expect(report, "a report link in the mail").toBeTruthy();
+  await page.goto(report?.[0] ?? "");
+  await expect(page.getByTestId(testid.reportConfirm)).toBeVisible();
+
+  // no token reached the server's log: it holds routes, never raw paths
+  const logFile = process.env.CONVERGE_SERVER_LOG;
+  expect(logFile, "CONVERGE_SERVER_LOG (set by scripts/test)").toBeTruthy();
+  const log = readFileSync(logFile as string, "utf8");
+  expect(log).toContain("/reset/link/{token}");
+  expect(log).toContain("/report/{token}");
+  expect(log).not.toContain(linkToken);
+  expect(log).not.toContain(report?.[1] ?? "never");
 
   // the old password no longer works; the new one does, and still asks for the second factor
   await signIn(page, frank.username, frank.password);

@@ -22,7 +22,14 @@ DELETE FROM throttles WHERE scope <> 'reset_pow';
 -- the flow's subject (an HMAC of the name typed) and the made-up method.
 CREATE TABLE decoy_codes (
     target     TEXT PRIMARY KEY,
+    channel    TEXT NOT NULL DEFAULT '',
     failures   INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,
     expires_at INTEGER NOT NULL
 );
+
+-- A code read out by a voice call: the call (its outbox id) and how the person answered it
+-- (approve / deny, reported by the gateway): an approved call proves the step without typing.
+ALTER TABLE codes ADD COLUMN call_id TEXT;
+ALTER TABLE codes ADD COLUMN call_result TEXT;
+CREATE INDEX codes_call ON codes(call_id);

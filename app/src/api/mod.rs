@@ -78,10 +78,12 @@ pub enum ErrorCode {
     StaffMfaRequired,
     TooLarge,
     WrongNumber,
+    CallDeclined,
+    CallPending,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 54] = [
+    pub const ALL: [ErrorCode; 56] = [
         ErrorCode::SigninFailed,
         ErrorCode::NotSignedIn,
         ErrorCode::RequestBlocked,
@@ -136,6 +138,8 @@ impl ErrorCode {
         ErrorCode::StaffMfaRequired,
         ErrorCode::TooLarge,
         ErrorCode::WrongNumber,
+        ErrorCode::CallDeclined,
+        ErrorCode::CallPending,
     ];
 
     /// The code shown to users and written in logs, e.g. `SIG-001`.
@@ -195,6 +199,8 @@ impl ErrorCode {
             ErrorCode::StaffMfaRequired => "HLP-010",
             ErrorCode::TooLarge => "SYS-413",
             ErrorCode::WrongNumber => "HLP-011",
+            ErrorCode::CallDeclined => "MFA-006",
+            ErrorCode::CallPending => "MFA-007",
         }
     }
 

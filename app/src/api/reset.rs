@@ -124,6 +124,8 @@ pub async fn reset_send(method: String, how: Option<String>) -> Result<(), ApiEr
 /// A code from an authenticator app, or the code that was sent.
 #[server(prefix = "/api", endpoint = "reset_code")]
 pub async fn reset_code(method: String, code: String) -> Result<(), ApiError> {
+    // nothing typed: "I approved the call" (the page keeps offering it)
+    let sent = if code.trim().is_empty() { "call" } else { "1" };
     let req = crate::ssr::ResetRequest::Code {
         method: method.clone(),
         code,
@@ -131,7 +133,7 @@ pub async fn reset_code(method: String, code: String) -> Result<(), ApiError> {
     follow(
         call(req).await,
         crate::routes::RESET_VERIFY,
-        &[("method", &method), ("sent", "1")],
+        &[("method", &method), ("sent", sent)],
     );
     Ok(())
 }

@@ -472,6 +472,8 @@ pub async fn verify_code(
 ) -> Result<(), ApiError> {
     use crate::routes::VERIFY;
     let next = next.filter(|n| !n.is_empty());
+    // nothing typed: "I approved the call" (the page keeps offering it)
+    let sent = if code.trim().is_empty() { "call" } else { "1" };
     let req = crate::ssr::SecurityRequest::MfaCode {
         method: method.clone(),
         code,
@@ -488,7 +490,7 @@ pub async fn verify_code(
             VERIFY,
             &[
                 ("method", &method),
-                ("sent", "1"),
+                ("sent", sent),
                 ("next", next.as_deref().unwrap_or_default()),
             ],
             e,
@@ -526,8 +528,13 @@ pub async fn verify_send(
     match call(req).await {
         Ok(_) => {
             let mut to = format!(
-                "{VERIFY}?{}&sent=1",
-                crate::ssr::query_pair("method", &method)
+                "{VERIFY}?{}&sent={}",
+                crate::ssr::query_pair("method", &method),
+                if how.as_deref() == Some("voice") {
+                    "call"
+                } else {
+                    "1"
+                }
             );
             if !next_q.is_empty() {
                 to.push('&');

@@ -119,6 +119,8 @@ pub const EN: Texts = Texts {
         ("MFA-001", "That code is not right. Check it and try again."),
         ("MFA-002", "That code has expired or was already used. Ask for a new one."),
         ("SYS-413", "That request was too large. Go back, shorten what you typed, and try again."),
+        ("MFA-006", "The call was declined on the phone, so this code no longer works. If that was not you, report it; otherwise ask for a new call or code."),
+        ("MFA-007", "The call has not been answered yet. Answer it and press 1 to approve (or type the code it reads out), then try again."),
         ("MFA-003", "Too many wrong attempts. Wait a few minutes, then try again or use another method."),
         ("MFA-004", "This method is locked after too many wrong attempts. Use another method or contact your helpdesk."),
         ("MFA-005", "Confirm it's you with one of your methods before changing your security info."),

@@ -21,7 +21,8 @@ strings!(SecurityTexts, EN {
     sms_code: "{org}: your code is {code}. It works once, for {minutes} minutes. Never share it.",
     sms_helpdesk_code: "{org} helpdesk: your verification code is {code}. Read it only to the helpdesk agent you are on a call with. It works for {minutes} minutes.",
     sms_phone_removed: "{org}: this number was removed from your account's security info. If that wasn't you, contact your helpdesk now.",
-    voice_code: "This is {org}. Your code is: {digits}. Again: {digits}.",
+    voice_code: "This is {org}. Your code is: {digits}. Again: {digits}. Press 1 to approve, 2 if you did not ask for it, 3 to report fraud.",
+    voice_approved_button: "I approved the call",
     restricted_note: "Text messages and calls are a restricted method (NIST SP 800-63B): they can be intercepted. An authenticator app or a passkey is safer.",
 
     // Security info page

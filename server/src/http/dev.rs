@@ -13,17 +13,71 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Where the dev page's call buttons post.
+pub const VOICE_ANSWER: &str = "/dev/voice";
+
+#[derive(serde::Deserialize)]
+pub struct VoiceAnswer {
+    id: String,
+    result: String,
+}
+
+/// The dev page's Approve / Deny / Report fraud buttons: the same handling as a gateway's
+/// signed callback.
+pub async fn answer_call(
+    State(state): State<AppState>,
+    axum::Form(a): axum::Form<VoiceAnswer>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !matches!(a.result.as_str(), "approve" | "deny" | "fraud") {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            "approve, deny or fraud\n",
+        )
+            .into_response();
+    }
+    let now = state.clock.now();
+    let (status, text) = super::voice::record(&state, &a.id, &a.result, now).await;
+    if status.is_success() {
+        axum::response::Redirect::to("/dev/messages").into_response()
+    } else {
+        (status, text).into_response()
+    }
+}
+
 pub async fn messages(State(state): State<AppState>) -> Html<String> {
     let rows = state.store.dev_messages(100).await.unwrap_or_default();
     let mut items = String::new();
     for (channel, to, subject, body, at) in rows {
+        // a call: answer it as the person on the phone would (the voice subject is the call id)
+        let answer = if channel == "voice" {
+            ["approve", "deny", "fraud"]
+                .iter()
+                .map(|r| {
+                    format!(
+                        "<form method=\"post\" action=\"{VOICE_ANSWER}\"><input type=\"hidden\" name=\"id\" value=\"{}\">\
+                         <input type=\"hidden\" name=\"result\" value=\"{r}\"><button type=\"submit\" class=\"button secondary\" \
+                         data-testid=\"dev-voice-{r}\">{}</button></form>",
+                        escape(&subject),
+                        match *r {
+                            "approve" => "Approve (1)",
+                            "deny" => "Deny (2)",
+                            _ => "Report fraud (3)",
+                        }
+                    )
+                })
+                .collect::<String>()
+        } else {
+            String::new()
+        };
         items.push_str(&format!(
-            "<article class=\"panel\"><h2>{} → {}</h2><p class=\"muted\">{} UTC{}</p><pre>{}</pre></article>",
+            "<article class=\"panel\"><h2>{} → {}</h2><p class=\"muted\">{} UTC{}</p><pre>{}</pre>{}</article>",
             escape(&channel),
             escape(&to),
             crate::domain::format_time(at),
             if subject.is_empty() { String::new() } else { format!(" · {}", escape(&subject)) },
-            escape(&body)
+            escape(&body),
+            if answer.is_empty() { String::new() } else { format!("<div class=\"row-actions\">{answer}</div>") },
         ));
     }
     if items.is_empty() {

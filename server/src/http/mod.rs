@@ -123,6 +123,7 @@ pub fn router(state: AppState) -> Router {
     if state.config.sms.dev_page {
         tracing::warn!("sms.dev_page is on: /dev/messages shows every dev message, codes included");
         ops = ops.route("/dev/messages", get(dev::messages));
+        ops = ops.route(dev::VOICE_ANSWER, axum::routing::post(dev::answer_call));
     }
     let ops = ops.with_state(state.clone());
 

@@ -103,9 +103,10 @@ pub async fn handle(state: &AppState, ctx: &RequestCtx, req: R) -> Result<S, Api
             .await
             .map(|sent| {
                 go(format!(
-                    "{}?{}&sent=1&{}",
+                    "{}?{}&sent={}&{}",
                     routes::RESET_VERIFY,
                     routes::query_pair("method", &method),
+                    if sent.channel == "voice" { "call" } else { "1" },
                     routes::query_pair("to", &sent.destination)
                 ))
             }),

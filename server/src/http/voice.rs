@@ -58,6 +58,22 @@ pub async fn callback(
             "result must be approve, deny or fraud\n",
         );
     }
+    record(&state, &answer.id, &answer.result, now).await
+}
+
+/// Records how a call was answered — from the gateway's signed callback, or the dev page's
+/// buttons — and acts on it: the step the call's code belongs to completes or is refused, a
+/// fraud report blocks the account.
+pub(crate) async fn record(
+    state: &AppState,
+    id: &str,
+    result: &str,
+    now: i64,
+) -> (StatusCode, &'static str) {
+    let answer = Answer {
+        id: id.to_string(),
+        result: result.to_string(),
+    };
     let call = match state.store.outbox_message(&answer.id).await {
         Ok(Some(row)) if row.channel == "voice" => row,
         Ok(_) => return (StatusCode::NOT_FOUND, "no such call\n"),
@@ -103,6 +119,14 @@ pub async fn callback(
             tracing::error!(error = %err, "voice callback: fraud report failed");
             return (StatusCode::SERVICE_UNAVAILABLE, "try again\n");
         }
+    }
+    if let Err(err) = state
+        .security
+        .voice_answered(&answer.id, &answer.result, now)
+        .await
+    {
+        tracing::error!(error = %err, "voice callback: the step could not be updated");
+        return (StatusCode::SERVICE_UNAVAILABLE, "try again\n");
     }
     (StatusCode::OK, "recorded\n")
 }

@@ -464,6 +464,56 @@ impl Store {
     }
 
     /// The current code for (user, purpose, target), if any.
+    /// Links a code to the voice call that reads it out.
+    pub async fn set_code_call(&self, code_id: &str, call_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE codes SET call_id = $1, call_result = NULL WHERE id = $2")
+            .bind(call_id)
+            .bind(code_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Records how the person answered the call that reads a code (`approve` / `deny`; a
+    /// refusal also ends the code). Returns (code id, user id, purpose) of that code.
+    pub async fn answer_code_call(
+        &self,
+        call_id: &str,
+        result: &str,
+        now: i64,
+    ) -> Result<Option<(String, String, String)>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE codes SET call_result = $1, \
+               used_at = CASE WHEN $1 = 'deny' AND used_at = 0 THEN $3 ELSE used_at END \
+             WHERE call_id = $2 AND call_result IS NULL RETURNING id, user_id, purpose",
+        )
+        .bind(result)
+        .bind(call_id)
+        .bind(now)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("id")?,
+                r.try_get("user_id")?,
+                r.try_get("purpose")?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// How the call reading this code was answered, if it was.
+    pub async fn code_call_result(&self, code_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT call_result FROM codes WHERE id = $1")
+            .bind(code_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row
+            .map(|r| r.try_get::<Option<String>, _>("call_result"))
+            .transpose()?
+            .flatten())
+    }
+
     pub async fn code_for(
         &self,
         user_id: &str,

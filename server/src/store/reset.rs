@@ -259,6 +259,7 @@ impl Store {
 pub struct DecoyCode {
     pub failures: i64,
     pub expires_at: i64,
+    pub voice: bool,
 }
 
 impl Store {
@@ -267,12 +268,13 @@ impl Store {
     pub async fn put_decoy_code(
         &self,
         target: &str,
+        channel: &str,
         now: i64,
         ttl: i64,
     ) -> Result<i64, StoreError> {
         let row = sqlx::query(
-            "INSERT INTO decoy_codes (target, failures, created_at, expires_at) VALUES ($1, 0, $2, $3) \
-             ON CONFLICT (target) DO UPDATE SET \
+            "INSERT INTO decoy_codes (target, channel, failures, created_at, expires_at) VALUES ($1, $4, 0, $2, $3) \
+             ON CONFLICT (target) DO UPDATE SET channel = $4, \
                failures = CASE WHEN decoy_codes.created_at < $2 - 3600 THEN 0 ELSE decoy_codes.failures END, \
                created_at = CASE WHEN decoy_codes.created_at < $2 - 3600 THEN $2 ELSE decoy_codes.created_at END, \
                expires_at = $3 \
@@ -281,20 +283,23 @@ impl Store {
         .bind(target)
         .bind(now)
         .bind(now + ttl)
+        .bind(channel)
         .fetch_one(self.pool())
         .await?;
         Ok(row.try_get("failures")?)
     }
 
     pub async fn decoy_code(&self, target: &str) -> Result<Option<DecoyCode>, StoreError> {
-        let row = sqlx::query("SELECT failures, expires_at FROM decoy_codes WHERE target = $1")
-            .bind(target)
-            .fetch_optional(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT failures, expires_at, channel FROM decoy_codes WHERE target = $1")
+                .bind(target)
+                .fetch_optional(self.pool())
+                .await?;
         row.map(|r| {
             Ok(DecoyCode {
                 failures: r.try_get("failures")?,
                 expires_at: r.try_get("expires_at")?,
+                voice: r.try_get::<String, _>("channel")? == "voice",
             })
         })
         .transpose()

@@ -14,6 +14,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 
 both_databases! {
+    a_voice_call_answered_on_the_phone_completes_the_step => a_voice_call_answered_on_the_phone_completes_the_step;
     wizard_and_authenticator_app_over_http => wizard_and_authenticator_app_over_http;
     totp_code_is_single_use_under_concurrency => totp_code_is_single_use_under_concurrency;
     phone_is_verified_by_sms_before_it_counts => phone_is_verified_by_sms_before_it_counts;
@@ -1242,4 +1243,123 @@ async fn manage_rename_default_and_sign_out_elsewhere(db: Db) {
     assert_eq!(to, "/security-info?notice=others_signed_out");
     assert_eq!(app.get("/security-info", Some(&cookie)).await.status(), 200);
     assert_ne!(app.get("/security-info", Some(&other)).await.status(), 200);
+}
+
+/// The call reads the code and offers approve / deny: the gateway's answer (here the dev page's
+/// buttons, the same handling as the signed callback) completes or refuses the sign-in step.
+async fn a_voice_call_answered_on_the_phone_completes_the_step(db: Db) {
+    let app = spawn_app_with(db, |s| s.sms.dev_page = true).await;
+    let cookie = app.alice().await;
+    let a = actor(&app, &cookie).await;
+    let s = sec(&app);
+    let now = app.clock.now();
+    let p = s
+        .phone_start(&a, "mobile", "+31 6 1234 5678", "", false, now)
+        .await
+        .expect("phone");
+    let code = code_sent_to(&app, "+31612345678").await;
+    s.code_confirm(&a, &p.id, &code, now)
+        .await
+        .expect("phone ok");
+    let phone = s.methods(&a.user.id).await.expect("m")[0].row.id.clone();
+    let call_of = |app: &TestApp| {
+        let pool = app.state.store.pool().clone();
+        async move {
+            let row: (String,) = sqlx::query_as(
+                "SELECT call_id FROM codes WHERE purpose = 'mfa' AND call_id IS NOT NULL \
+                 ORDER BY created_at DESC LIMIT 1",
+            )
+            .fetch_one(&pool)
+            .await
+            .expect("a call");
+            row.0
+        }
+    };
+    let answer = |id: String, result: &'static str| {
+        let (http, base) = (app.http.clone(), app.base.clone());
+        async move {
+            http.post(format!("{base}/dev/voice"))
+                .header("sec-fetch-site", "same-origin")
+                .form(&[("id", id.as_str()), ("result", result)])
+                .send()
+                .await
+                .expect("dev answer")
+        }
+    };
+    for (result, expected) in [("approve", None), ("deny", Some("MFA-006"))] {
+        app.clock.advance(60);
+        let res = app.sign_in("alice", "correct-horse-alice", None).await;
+        let pending = session_cookie(&res).expect("pending");
+        let res = post(
+            &app,
+            "/api/verify_send",
+            &[("method", &phone), ("how", "voice")],
+            &pending,
+        )
+        .await;
+        assert!(location(&res).contains("sent=call"), "{}", location(&res));
+        // not answered yet
+        let empty = [("method", phone.as_str()), ("code", "")];
+        let res = post(&app, "/api/verify_code", &empty, &pending).await;
+        assert!(
+            location(&res).contains("error=MFA-007"),
+            "{}",
+            location(&res)
+        );
+        assert!(
+            location(&res).contains("sent=call"),
+            "the approve button stays"
+        );
+        let res = answer(call_of(&app).await, result).await;
+        assert_eq!(res.status(), 303);
+        let res = post(&app, "/api/verify_code", &empty, &pending).await;
+        match expected {
+            None => {
+                assert!(!location(&res).contains("error="), "{}", location(&res));
+                assert!(
+                    session_cookie(&res).is_some(),
+                    "signed in, a new session id"
+                );
+            }
+            Some(err) => {
+                assert!(location(&res).contains(err), "{}", location(&res));
+                // a declined call's code is dead too
+                let code = app
+                    .state
+                    .store
+                    .dev_messages(5)
+                    .await
+                    .expect("dev")
+                    .into_iter()
+                    .find(|m| m.0 == "voice")
+                    .map(|m| {
+                        m.3.chars()
+                            .filter(char::is_ascii_digit)
+                            .take(6)
+                            .collect::<String>()
+                    })
+                    .unwrap_or_default();
+                let res = post(
+                    &app,
+                    "/api/verify_code",
+                    &[("method", &phone), ("code", &code)],
+                    &pending,
+                )
+                .await;
+                assert!(location(&res).contains("error="), "{}", location(&res));
+            }
+        }
+    }
+    let audit = app
+        .state
+        .store
+        .audit_recent(Some("method_verification"), 50)
+        .await
+        .expect("a");
+    assert!(audit
+        .iter()
+        .any(|e| e.reason.as_deref() == Some("voice call approved (mfa)")));
+    assert!(audit
+        .iter()
+        .any(|e| e.reason.as_deref() == Some("voice call declined (mfa)")));
 }

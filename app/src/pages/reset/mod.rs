@@ -124,6 +124,7 @@ pub fn ResetVerifyPage() -> impl IntoView {
     let error = page_error();
     let chosen = param("method");
     let sent = param("sent").is_some();
+    let call = param("sent").as_deref() == Some("call");
     let to = param("to").unwrap_or_default();
     let passed = param("notice").as_deref() == Some("passed");
     let view = Resource::new_blocking(|| (), |_| get_reset_view());
@@ -139,7 +140,7 @@ pub fn ResetVerifyPage() -> impl IntoView {
                 return view! { <p><a class="button primary" href=routes::RESET_FINISH>{r.next}</a></p> }
                     .into_any();
             }
-            prove(v, chosen, sent, to).into_any()
+            prove(v, chosen, (sent, call), to).into_any()
         })
     };
     view! {
@@ -152,7 +153,7 @@ pub fn ResetVerifyPage() -> impl IntoView {
     }
 }
 
-fn prove(v: ResetView, chosen: Option<String>, sent: bool, to: String) -> impl IntoView {
+fn prove(v: ResetView, chosen: Option<String>, sent: (bool, bool), to: String) -> impl IntoView {
     let r = text::en().reset;
     let current = chosen
         .and_then(|id| v.choices.iter().find(|c| c.id == id).cloned())
@@ -202,6 +203,19 @@ fn code_form(id: String, label: &'static str) -> impl IntoView {
     }
 }
 
+/// After a call: approving it on the phone proves the gate, nothing to type.
+fn approved_form(id: String) -> impl IntoView {
+    let s = text::en().sec;
+    let action = ServerAction::<ResetCode>::new();
+    view! {
+        <ActionForm action>
+            <input type="hidden" name="method" value=id/>
+            <input type="hidden" name="code" value=""/>
+            <button type="submit" class="button secondary wide" data-testid="call-approved">{s.voice_approved_button}</button>
+        </ActionForm>
+    }
+}
+
 fn send_form(id: String, how: &'static str, label: &'static str, primary: bool) -> impl IntoView {
     let action = ServerAction::<ResetSend>::new();
     view! {
@@ -213,7 +227,12 @@ fn send_form(id: String, how: &'static str, label: &'static str, primary: bool) 
     }
 }
 
-fn challenge(c: ResetChoice, questions: &[String], sent: bool, to: String) -> AnyView {
+fn challenge(
+    c: ResetChoice,
+    questions: &[String],
+    (sent, call): (bool, bool),
+    to: String,
+) -> AnyView {
     let t = text::en();
     let r = t.reset;
     let heading = view! { <h2 class="current-method">{choice_text(&c)}</h2> };
@@ -236,6 +255,7 @@ fn challenge(c: ResetChoice, questions: &[String], sent: bool, to: String) -> An
         "phone" if sent => view! {
             {heading} {sent_note}
             {code_form(id.clone(), r.code_label)}
+            {call.then(|| approved_form(id.clone()))}
             <div class="resend">
                 {send_form(id.clone(), "sms", r.send_text, false)}
                 {send_form(id, "voice", r.send_call, false)}

@@ -16,6 +16,7 @@ pub fn VerifyPage() -> impl IntoView {
     let method = param("method");
     let next = param("next");
     let sent = param("sent").is_some();
+    let call = param("sent").as_deref() == Some("call");
     let reauth = next.is_some();
     let next_value = next.clone().unwrap_or_default();
     let body = Suspend::new(async move {
@@ -27,7 +28,7 @@ pub fn VerifyPage() -> impl IntoView {
             return view! { <p><a href=routes::SECURITY_INFO>{s.back_to_security_info}</a></p> }
                 .into_any();
         };
-        let challenge = challenge(current, sent, v.pin_mode, next_value.clone());
+        let challenge = challenge(current, (sent, call), v.pin_mode, next_value.clone());
         let others = (!v.others.is_empty()).then(|| {
             let links = v
                 .others
@@ -109,7 +110,7 @@ fn label(m: &MethodView) -> String {
     }
 }
 
-fn challenge(m: MethodView, sent: bool, pin_mode: bool, next: String) -> AnyView {
+fn challenge(m: MethodView, (sent, call): (bool, bool), pin_mode: bool, next: String) -> AnyView {
     let s = text::en().sec;
     let heading = view! { <p class="current-method"><strong>{label(&m)}</strong></p> };
     let id = m.id.clone();
@@ -136,6 +137,25 @@ fn challenge(m: MethodView, sent: bool, pin_mode: bool, next: String) -> AnyView
             </ActionForm>
         }
     };
+    // after a call: approving it on the phone proves the step, nothing to type
+    let approved_form = |pin: bool| {
+        let action = ServerAction::<VerifyCode>::new();
+        let (id, next) = (id.clone(), next.clone());
+        view! {
+            <ActionForm action>
+                <input type="hidden" name="method" value=id/>
+                <input type="hidden" name="next" value=next/>
+                <input type="hidden" name="code" value=""/>
+                {pin.then(|| view! {
+                    <div class="field">
+                        <label for="pin-call">{s.verify_pin_label}</label>
+                        <input id="pin-call" name="pin" type="password" inputmode="numeric" autocomplete="off" maxlength="16" required=true/>
+                    </div>
+                })}
+                <button type="submit" class="button secondary wide" data-testid="call-approved">{s.voice_approved_button}</button>
+            </ActionForm>
+        }
+    };
     let send_form = |how: &'static str, label: &'static str, primary: bool| {
         let action = ServerAction::<VerifySend>::new();
         let (id, next) = (id.clone(), next.clone());
@@ -156,7 +176,12 @@ fn challenge(m: MethodView, sent: bool, pin_mode: bool, next: String) -> AnyView
                 {send_form("voice", s.verify_send_call, false)}
             };
             if sent {
-                view! { {heading} {code_form(s.code_label, pin_mode)} <div class="resend">{sends}</div> }.into_any()
+                view! {
+                    {heading} {code_form(s.code_label, pin_mode)}
+                    {call.then(|| approved_form(pin_mode))}
+                    <div class="resend">{sends}</div>
+                }
+                .into_any()
             } else {
                 view! { {heading} {sends} }.into_any()
             }

@@ -442,7 +442,7 @@ impl Helpdesk {
     ) -> Result<String, DomainError> {
         let sec = &self.security;
         let code = Security::new_code();
-        let (_, failures) = self
+        let (code_id, failures) = self
             .store()
             .put_code(
                 &crate::store::methods::NewCode {
@@ -486,9 +486,11 @@ impl Helpdesk {
                 .phone_code(&actor.user, &destination, &text, false, now)
                 .await
                 .map_err(super::security::delivery_error)?;
-        } else {
-            sec.deliver_code(actor, &destination, (channel, false), &code, now)
-                .await?;
+        } else if let Some(call) = sec
+            .deliver_code(actor, &destination, (channel, false), &code, now)
+            .await?
+        {
+            self.store().set_code_call(&code_id, &call).await?;
         }
         let mut e = sec.audit(actor, sec_event::CODE_SENT, true, now);
         e.actor = Some(agent.user.username.clone());

@@ -597,7 +597,7 @@ impl Reset {
         let target = format!("{}:{}", f.row.subject, c.id);
         let failures = self
             .store()
-            .put_decoy_code(&target, now, policy.code_ttl_seconds)
+            .put_decoy_code(&target, channel, now, policy.code_ttl_seconds)
             .await?;
         if failures >= i64::from(policy.code_max_failures) {
             return Err(DomainError::Refused(ErrorCode::TooManyAttempts));
@@ -624,6 +624,7 @@ impl Reset {
         &self,
         f: &Open,
         method_id: &str,
+        code: &str,
         client: &Client,
         now: i64,
     ) -> Result<(), DomainError> {
@@ -634,7 +635,13 @@ impl Reset {
         };
         let target = format!("{}:{}", f.row.subject, method_id);
         let max = i64::from(self.security.policy.code_max_failures);
+        let typed = code.chars().any(|ch| !ch.is_whitespace());
         match store.decoy_code(&target).await? {
+            // nothing typed after a call: as a real call nobody answered
+            Some(c) if !typed && c.voice && c.expires_at > now => {
+                attempt.cancel(store).await?;
+                Err(DomainError::Refused(ErrorCode::CallPending))
+            }
             Some(c) if c.expires_at > now && c.failures < max => {
                 store.decoy_code_failure(&target).await?;
                 let _ = attempt.failed(store).await?;
@@ -721,7 +728,7 @@ impl Reset {
         let f = self.open(token, now).await?;
         let (_, m) = self.choice(&f, method_id).await?;
         let Some(user) = &f.user else {
-            return self.decoy_code(&f, method_id, client, now).await;
+            return self.decoy_code(&f, method_id, code, client, now).await;
         };
         let actor = Self::actor(user, client);
         self.security

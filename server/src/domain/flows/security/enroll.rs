@@ -359,8 +359,12 @@ impl Security {
         let destination = method.destination().unwrap_or_default();
         // a sign-in code someone else asked for can be reported as fraud from the mail
         let signin = purpose == "mfa";
-        self.deliver_code(actor, &destination, (channel, signin), &code, now)
-            .await?;
+        if let Some(call) = self
+            .deliver_code(actor, &destination, (channel, signin), &code, now)
+            .await?
+        {
+            self.store.set_code_call(&id, &call).await?;
+        }
         let mut e = self.audit(actor, event::CODE_SENT, true, now);
         e.reason = Some(format!("{channel} to {}{note}", mask(&destination)));
         self.store.append_audit(&e).await?;
@@ -374,7 +378,8 @@ impl Security {
         })
     }
 
-    /// Queues a code by text, call or email (never logged).
+    /// Queues a code by text, call or email (never logged). Returns the call's id for a voice
+    /// call (its answer arrives later: [`Security::voice_answered`]).
     pub(crate) async fn deliver_code(
         &self,
         actor: &Actor,
@@ -382,7 +387,7 @@ impl Security {
         (channel, signin): (&str, bool),
         code: &str,
         now: i64,
-    ) -> Result<(), DomainError> {
+    ) -> Result<Option<String>, DomainError> {
         let t = converge_app::text::en();
         let minutes = (self.policy.code_ttl_seconds / 60) as u32;
         let sent = match channel {
@@ -429,7 +434,37 @@ impl Security {
                     .await
             }
         };
-        sent.map(|_| ()).map_err(delivery_error)
+        sent.map(|id| (channel == "voice").then_some(id))
+            .map_err(delivery_error)
+    }
+
+    /// The voice gateway reported how a call was answered (`approve` / `deny`): the code the
+    /// call read out completes (or can no longer complete) the step it belongs to — the sign-in
+    /// second factor, a reset gate, a helpdesk check — when the page asks next. Audited.
+    pub async fn voice_answered(
+        &self,
+        call_id: &str,
+        result: &str,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        if !matches!(result, "approve" | "deny") {
+            return Ok(());
+        }
+        let Some((_, user_id, purpose)) = self.store.answer_code_call(call_id, result, now).await?
+        else {
+            return Ok(());
+        };
+        let mut e =
+            crate::domain::audit::AuditEntry::new(event::METHOD_VERIFY, result == "approve", now);
+        e.user_id = Some(user_id);
+        let how = if result == "approve" {
+            "approved"
+        } else {
+            "declined"
+        };
+        e.reason = Some(format!("voice call {how} ({purpose})"));
+        self.store.append_audit(&e).await?;
+        Ok(())
     }
 
     /// The code waiting for input (for the page that asks for it).
@@ -514,6 +549,17 @@ impl Security {
         code: &str,
         now: i64,
     ) -> Result<(), DomainError> {
+        let typed: String = code.chars().filter(|ch| !ch.is_whitespace()).collect();
+        // nothing typed after a call: the call's answer decides (approve / deny on the phone)
+        if typed.is_empty() && c.channel == "voice" {
+            return match self.store.code_call_result(&c.id).await?.as_deref() {
+                Some("deny") => Err(refused(ErrorCode::CallDeclined)),
+                _ if c.used_at != 0 || c.expires_at <= now => Err(refused(ErrorCode::CodeExpired)),
+                Some("approve") if self.store.use_code(&c.id, now).await? => Ok(()),
+                Some("approve") => Err(refused(ErrorCode::CodeExpired)),
+                _ => Err(refused(ErrorCode::CallPending)),
+            };
+        }
         if c.used_at != 0 || c.expires_at <= now {
             return Err(refused(ErrorCode::CodeExpired));
         }
