@@ -14,6 +14,7 @@ use webauthn_authenticator_rs::softpasskey::SoftPasskey;
 use webauthn_authenticator_rs::WebauthnAuthenticator;
 
 both_databases! {
+    parallel_guesses_at_second_factors => parallel_guesses_at_second_factors;
     a_voice_call_answered_on_the_phone_completes_the_step => a_voice_call_answered_on_the_phone_completes_the_step;
     wizard_and_authenticator_app_over_http => wizard_and_authenticator_app_over_http;
     totp_code_is_single_use_under_concurrency => totp_code_is_single_use_under_concurrency;
@@ -1362,4 +1363,79 @@ async fn a_voice_call_answered_on_the_phone_completes_the_step(db: Db) {
     assert!(audit
         .iter()
         .any(|e| e.reason.as_deref() == Some("voice call declined (mfa)")));
+}
+
+/// 50 parallel wrong codes, from a stranger at the reset page and then in the user's own
+/// session: exactly the free tries are evaluated each time, and the stranger's reset flood
+/// leaves the user's own second step alone.
+async fn parallel_guesses_at_second_factors(db: Db) {
+    use converge::domain::flows::reset::Purpose;
+    let app = spawn_app_with(db, |s| {
+        s.signin.max_in_flight = 1000;
+        s.signin.client_max_in_flight = 1000;
+        s.signin.client_free_attempts = 1000;
+    })
+    .await;
+    let cookie = app.alice().await;
+    let a = actor(&app, &cookie).await;
+    let (app_id, secret) = add_totp(&app, &a, "Phone").await;
+    let s = sec(&app);
+    let now = app.clock.now();
+    let client = Client {
+        ip: "203.0.113.77".into(),
+        user_agent: "tests".into(),
+        device: None,
+    };
+    let evaluated = |what: &'static str| {
+        let store = app.state.store.clone();
+        async move {
+            store
+                .audit_recent(Some("method_verification"), 1000)
+                .await
+                .expect("audit")
+                .iter()
+                .filter(|e| e.reason.as_deref() == Some(what))
+                .count()
+        }
+    };
+    // a stranger: 50 parallel wrong app codes in anonymous reset flows
+    let r = &app.state.reset;
+    let mut tokens = Vec::new();
+    for _ in 0..5 {
+        tokens.push(
+            r.start("alice", Purpose::Reset, "", &client, now)
+                .await
+                .expect("start"),
+        );
+    }
+    let guesses = (0..50).map(|i| r.code(&tokens[i % 5], &app_id, "000000", &client, now));
+    let answers = futures::future::join_all(guesses).await;
+    assert!(answers.iter().all(|x| x.is_err()));
+    assert_eq!(
+        evaluated("wrong or reused app code (reset)").await,
+        5,
+        "exactly the free tries"
+    );
+    // the user's own second step is untouched by that
+    app.clock.advance(30);
+    let now = app.clock.now();
+    let res = app.sign_in("alice", "correct-horse-alice", None).await;
+    let pending = actor(&app, &session_cookie(&res).expect("pending")).await;
+    let right = totp::code_at(&s.policy.totp, &secret, now as u64);
+    s.mfa_code(&pending, &app_id, &right, None, false, now)
+        .await
+        .expect("the user's own code works after a stranger's reset flood");
+    // and in her own session: 50 parallel wrong codes, exactly the free ones evaluated
+    app.clock.advance(30);
+    let now = app.clock.now();
+    let res = app.sign_in("alice", "correct-horse-alice", None).await;
+    let pending = actor(&app, &session_cookie(&res).expect("pending")).await;
+    let guesses = (0..50).map(|_| s.mfa_code(&pending, &app_id, "000000", None, false, now));
+    let answers = futures::future::join_all(guesses).await;
+    let throttled = answers
+        .iter()
+        .filter(|x| matches!(x, Err(DomainError::Refused(ErrorCode::TooManyAttempts))))
+        .count();
+    assert_eq!(evaluated("wrong or reused app code").await, 5);
+    assert_eq!(throttled, 45);
 }
