@@ -81,7 +81,8 @@ async fn parallel_guesses_count_exactly(db: Db) {
         .count();
     let throttled = reasons.iter().filter(|r| *r == "throttled_account").count();
     // a burst gets exactly the tries a sequence gets: the free ones, each hashed once
-    assert_eq!((evaluated, throttled), (3, 97), "{reasons:?}");
+    // the refusals are audited once a minute, not once each (the answers above are all refusals)
+    assert_eq!((evaluated, throttled), (3, 1), "{reasons:?}");
     assert_eq!(app.state.hasher.verifications() - before, 3);
 }
 

@@ -40,6 +40,8 @@ pub const SCOPE_ACCOUNT: &str = "signin_account";
 /// Failures from one known device (the nonce of its device cookie).
 pub const SCOPE_DEVICE: &str = "signin_device";
 pub const SCOPE_CLIENT: &str = "signin_client";
+/// Refused (throttled) sign-ins are audited once a minute per account name or address.
+pub const SCOPE_REFUSAL_AUDIT: &str = "signin_refusal_audit";
 /// At most one "someone is guessing" mail a day per account and kind.
 pub const SCOPE_WARNING: &str = "guessing_warning";
 
@@ -183,8 +185,22 @@ pub async fn sign_in(
             } else {
                 RejectReason::ThrottledClient
             };
-            audit.reason = Some(reason.as_str().into());
-            store.append_audit(&audit).await?;
+            // a flood must not turn into a flood of audit writes: the first refusal per account
+            // name (or address) and minute is audited; the metrics count every one
+            let subject = if which == 0 {
+                username.as_str()
+            } else {
+                input.client.ip.as_str()
+            };
+            let once = Key::shared(
+                SCOPE_REFUSAL_AUDIT,
+                &format!("{}:{subject}", reason.as_str()),
+                crate::domain::policy::Bucket::rate(1, 60),
+            );
+            if throttle::take_rate(store, &once, now).await? {
+                audit.reason = Some(reason.as_str().into());
+                store.append_audit(&audit).await?;
+            }
             return Ok(SigninOutcome::Rejected(reason));
         }
     };

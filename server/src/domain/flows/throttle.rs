@@ -65,6 +65,13 @@ pub async fn begin(
     keys: Vec<Key>,
     now: i64,
 ) -> Result<Result<Attempt, usize>, DomainError> {
+    // a full bucket refuses on a read: a flood of refused attempts writes nothing (the atomic
+    // take below still decides every attempt that the read would let through)
+    for (i, k) in keys.iter().enumerate() {
+        if refuses(store, k, now).await? {
+            return Ok(Err(i));
+        }
+    }
     let mut taken = Vec::with_capacity(keys.len());
     for (i, k) in keys.iter().enumerate() {
         match store
