@@ -100,19 +100,11 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
         config.policy.reset.extra_blocklist_file.as_deref(),
     )
     .map_err(anyhow::Error::msg)?;
-    let decoy_domain = config
-        .email
-        .from
-        .rsplit_once('@')
-        .map(|(_, d)| d.trim_end_matches('>').trim().to_string())
-        .filter(|d| !d.is_empty())
-        .unwrap_or_else(|| "example.org".into());
     let reset = Arc::new(crate::domain::flows::reset::Reset {
         security: security.clone(),
         directory: directory.clone(),
         rules: Arc::new(rules),
         policy: config.policy.reset.clone(),
-        decoy_domain,
     });
     let helpdesk = Arc::new(crate::domain::flows::helpdesk::Helpdesk {
         security: security.clone(),

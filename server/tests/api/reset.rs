@@ -823,7 +823,6 @@ async fn writeback_failures_keep_the_flow(db: Db) {
         }),
         rules: base.rules.clone(),
         policy: base.policy.clone(),
-        decoy_domain: "example.org".into(),
     };
     let (token, now, code) = emailed_flow(&app, &r, &email_id).await;
     r.code(&token, &email_id, &code, &client(), now)

@@ -128,8 +128,6 @@ pub struct Reset {
     pub directory: Arc<dyn Directory>,
     pub rules: Arc<PasswordRules>,
     pub policy: ResetPolicy,
-    /// Mail domain for decoy addresses (the sender's domain).
-    pub decoy_domain: String,
 }
 
 /// An open flow and, unless it is a decoy, its user.
