@@ -28,6 +28,7 @@ both_databases! {
     writeback_failures_keep_the_flow => writeback_failures_keep_the_flow;
     proof_of_work_when_configured => proof_of_work_when_configured;
     every_step_answers_alike => every_step_answers_alike;
+    an_approved_call_proves_a_gate => an_approved_call_proves_a_gate;
 }
 
 const NEW_PASSWORD: &str = "plum kettle orbit lantern";
@@ -1032,5 +1033,70 @@ async fn every_step_answers_alike(db: Db) {
         "+31".len() + 9 - 2 + 2,
         "{}",
         phone.detail
+    );
+}
+
+/// A reset gate by voice call: nothing typed waits for the call's answer (a decoy says the same);
+/// approving on the phone proves the gate.
+async fn an_approved_call_proves_a_gate(db: Db) {
+    let app = spawn_app(db).await;
+    let cookie = app.alice().await;
+    let a = actor(&app, &cookie).await;
+    let s = sec(&app);
+    let now = app.clock.now();
+    let p = s
+        .phone_start(&a, "mobile", "+31 6 1234 5678", "", false, now)
+        .await
+        .expect("phone");
+    let code = code_sent_to(&app, "+31612345678").await;
+    s.code_confirm(&a, &p.id, &code, now)
+        .await
+        .expect("phone ok");
+    let r = reset(&app);
+    app.clock.advance(1);
+    let now = app.clock.now();
+    let mut answers = Vec::new();
+    for name in ["alice", "nobody-here"] {
+        let token = r
+            .start(name, Purpose::Reset, "", &client(), now)
+            .await
+            .expect("start");
+        let v = r.view(&token, now).await.expect("view");
+        let phone = v
+            .choices
+            .iter()
+            .find(|c| c.kind.as_str() == "phone")
+            .expect("phone")
+            .id
+            .clone();
+        let sent = r
+            .send(&token, &phone, true, &client(), now)
+            .await
+            .expect("call");
+        assert_eq!(sent.channel, "voice");
+        answers.push(refused(r.code(&token, &phone, "", &client(), now).await));
+        if name == "alice" {
+            let (call,): (String,) = sqlx::query_as(
+                "SELECT call_id FROM codes WHERE purpose = 'reset' AND call_id IS NOT NULL",
+            )
+            .fetch_one(app.state.store.pool())
+            .await
+            .expect("the call");
+            s.voice_answered(&call, "approve", now)
+                .await
+                .expect("answer");
+            r.code(&token, &phone, "", &client(), now)
+                .await
+                .expect("the approved call proves the gate");
+            assert_eq!(
+                r.view(&token, now).await.expect("view").stage,
+                Stage::NewPassword
+            );
+        }
+    }
+    assert_eq!(
+        answers,
+        [ErrorCode::CallPending, ErrorCode::CallPending],
+        "a decoy answers alike"
     );
 }
