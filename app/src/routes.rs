@@ -43,22 +43,26 @@ pub const ADD_PAGES: &[&str] = &[
     ADD_PIN,
 ];
 
-/// Pages that need a signed-in user; the server redirects anonymous visitors to [`SIGNIN`].
+/// Pages that need a signed-in user besides [`ADD_PAGES`]; see [`protected_page`].
 pub const PROTECTED: &[&str] = &[
     SECURITY_INFO,
     ACTIVITY,
     SETUP,
-    ADD_APP,
-    ADD_PASSKEY,
-    ADD_PHONE,
-    ADD_EMAIL,
-    ADD_QUESTIONS,
-    ADD_PIN,
     HELPDESK,
     HELPDESK_USER,
     HELPDESK_AUDIT,
     HELPDESK_EXPORT,
 ];
+
+/// `path` when it is a page that needs a signed-in user (the server redirects anonymous visitors
+/// to [`SIGNIN`]).
+pub fn protected_page(path: &str) -> Option<&'static str> {
+    PROTECTED
+        .iter()
+        .chain(ADD_PAGES)
+        .find(|p| **p == path)
+        .copied()
+}
 
 /// The page that adds a method of `kind`.
 pub fn add_page(kind: &str) -> &'static str {
@@ -80,7 +84,7 @@ pub fn safe_next(next: &str) -> String {
     let plain = query
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b"-_.~%=&+".contains(&b));
-    match PROTECTED.iter().find(|p| **p == path) {
+    match protected_page(path) {
         Some(p) if plain && !query.is_empty() => format!("{p}?{query}"),
         Some(p) => p.to_string(),
         None => SECURITY_INFO.to_string(),

@@ -95,7 +95,7 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
     // gatekeeping for page loads
     if matches!(*req.method(), Method::GET | Method::HEAD) {
         let signed_in = ctx.session.is_some();
-        let protected = path == routes::HOME || routes::PROTECTED.contains(&path.as_str());
+        let protected = path == routes::HOME || routes::protected_page(&path).is_some();
         // the password is done, the second factor is not: only the second step is open
         if protected && !signed_in && ctx.pending.is_some() {
             return Redirect::to(routes::VERIFY).into_response();

@@ -44,16 +44,17 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
 /// A minimal page in the portal's style for answers given before the app runs.
 pub(crate) fn error_page(status: StatusCode, code: ErrorCode) -> Response {
     let t = converge_app::text::en();
-    let body = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{product}</title>\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <link rel=\"stylesheet\" href=\"/pkg/converge.css\"></head><body><main id=\"main\" class=\"auth-page\">\
-         <section class=\"card\"><h1>{product}</h1><div class=\"notice error\" role=\"alert\"><p>{msg}</p>\
-         <p class=\"code\">{prefix}: {code}</p></div></section></main></body></html>",
-        product = t.product,
-        msg = t.for_error(code),
-        prefix = t.error_code_prefix,
-        code = code.code(),
+    let body = plain_page(
+        t.product,
+        "",
+        &format!(
+            "<h1>{product}</h1><div class=\"notice error\" role=\"alert\"><p>{msg}</p>\
+             <p class=\"code\">{prefix}: {code}</p></div>",
+            product = t.product,
+            msg = t.for_error(code),
+            prefix = t.error_code_prefix,
+            code = code.code(),
+        ),
     );
     let mut res = (status, Html(body)).into_response();
     if status == StatusCode::SERVICE_UNAVAILABLE {
@@ -61,4 +62,15 @@ pub(crate) fn error_page(status: StatusCode, code: ErrorCode) -> Response {
             .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
     }
     res
+}
+
+/// A page outside the Leptos app (answered before it runs): the portal's stylesheet and one card
+/// holding `card` (trusted HTML); `head` adds to the head.
+pub(crate) fn plain_page(title: &str, head: &str, card: &str) -> String {
+    format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{head}\
+         <link rel=\"stylesheet\" href=\"/pkg/converge.css\"></head><body><main id=\"main\" class=\"auth-page\">\
+         <section class=\"card\">{card}</section></main></body></html>"
+    )
 }

@@ -179,21 +179,20 @@ pub async fn link_page(Path(token): Path<String>) -> Response {
         .filter(|c| c.is_ascii_hexdigit())
         .take(64)
         .collect();
-    let body = format!(
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · {product}</title>\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\">\
-         <link rel=\"stylesheet\" href=\"/pkg/converge.css\"></head><body><main id=\"main\" class=\"auth-page\">\
-         <section class=\"card\"><p class=\"brand\"><span class=\"brand-mark\" aria-hidden=\"true\"></span>{product}</p>\
-         <h1>{title}</h1><p>{intro}</p>\
-         <form method=\"post\" action=\"{path}/{token}\" data-testid=\"reset-link-continue\">\
-         <button type=\"submit\" class=\"button primary wide\">{button}</button></form>\
-         </section></main></body></html>",
-        product = t.product,
-        title = t.reset.link_title,
-        intro = t.reset.link_intro,
-        button = t.reset.link_button,
-        path = routes::RESET_LINK,
+    let body = super::limits::plain_page(
+        &format!("{} · {}", t.reset.link_title, t.product),
+        "<meta name=\"robots\" content=\"noindex\">",
+        &format!(
+            "<p class=\"brand\"><span class=\"brand-mark\" aria-hidden=\"true\"></span>{product}</p>\
+             <h1>{title}</h1><p>{intro}</p>\
+             <form method=\"post\" action=\"{path}/{token}\" data-testid=\"reset-link-continue\">\
+             <button type=\"submit\" class=\"button primary wide\">{button}</button></form>",
+            product = t.product,
+            title = t.reset.link_title,
+            intro = t.reset.link_intro,
+            button = t.reset.link_button,
+            path = routes::RESET_LINK,
+        ),
     );
     let mut res = axum::response::Html(body).into_response();
     res.headers_mut()

@@ -305,29 +305,27 @@ impl Notifier {
         number: &str,
         now: i64,
     ) -> Result<(), NotifyError> {
+        use crate::domain::flows::throttle::{self, Key};
         use crate::domain::policy::Bucket;
-        use crate::store::Settle;
-        let per_number = Bucket::rate(self.per_number_per_hour, 3600);
-        let per_account = Bucket::rate(self.per_account_per_hour, 3600);
-        let s = &self.store;
-        if s.take_attempt(SCOPE_SMS_NUMBER, number, &per_number, now)
-            .await?
-            .is_none()
-        {
-            return Err(NotifyError::RateLimited("this number"));
+        let keys = vec![
+            Key::shared(
+                SCOPE_SMS_NUMBER,
+                number,
+                Bucket::rate(self.per_number_per_hour, 3600),
+            ),
+            Key::shared(
+                SCOPE_SMS_ACCOUNT,
+                account,
+                Bucket::rate(self.per_account_per_hour, 3600),
+            ),
+        ];
+        match throttle::begin(&self.store, keys, now).await? {
+            Ok(attempt) => {
+                attempt.failed(&self.store).await?;
+            }
+            Err(0) => return Err(NotifyError::RateLimited("this number")),
+            Err(_) => return Err(NotifyError::RateLimited("this account")),
         }
-        if s.take_attempt(SCOPE_SMS_ACCOUNT, account, &per_account, now)
-            .await?
-            .is_none()
-        {
-            s.settle_attempt(SCOPE_SMS_NUMBER, number, &per_number, Settle::Undo)
-                .await?;
-            return Err(NotifyError::RateLimited("this account"));
-        }
-        s.settle_attempt(SCOPE_SMS_NUMBER, number, &per_number, Settle::Failed)
-            .await?;
-        s.settle_attempt(SCOPE_SMS_ACCOUNT, account, &per_account, Settle::Failed)
-            .await?;
         Ok(())
     }
 

@@ -666,6 +666,12 @@ impl Store {
         Ok(row.map(|r| r.try_get("id")).transpose()?)
     }
 
+    /// Records a fresh second factor for a session (and promotes it to fully signed in).
+    pub async fn session_mfa_done(&self, id_hash: &str, now: i64) -> Result<bool, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        super::sessions::mark_mfa_in(&mut conn, id_hash, now).await
+    }
+
     /// Ends every session of the user except `keep` (sign out everywhere else).
     pub async fn delete_other_sessions(
         &self,

@@ -203,6 +203,28 @@ impl TestApp {
         password: &str,
         cookie: Option<&str>,
     ) -> reqwest::Response {
+        self.sign_in_via(None, username, password, cookie).await
+    }
+
+    /// [`Self::sign_in`] from the address `from`, as a trusted proxy (X-Forwarded-For) reports it.
+    pub async fn sign_in_from(
+        &self,
+        from: &str,
+        username: &str,
+        password: &str,
+        cookie: Option<&str>,
+    ) -> reqwest::Response {
+        self.sign_in_via(Some(from), username, password, cookie)
+            .await
+    }
+
+    async fn sign_in_via(
+        &self,
+        forwarded_for: Option<&str>,
+        username: &str,
+        password: &str,
+        cookie: Option<&str>,
+    ) -> reqwest::Response {
         let mut req = self
             .http
             .post(format!("{}/api/sign_in", self.base))
@@ -213,6 +235,9 @@ impl TestApp {
             .form(&[("username", username), ("password", password)]);
         if let Some(c) = cookie {
             req = req.header("cookie", c);
+        }
+        if let Some(from) = forwarded_for {
+            req = req.header("x-forwarded-for", from);
         }
         req.send().await.expect("sign_in request")
     }

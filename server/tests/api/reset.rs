@@ -3,7 +3,7 @@
 
 use crate::helpers::*;
 use crate::security::{
-    actor, add_email, add_totp, code_sent_to, count_messages, post, refused, sec,
+    actor, add_email, add_phone, add_totp, code_sent_to, count_messages, post, refused, sec,
 };
 use converge::clock::Clock;
 use converge::directory::{Authentication, Directory};
@@ -1043,15 +1043,7 @@ async fn an_approved_call_proves_a_gate(db: Db) {
     let cookie = app.alice().await;
     let a = actor(&app, &cookie).await;
     let s = sec(&app);
-    let now = app.clock.now();
-    let p = s
-        .phone_start(&a, "mobile", "+31 6 1234 5678", "", false, now)
-        .await
-        .expect("phone");
-    let code = code_sent_to(&app, "+31612345678").await;
-    s.code_confirm(&a, &p.id, &code, now)
-        .await
-        .expect("phone ok");
+    add_phone(&app, &a).await;
     let r = reset(&app);
     app.clock.advance(1);
     let now = app.clock.now();

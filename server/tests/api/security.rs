@@ -233,6 +233,27 @@ pub(crate) async fn add_email(app: &TestApp, a: &Actor, address: &str) -> String
         .id
 }
 
+/// Alice's mobile number (+31 6 1234 5678), verified by its text message; returns the method id.
+pub(crate) async fn add_phone(app: &TestApp, a: &Actor) -> String {
+    let (s, now) = (sec(app), app.clock.now());
+    let p = s
+        .phone_start(a, "mobile", "+31 6 1234 5678", "", false, now)
+        .await
+        .expect("phone");
+    let code = code_sent_to(app, "+31612345678").await;
+    s.code_confirm(a, &p.id, &code, now)
+        .await
+        .expect("phone ok");
+    s.methods(&a.user.id)
+        .await
+        .expect("methods")
+        .into_iter()
+        .find(|m| m.kind.as_str() == "phone")
+        .expect("phone")
+        .row
+        .id
+}
+
 /// A TOTP device added through the domain; returns (method id, secret).
 pub(crate) async fn add_totp(app: &TestApp, a: &Actor, name: &str) -> (String, Vec<u8>) {
     let now = app.clock.now();
@@ -1252,17 +1273,7 @@ async fn a_voice_call_answered_on_the_phone_completes_the_step(db: Db) {
     let app = spawn_app_with(db, |s| s.sms.dev_page = true).await;
     let cookie = app.alice().await;
     let a = actor(&app, &cookie).await;
-    let s = sec(&app);
-    let now = app.clock.now();
-    let p = s
-        .phone_start(&a, "mobile", "+31 6 1234 5678", "", false, now)
-        .await
-        .expect("phone");
-    let code = code_sent_to(&app, "+31612345678").await;
-    s.code_confirm(&a, &p.id, &code, now)
-        .await
-        .expect("phone ok");
-    let phone = s.methods(&a.user.id).await.expect("m")[0].row.id.clone();
+    let phone = add_phone(&app, &a).await;
     let call_of = |app: &TestApp| {
         let pool = app.state.store.pool().clone();
         async move {

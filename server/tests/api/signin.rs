@@ -17,28 +17,6 @@ both_databases! {
     forwarded_for_only_from_trusted_proxies => forwarded_for_only_from_trusted_proxies;
 }
 
-/// A sign-in post as from `from` behind the test's trusted proxy (127.0.0.1), with cookies.
-async fn sign_in_from(
-    app: &TestApp,
-    from: &str,
-    username: &str,
-    password: &str,
-    cookie: Option<&str>,
-) -> reqwest::Response {
-    let mut req = app
-        .http
-        .post(format!("{}/api/sign_in", app.base))
-        .header("accept", "text/html")
-        .header("origin", PUBLIC_URL)
-        .header("sec-fetch-site", "same-origin")
-        .header("x-forwarded-for", from)
-        .form(&[("username", username), ("password", password)]);
-    if let Some(c) = cookie {
-        req = req.header("cookie", c);
-    }
-    req.send().await.expect("sign_in request")
-}
-
 fn device_cookie(res: &reqwest::Response) -> String {
     res.headers()
         .get_all("set-cookie")
@@ -96,11 +74,13 @@ async fn strangers_cannot_lock_out_the_users_device(db: Db) {
     })
     .await;
     let user_ip = "198.51.100.7";
-    let ok = sign_in_from(&app, user_ip, "alice", "correct-horse-alice", None).await;
+    let ok = app
+        .sign_in_from(user_ip, "alice", "correct-horse-alice", None)
+        .await;
     assert_eq!(location(&ok), "/setup");
     let device = device_cookie(&ok);
     // a stranger's burst: at most the free tries are evaluated, the rest refused at once
-    let burst = (0..50).map(|_| sign_in_from(&app, "203.0.113.9", "alice", "guess", None));
+    let burst = (0..50).map(|_| app.sign_in_from("203.0.113.9", "alice", "guess", None));
     let answers = futures::future::join_all(burst).await;
     assert!(answers
         .iter()
@@ -114,7 +94,9 @@ async fn strangers_cannot_lock_out_the_users_device(db: Db) {
     let first = evaluated(&signin_reasons(&app).await);
     assert!((1..=3).contains(&first), "burst evaluated {first}");
     // the user, from their own device, still signs in at once
-    let res = sign_in_from(&app, user_ip, "alice", "correct-horse-alice", Some(&device)).await;
+    let res = app
+        .sign_in_from(user_ip, "alice", "correct-horse-alice", Some(&device))
+        .await;
     assert_eq!(
         location(&res),
         "/setup",
@@ -137,23 +119,30 @@ async fn strangers_cannot_lock_out_the_users_device(db: Db) {
             "not locked before 10 ({failures})"
         );
         app.clock.advance(5);
-        sign_in_from(&app, "203.0.113.9", "alice", "guess", None).await;
+        app.sign_in_from("203.0.113.9", "alice", "guess", None)
+            .await;
         failures = evaluated(&signin_reasons(&app).await);
     }
     assert_eq!(failures, 10);
     assert!(find().await.locked_at.is_some(), "locked at the threshold");
     // locked for strangers, even with the right password; the user's device still comes in
     app.clock.advance(5);
-    let stranger = sign_in_from(&app, "203.0.113.10", "alice", "correct-horse-alice", None).await;
+    let stranger = app
+        .sign_in_from("203.0.113.10", "alice", "correct-horse-alice", None)
+        .await;
     assert_eq!(location(&stranger), "/signin?error=SIG-001&username=alice");
-    let res = sign_in_from(&app, user_ip, "alice", "correct-horse-alice", Some(&device)).await;
+    let res = app
+        .sign_in_from(user_ip, "alice", "correct-horse-alice", Some(&device))
+        .await;
     assert_eq!(
         location(&res),
         "/setup",
         "the known device signs in past the lock"
     );
     // the device cookie is bound to its account
-    let res = sign_in_from(&app, user_ip, "bob", "wrong", Some(&device)).await;
+    let res = app
+        .sign_in_from(user_ip, "bob", "wrong", Some(&device))
+        .await;
     assert_eq!(location(&res), "/signin?error=SIG-001&username=bob");
     // the owner heard about it once (not once per failure)
     let warned = app
@@ -181,7 +170,7 @@ async fn strangers_cannot_lock_out_the_users_device(db: Db) {
 async fn forwarded_for_only_from_trusted_proxies(db: Db) {
     // without trusted proxies a forged header changes nothing
     let app = spawn_app(db).await;
-    sign_in_from(&app, "203.0.113.5", "alice", "nope", None).await;
+    app.sign_in_from("203.0.113.5", "alice", "nope", None).await;
     let last = &app
         .state
         .store

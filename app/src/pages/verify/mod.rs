@@ -114,45 +114,44 @@ fn challenge(m: MethodView, (sent, call): (bool, bool), pin_mode: bool, next: St
     let s = text::en().sec;
     let heading = view! { <p class="current-method"><strong>{label(&m)}</strong></p> };
     let id = m.id.clone();
-    let code_form = |prompt: &'static str, pin: bool| {
+    // a code to type (`prompt`), or, after a call, none: approving the call on the phone
+    // proves the step
+    let code_form = |prompt: Option<&'static str>, pin: bool| {
         let action = ServerAction::<VerifyCode>::new();
         let (id, next) = (id.clone(), next.clone());
-        view! {
-            <ActionForm action>
-                <input type="hidden" name="method" value=id/>
-                <input type="hidden" name="next" value=next/>
+        let (pin_id, button, class, testid) = match prompt {
+            Some(_) => ("pin", s.verify, "button primary wide", None),
+            None => (
+                "pin-call",
+                s.voice_approved_button,
+                "button secondary wide",
+                Some("call-approved"),
+            ),
+        };
+        let code = match prompt {
+            Some(prompt) => view! {
                 <div class="field">
                     <label for="code">{prompt}</label>
                     <input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code"
                         pattern="[0-9 ]{6,9}" maxlength="9" required=true autofocus=true
                         data-testid=routes::testid::CODE_INPUT/>
                 </div>
-                {pin.then(|| view! {
-                    <div class="field">
-                        <label for="pin">{s.verify_pin_label}</label>
-                        <input id="pin" name="pin" type="password" inputmode="numeric" autocomplete="off" maxlength="16" required=true/>
-                    </div>
-                })}
-                <button type="submit" class="button primary wide">{s.verify}</button>
-            </ActionForm>
-        }
-    };
-    // after a call: approving it on the phone proves the step, nothing to type
-    let approved_form = |pin: bool| {
-        let action = ServerAction::<VerifyCode>::new();
-        let (id, next) = (id.clone(), next.clone());
+            }
+            .into_any(),
+            None => view! { <input type="hidden" name="code" value=""/> }.into_any(),
+        };
         view! {
             <ActionForm action>
                 <input type="hidden" name="method" value=id/>
                 <input type="hidden" name="next" value=next/>
-                <input type="hidden" name="code" value=""/>
+                {code}
                 {pin.then(|| view! {
                     <div class="field">
-                        <label for="pin-call">{s.verify_pin_label}</label>
-                        <input id="pin-call" name="pin" type="password" inputmode="numeric" autocomplete="off" maxlength="16" required=true/>
+                        <label for=pin_id>{s.verify_pin_label}</label>
+                        <input id=pin_id name="pin" type="password" inputmode="numeric" autocomplete="off" maxlength="16" required=true/>
                     </div>
                 })}
-                <button type="submit" class="button secondary wide" data-testid="call-approved">{s.voice_approved_button}</button>
+                <button type="submit" class=class data-testid=testid>{button}</button>
             </ActionForm>
         }
     };
@@ -169,7 +168,7 @@ fn challenge(m: MethodView, (sent, call): (bool, bool), pin_mode: bool, next: St
         }
     };
     match m.kind.as_str() {
-        "totp" => view! { {heading} {code_form(s.verify_totp, false)} }.into_any(),
+        "totp" => view! { {heading} {code_form(Some(s.verify_totp), false)} }.into_any(),
         "phone" => {
             let sends = view! {
                 {send_form("sms", s.verify_send_text, !sent)}
@@ -177,8 +176,8 @@ fn challenge(m: MethodView, (sent, call): (bool, bool), pin_mode: bool, next: St
             };
             if sent {
                 view! {
-                    {heading} {code_form(s.code_label, pin_mode)}
-                    {call.then(|| approved_form(pin_mode))}
+                    {heading} {code_form(Some(s.code_label), pin_mode)}
+                    {call.then(|| code_form(None, pin_mode))}
                     <div class="resend">{sends}</div>
                 }
                 .into_any()
@@ -188,7 +187,7 @@ fn challenge(m: MethodView, (sent, call): (bool, bool), pin_mode: bool, next: St
         }
         "email" => {
             if sent {
-                view! { {heading} {code_form(s.code_label, false)} {send_form("email", s.code_resend, false)} }.into_any()
+                view! { {heading} {code_form(Some(s.code_label), false)} {send_form("email", s.code_resend, false)} }.into_any()
             } else {
                 view! { {heading} {send_form("email", s.verify_send_email, true)} }.into_any()
             }

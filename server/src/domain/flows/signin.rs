@@ -336,6 +336,7 @@ pub async fn strangers_throttled(
         now,
     )
     .await
+    .map_err(DomainError::from)
 }
 
 /// What someone is guessing at (the `what` of the `guessing_attempts` mail).

@@ -14,9 +14,8 @@
 //! Because the attempt is counted before the work, a parallel burst is refused exactly where a
 //! sequential one would be, and at most `max_in_flight` attempts per bucket are evaluated at once.
 
-use crate::domain::error::DomainError;
 use crate::domain::policy::Bucket;
-use crate::store::{Settle, Store, Taken};
+use crate::store::{Settle, Store, StoreError, Taken};
 
 /// One bucket an attempt is counted in.
 #[derive(Debug, Clone)]
@@ -64,7 +63,7 @@ pub async fn begin(
     store: &Store,
     keys: Vec<Key>,
     now: i64,
-) -> Result<Result<Attempt, usize>, DomainError> {
+) -> Result<Result<Attempt, usize>, StoreError> {
     // a full bucket refuses on a read: a flood of refused attempts writes nothing (the atomic
     // take below still decides every attempt that the read would let through)
     for (i, k) in keys.iter().enumerate() {
@@ -93,12 +92,12 @@ pub async fn begin(
 }
 
 impl Attempt {
-    pub async fn failed(self, store: &Store) -> Result<Vec<Taken>, DomainError> {
+    pub async fn failed(self, store: &Store) -> Result<Vec<Taken>, StoreError> {
         self.settle(store, |_| Settle::Failed).await?;
         Ok(self.taken)
     }
 
-    pub async fn succeeded(self, store: &Store) -> Result<(), DomainError> {
+    pub async fn succeeded(self, store: &Store) -> Result<(), StoreError> {
         self.settle(store, |k| {
             if k.clear_on_success {
                 Settle::Clear
@@ -110,11 +109,11 @@ impl Attempt {
     }
 
     /// Not a guess after all (refused for another reason): nothing is counted.
-    pub async fn cancel(self, store: &Store) -> Result<(), DomainError> {
+    pub async fn cancel(self, store: &Store) -> Result<(), StoreError> {
         self.settle(store, |_| Settle::Undo).await
     }
 
-    async fn settle(&self, store: &Store, how: impl Fn(&Key) -> Settle) -> Result<(), DomainError> {
+    async fn settle(&self, store: &Store, how: impl Fn(&Key) -> Settle) -> Result<(), StoreError> {
         for k in &self.keys {
             store
                 .settle_attempt(k.scope, &k.subject, &k.bucket, how(k))
@@ -125,7 +124,7 @@ impl Attempt {
 }
 
 /// Would an attempt be refused now? For status displays (the helpdesk card, unlock offers).
-pub async fn refuses(store: &Store, key: &Key, now: i64) -> Result<bool, DomainError> {
+pub async fn refuses(store: &Store, key: &Key, now: i64) -> Result<bool, StoreError> {
     Ok(store
         .throttle(key.scope, &key.subject)
         .await?
@@ -134,15 +133,12 @@ pub async fn refuses(store: &Store, key: &Key, now: i64) -> Result<bool, DomainE
 
 /// Counts one use of a plain rate (messages per hour, reset requests): true when allowed. A
 /// refused use is not counted.
-pub async fn take_rate(store: &Store, key: &Key, now: i64) -> Result<bool, DomainError> {
-    let Some(_) = store
-        .take_attempt(key.scope, &key.subject, &key.bucket, now)
-        .await?
-    else {
-        return Ok(false);
-    };
-    store
-        .settle_attempt(key.scope, &key.subject, &key.bucket, Settle::Failed)
-        .await?;
-    Ok(true)
+pub async fn take_rate(store: &Store, key: &Key, now: i64) -> Result<bool, StoreError> {
+    match begin(store, vec![key.clone()], now).await? {
+        Ok(attempt) => {
+            attempt.failed(store).await?;
+            Ok(true)
+        }
+        Err(_) => Ok(false),
+    }
 }

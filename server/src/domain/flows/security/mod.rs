@@ -419,13 +419,9 @@ impl Security {
         self.ensure_default(&actor.user.id).await?;
         // proving the new method is a fresh second factor for this session (its id rotates
         // when a registered factor is proven: sign-in, step-up, TAP)
-        let mut conn = self
-            .store
-            .pool()
-            .acquire()
-            .await
-            .map_err(crate::store::StoreError::from)?;
-        crate::store::sessions::mark_mfa_in(&mut conn, &actor.session.id_hash, now).await?;
+        self.store
+            .session_mfa_done(&actor.session.id_hash, now)
+            .await?;
         Ok(())
     }
 
