@@ -37,6 +37,7 @@ pub struct Settings {
     pub ldap: LdapSettings,
     pub fraud: FraudSettings,
     pub helpdesk: HelpdeskSettings,
+    pub radius: crate::radius::config::RadiusSettings,
 }
 
 /// `[fraud]`: what a "This wasn't me" report or a fraud answer to a call does.
@@ -437,6 +438,7 @@ impl Default for Settings {
             ldap: LdapSettings::default(),
             fraud: FraudSettings::default(),
             helpdesk: HelpdeskSettings::default(),
+            radius: Default::default(),
         }
     }
 }
@@ -743,6 +745,8 @@ pub struct Configuration {
     pub sms: SmsSettings,
     /// `None` unless `[ldap] enabled = true`.
     pub ldap: Option<crate::directory::ldap::LdapConfig>,
+    /// `None` unless `[radius] enabled = true`.
+    pub radius: Option<crate::radius::config::RadiusConfig>,
 }
 
 impl Configuration {
@@ -938,6 +942,11 @@ impl Settings {
         } else {
             None
         };
+        let radius = if self.radius.enabled {
+            crate::radius::config::RadiusConfig::from_settings(&self.radius, &mut problems)
+        } else {
+            None
+        };
         // the portal's sign-in lock comes before the directory's own lockout
         let mut lockout_threshold = si.lockout_threshold;
         if let Some(l) = ldap.as_ref().filter(|l| l.directory_lockout_threshold > 0) {
@@ -1018,6 +1027,7 @@ impl Settings {
             outbox: self.outbox,
             sms: self.sms,
             ldap,
+            radius,
         })
     }
 }

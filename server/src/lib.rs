@@ -10,6 +10,7 @@ pub mod directory;
 pub mod domain;
 pub mod http;
 pub mod notify;
+pub mod radius;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -65,6 +65,11 @@ enum Command {
         #[arg(long)]
         list: bool,
     },
+    /// RADIUS: walk a real exchange against the running server.
+    Radius {
+        #[command(subcommand)]
+        action: RadiusAction,
+    },
     /// Inspect and retry queued messages.
     Outbox {
         #[command(subcommand)]
@@ -84,6 +89,22 @@ enum Command {
     BenchArgon2 {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
+    },
+}
+
+#[derive(Subcommand)]
+enum RadiusAction {
+    /// Sign USER in through the running RADIUS server as client NAME would (PAP, with
+    /// Message-Authenticator): prompts for the password, then for each challenge's answer
+    /// (read from standard input when it is not a terminal: one line each).
+    Test {
+        /// The `[[radius.clients]]` name whose secret to use.
+        #[arg(long)]
+        client: String,
+        user: String,
+        /// The server's address (default: radius.listen, 127.0.0.1 for a wildcard address).
+        #[arg(long)]
+        server: Option<std::net::SocketAddr>,
     },
 }
 
@@ -178,6 +199,38 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
                     println!("{line}");
                 }
             }
+            if let Some(r) = &state.config.radius {
+                println!(
+                    "radius: listening on {} (UDP), {} client(s), challenge {} s, hold {} s",
+                    r.listen,
+                    r.clients.len(),
+                    r.policy.challenge_seconds,
+                    r.policy.hold_seconds
+                );
+                for c in &r.clients {
+                    println!(
+                        "  client {}: {:?}, mode {:?}, groups {}, Message-Authenticator {}{}",
+                        c.policy.name,
+                        c.address,
+                        c.policy.mode,
+                        if c.policy.groups.is_empty() {
+                            "(everyone)".to_string()
+                        } else {
+                            c.policy.groups.join(", ")
+                        },
+                        if c.require_message_authenticator {
+                            "required"
+                        } else {
+                            "NOT required (BlastRADIUS: upgrade the gateway)"
+                        },
+                        if c.policy.allow_unregistered {
+                            ", users without security info pass on their password"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+            }
             println!("configuration OK");
         }
         Command::Import { csv, skip_invalid } => {
@@ -226,6 +279,14 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
             approve,
             list,
         } => sync_command(config, clock, (dry_run, full, approve, list)).await?,
+        Command::Radius {
+            action:
+                RadiusAction::Test {
+                    client,
+                    user,
+                    server,
+                },
+        } => radius_test(&config, &client, &user, server).await?,
         Command::Outbox { action } => {
             let state = build_state(config, clock.clone()).await?;
             match action {
@@ -586,4 +647,72 @@ fn read_password() -> anyhow::Result<Password> {
         line.trim_end_matches(['\r', '\n']).to_string()
     };
     Password::parse(text).map_err(|e| anyhow::anyhow!("password refused: {e}"))
+}
+
+/// `converge radius test`: a real exchange, as a gateway would run it.
+async fn radius_test(
+    config: &converge::config::Configuration,
+    client: &str,
+    user: &str,
+    server: Option<std::net::SocketAddr>,
+) -> anyhow::Result<()> {
+    use converge::radius::packet;
+    let Some(r) = &config.radius else {
+        bail!("[radius] is not enabled in this configuration");
+    };
+    let Some(c) = r.client_named(client) else {
+        bail!("no [[radius.clients]] named `{client}`");
+    };
+    let mut to = server.unwrap_or(r.listen);
+    if to.ip().is_unspecified() {
+        to.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let mut rc = converge::radius::client::RadiusClient::connect(to, &c.secret).await?;
+    let terminal = std::io::stdin().is_terminal();
+    let ask = |prompt: &str| -> anyhow::Result<String> {
+        if terminal {
+            Ok(rpassword::prompt_password(prompt)?)
+        } else {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            Ok(line.trim_end_matches(['\r', '\n']).to_string())
+        }
+    };
+    let mut answer = ask("Password: ")?;
+    let mut state: Option<Vec<u8>> = None;
+    let timeout = std::time::Duration::from_secs(r.policy.hold_seconds as u64 + 5);
+    loop {
+        let reply = rc
+            .access_request(user, &answer, state.as_deref(), timeout, 1)
+            .await?;
+        let message = reply.message.clone().unwrap_or_default();
+        match reply.code {
+            packet::ACCESS_CHALLENGE => {
+                println!("Access-Challenge: {message}");
+                state = reply.state.clone();
+                answer = ask("Answer: ")?;
+            }
+            packet::ACCESS_ACCEPT => {
+                println!("Access-Accept");
+                for (k, v) in &reply.attrs {
+                    match *k {
+                        packet::attr::CLASS => println!("  Class = {}", String::from_utf8_lossy(v)),
+                        packet::attr::FILTER_ID => {
+                            println!("  Filter-Id = {}", String::from_utf8_lossy(v))
+                        }
+                        packet::attr::SESSION_TIMEOUT if v.len() == 4 => println!(
+                            "  Session-Timeout = {}",
+                            u32::from_be_bytes([v[0], v[1], v[2], v[3]])
+                        ),
+                        _ => {}
+                    }
+                }
+                return Ok(());
+            }
+            _ => {
+                println!("Access-Reject: {message}");
+                std::process::exit(1);
+            }
+        }
+    }
 }

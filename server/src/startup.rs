@@ -25,6 +25,8 @@ pub struct Application {
     router: axum::Router,
     state: AppState,
     worker: Worker,
+    /// The RADIUS listener, when `[radius] enabled = true`.
+    radius: Option<crate::radius::server::RadiusServer>,
 }
 
 /// The services the server is made of, without HTTP (also used by the CLI).
@@ -112,7 +114,20 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
         directory: directory.clone(),
         policy: config.policy.helpdesk.clone(),
     });
+    let gateway = Arc::new(crate::domain::flows::gateway::Gateway {
+        security: security.clone(),
+        directory: directory.clone(),
+        session: config.policy.session.clone(),
+        policy: config.radius.as_ref().map(|r| r.policy.clone()).unwrap_or(
+            crate::domain::policy::GatewayPolicy {
+                challenge_seconds: 300,
+                hold_seconds: 25,
+            },
+        ),
+        clock: clock.clone(),
+    });
     Ok(AppState {
+        gateway,
         config: Arc::new(config),
         store,
         directory,
@@ -212,16 +227,43 @@ impl Application {
             .with_context(|| format!("binding {bind}"))?;
         let router = http::router(state.clone());
         let worker = outbox_worker(&state)?;
+        let radius = match &state.config.radius {
+            Some(r) => {
+                let server = crate::radius::server::RadiusServer::bind(
+                    r.clone(),
+                    state.gateway.clone(),
+                    state.metrics.clone(),
+                    state.notifier.link(converge_app::routes::SECURITY_INFO),
+                )
+                .await
+                .with_context(|| format!("binding radius.listen {}", r.listen))?;
+                tracing::info!(
+                    listen = %server.local_addr()?, clients = r.clients.len(),
+                    "RADIUS server listening"
+                );
+                Some(server)
+            }
+            None => None,
+        };
         Ok(Application {
             listener,
             router,
             state,
             worker,
+            radius,
         })
     }
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The RADIUS listener's port (None unless `[radius]` is enabled).
+    pub fn radius_port(&self) -> Option<u16> {
+        self.radius
+            .as_ref()
+            .and_then(|r| r.local_addr().ok())
+            .map(|a| a.port())
     }
 
     pub fn state(&self) -> &AppState {
@@ -234,6 +276,7 @@ impl Application {
         let sweeper = tokio::spawn(sweep_sessions(self.state.clone()));
         let worker = tokio::spawn(self.worker.run());
         let sync = tokio::spawn(scheduled_sync(self.state.clone()));
+        let radius = self.radius.map(|r| tokio::spawn(r.run()));
         let result = axum::serve(
             self.listener,
             self.router
@@ -244,6 +287,9 @@ impl Application {
         sweeper.abort();
         worker.abort();
         sync.abort();
+        if let Some(r) = radius {
+            r.abort();
+        }
         store.close().await;
         tracing::info!("stopped");
         result

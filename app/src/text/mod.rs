@@ -12,9 +12,11 @@ macro_rules! strings {
 }
 
 mod helpdesk;
+mod radius;
 mod reset;
 mod security;
 pub use helpdesk::HelpdeskTexts;
+pub use radius::RadiusTexts;
 pub use reset::ResetTexts;
 pub use security::SecurityTexts;
 
@@ -28,6 +30,8 @@ pub struct Texts {
     pub reset: &'static ResetTexts,
     /// The helpdesk console, approval prompts, Temporary Access Passes.
     pub helpdesk: &'static HelpdeskTexts,
+    /// What RADIUS gateways show (Reply-Message).
+    pub radius: &'static RadiusTexts,
     /// Message per error code (see `api::ErrorCode`), in `ErrorCode::ALL` order.
     pub errors: &'static [(&'static str, &'static str)],
     pub tagline: &'static str,
@@ -115,6 +119,7 @@ pub const EN: Texts = Texts {
     sec: &security::EN,
     reset: &reset::EN,
     helpdesk: &helpdesk::EN,
+    radius: &radius::EN,
     errors: &[
         ("MFA-001", "That code is not right. Check it and try again."),
         ("MFA-002", "That code has expired or was already used. Ask for a new one."),
@@ -309,6 +314,7 @@ impl Texts {
             "user_updated" => self.event_user_updated,
             "fraud_reported" => self.event_fraud_reported,
             "account_unblocked" => self.event_account_unblocked,
+            "gateway_signin" => self.radius.event_gateway_signin,
             other => self
                 .sec
                 .for_event(other)

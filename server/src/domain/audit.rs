@@ -27,6 +27,8 @@ pub mod event {
     /// A directory sync would have disabled more users than the threshold and waits.
     pub const SYNC_HELD: &str = "directory_sync_held";
     pub const SYNC_APPROVED: &str = "directory_sync_approved";
+    /// A gateway (RADIUS client) asked for a sign-in: client, method, result and reason.
+    pub const GATEWAY_SIGNIN: &str = "gateway_signin";
 }
 
 /// One line of the audit log. `reason` is internal (never shown to the person signing in).

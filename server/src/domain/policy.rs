@@ -316,3 +316,52 @@ impl RegistrationPolicy {
         self.allowed.contains(&kind)
     }
 }
+
+/// How a gateway (a RADIUS client) asks for the second factor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GatewayMode {
+    /// The password, then an Access-Challenge for the code (or a method choice).
+    Challenge,
+    /// The password immediately followed by the 6-digit app code, in one request.
+    Concat,
+}
+
+impl GatewayMode {
+    pub fn parse(s: &str) -> Option<GatewayMode> {
+        match s {
+            "challenge" => Some(GatewayMode::Challenge),
+            "concat" => Some(GatewayMode::Concat),
+            _ => None,
+        }
+    }
+}
+
+/// What one gateway may do (`[[radius.clients]]`, without its address and secret).
+#[derive(Debug, Clone)]
+pub struct GatewayClientPolicy {
+    pub name: String,
+    pub mode: GatewayMode,
+    /// Who may sign in through it (empty: every user).
+    pub groups: Vec<String>,
+    /// Users without any method pass on their password alone (audited per use). Off by default.
+    pub allow_unregistered: bool,
+}
+
+impl GatewayClientPolicy {
+    pub fn admits(&self, groups: &[String]) -> bool {
+        self.groups.is_empty()
+            || self
+                .groups
+                .iter()
+                .any(|g| groups.iter().any(|u| u.eq_ignore_ascii_case(g)))
+    }
+}
+
+/// Timing of gateway sign-ins (`[radius]`).
+#[derive(Debug, Clone)]
+pub struct GatewayPolicy {
+    /// A challenge's State is good this long.
+    pub challenge_seconds: i64,
+    /// An on/off method (a call) is waited for this long before the request is answered.
+    pub hold_seconds: i64,
+}

@@ -28,6 +28,8 @@ pub struct Metrics {
     sum_micros: AtomicU64,
     signin: [AtomicU64; 3],
     refused: [AtomicU64; REFUSALS.len()],
+    /// The RADIUS front door's counters (rendered here too).
+    pub radius: crate::radius::metrics::RadiusMetrics,
 }
 
 /// Requests refused by the limits before any work (`http::limits`).
@@ -110,6 +112,7 @@ impl Metrics {
                 self.refused[i].load(Relaxed)
             );
         }
+        self.radius.render(&mut out);
         out
     }
 }

@@ -50,6 +50,8 @@ pub struct AppState {
     pub reset: Arc<crate::domain::flows::reset::Reset>,
     /// The helpdesk console: caller verification and actions.
     pub helpdesk: Arc<crate::domain::flows::helpdesk::Helpdesk>,
+    /// Sign-in for gateways (RADIUS): the same checks behind another door.
+    pub gateway: Arc<crate::domain::flows::gateway::Gateway>,
 }
 
 impl AppState {

@@ -410,7 +410,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE user_id = $1 AND event IN ('signin', 'second_factor') \
+            "SELECT {AUDIT_COLUMNS} FROM audit_events WHERE user_id = $1 AND event IN ('signin', 'second_factor', 'gateway_signin') \
              ORDER BY at DESC, id DESC LIMIT $2"
         ))
         .bind(user_id)

@@ -337,6 +337,7 @@ impl Store {
             // helpdesk: passes that no longer work (and a sealed copy never shown), old checks
             "DELETE FROM temporary_passes WHERE expires_at <= $1 OR uses_left <= 0",
             "DELETE FROM helpdesk_verifications WHERE expires_at <= $1 - 86400",
+            "DELETE FROM gateway_challenges WHERE expires_at <= $1",
         ] {
             n += sqlx::query(sql)
                 .bind(now)

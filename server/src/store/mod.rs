@@ -4,6 +4,7 @@
 //! audit — so instances behind a load balancer agree without sticky sessions.
 
 pub mod audit;
+pub mod gateway;
 pub mod helpdesk;
 pub mod methods;
 pub mod outbox;

@@ -95,6 +95,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub state: AppState,
+    /// The RADIUS listener's port, when the test enabled `[radius]`.
+    pub radius: Option<u16>,
 }
 
 pub async fn spawn_app(db: Db) -> TestApp {
@@ -103,7 +105,15 @@ pub async fn spawn_app(db: Db) -> TestApp {
 
 pub async fn spawn_app_with(db: Db, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let url = fresh_database(db).await;
-    let mut s = settings(&url);
+    let app = spawn_app_on(&url, tweak).await;
+    app.add_user("alice", "Alice Andersen", "correct-horse-alice", true)
+        .await;
+    app
+}
+
+/// Another instance on an existing database (no users added).
+pub async fn spawn_app_on(url: &str, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut s = settings(url);
     tweak(&mut s);
     let config: Configuration = s.validate().expect("valid test configuration");
     let clock = Arc::new(ManualClock::new(T0));
@@ -111,6 +121,7 @@ pub async fn spawn_app_with(db: Db, tweak: impl FnOnce(&mut Settings)) -> TestAp
         .await
         .expect("build app");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let radius = app.radius_port();
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder()
@@ -119,15 +130,13 @@ pub async fn spawn_app_with(db: Db, tweak: impl FnOnce(&mut Settings)) -> TestAp
         .timeout(std::time::Duration::from_secs(60))
         .build()
         .expect("client");
-    let app = TestApp {
+    TestApp {
         base,
         http,
         clock,
         state,
-    };
-    app.add_user("alice", "Alice Andersen", "correct-horse-alice", true)
-        .await;
-    app
+        radius,
+    }
 }
 
 /// The session cookie (`name=value`) set by a response, if any.

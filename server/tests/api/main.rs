@@ -12,6 +12,7 @@ mod http;
 mod import;
 mod ldap;
 mod messaging;
+mod radius;
 mod reset;
 mod security;
 mod signin;

@@ -2,6 +2,7 @@
 //! a future management API or RADIUS front end).
 
 pub mod fraud;
+pub mod gateway;
 pub mod helpdesk;
 pub mod reset;
 pub mod security;

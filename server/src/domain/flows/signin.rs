@@ -132,37 +132,115 @@ pub mod device {
     }
 }
 
+/// The password step alone, as every front door (the portal, RADIUS) runs it: counted before
+/// any work, one directory verification, lockout for strangers, the owner warned. A rejection is
+/// audited here; an acceptance hands the caller the audit line to complete.
+pub enum PasswordCheck {
+    Accepted {
+        user: Box<User>,
+        /// The nonce of this account's valid device cookie, when the client sent one.
+        device: Option<String>,
+        audit: Box<AuditEntry>,
+    },
+    Rejected(RejectReason),
+}
+
 pub async fn sign_in(
     deps: &SigninDeps<'_>,
     input: SigninInput,
     now: i64,
 ) -> Result<SigninOutcome, DomainError> {
+    let (user, device, mut audit) =
+        match check_password(deps, &input.username, input.password, &input.client, now).await? {
+            PasswordCheck::Accepted {
+                user,
+                device,
+                audit,
+            } => (*user, device, *audit),
+            PasswordCheck::Rejected(r) => return Ok(SigninOutcome::Rejected(r)),
+        };
+    let SigninDeps {
+        store,
+        sealer,
+        session: session_policy,
+        ..
+    } = deps;
+    // users with a sign-in capable method must prove it next
+    let needs_mfa =
+        store.active_methods(&user.id).await?.iter().any(|m| {
+            crate::domain::policy::MethodKind::parse(&m.kind).is_some_and(|k| k.signs_in())
+        });
+    // rotation, the new session and its audit line commit together
+    let mut tx = store.begin().await?;
+    if let Some(previous) = input.previous_token.as_deref() {
+        crate::store::sessions::delete_session_in(&mut tx, &session::hash_token(previous)).await?;
+    }
+    let token = session::create_in(
+        &mut tx,
+        &user,
+        &input.client,
+        session_policy,
+        needs_mfa,
+        now,
+    )
+    .await?;
+    if needs_mfa {
+        let past_lock = audit.reason.take();
+        audit.reason = Some(match past_lock {
+            Some(r) => format!("password accepted; second factor pending; {r}"),
+            None => "password accepted; second factor pending".into(),
+        });
+    }
+    append_audit_in(&mut tx, &audit).await?;
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    let device = match device {
+        Some(_) => input
+            .client
+            .device
+            .clone()
+            .unwrap_or_else(|| device::issue(sealer, &user.username)),
+        None => device::issue(sealer, &user.username),
+    };
+    Ok(SigninOutcome::SignedIn {
+        user: Box::new(user),
+        token,
+        needs_mfa,
+        device,
+    })
+}
+
+pub async fn check_password(
+    deps: &SigninDeps<'_>,
+    username: &str,
+    password: String,
+    client: &Client,
+    now: i64,
+) -> Result<PasswordCheck, DomainError> {
     let SigninDeps {
         store,
         notifier,
         directory,
         sealer,
         signin: policy,
-        session: session_policy,
+        ..
     } = deps;
-    let submitted = input.username.trim().to_lowercase();
+    let submitted = username.trim().to_lowercase();
     let mut audit = AuditEntry::new(event::SIGNIN, false, now);
     audit.username = Some(submitted.chars().take(256).collect());
-    audit.client_ip = Some(input.client.ip.clone());
-    audit.user_agent = Some(input.client.user_agent.clone());
+    audit.client_ip = Some(client.ip.clone());
+    audit.user_agent = Some(client.user_agent.clone());
 
-    let (Ok(username), Ok(password)) =
-        (Username::parse(&submitted), Password::parse(input.password))
+    let (Ok(username), Ok(password)) = (Username::parse(&submitted), Password::parse(password))
     else {
         audit.reason = Some(RejectReason::Malformed.as_str().into());
         store.append_audit(&audit).await?;
-        return Ok(SigninOutcome::Rejected(RejectReason::Malformed));
+        return Ok(PasswordCheck::Rejected(RejectReason::Malformed));
     };
 
     // 1. count the attempt before any work: the account's bucket (this device's own, when the
     //    browser holds this account's device cookie and the device has not itself failed
     //    `lockout_threshold` times in a row) and the client address's
-    let mut device = device::known(sealer, username.as_str(), input.client.device.as_deref());
+    let mut device = device::known(sealer, username.as_str(), client.device.as_deref());
     if let Some(nonce) = &device {
         let spent = store.throttle(SCOPE_DEVICE, nonce).await?;
         if spent.is_some_and(|t| t.consecutive >= i64::from(policy.lockout_threshold)) {
@@ -175,7 +253,7 @@ pub async fn sign_in(
     };
     let keys = vec![
         account_key,
-        Key::shared(SCOPE_CLIENT, &input.client.ip, policy.client_bucket()),
+        Key::shared(SCOPE_CLIENT, &client.ip, policy.client_bucket()),
     ];
     let attempt = match throttle::begin(store, keys, now).await? {
         Ok(a) => a,
@@ -190,7 +268,7 @@ pub async fn sign_in(
             let subject = if which == 0 {
                 username.as_str()
             } else {
-                input.client.ip.as_str()
+                client.ip.as_str()
             };
             let once = Key::shared(
                 SCOPE_REFUSAL_AUDIT,
@@ -201,7 +279,7 @@ pub async fn sign_in(
                 audit.reason = Some(reason.as_str().into());
                 store.append_audit(&audit).await?;
             }
-            return Ok(SigninOutcome::Rejected(reason));
+            return Ok(PasswordCheck::Rejected(reason));
         }
     };
 
@@ -229,54 +307,14 @@ pub async fn sign_in(
     match (verdict, auth.user) {
         (Ok(()), Some(user)) => {
             attempt.succeeded(store).await?;
-            // users with a sign-in capable method must prove it next
-            let needs_mfa = store.active_methods(&user.id).await?.iter().any(|m| {
-                crate::domain::policy::MethodKind::parse(&m.kind).is_some_and(|k| k.signs_in())
-            });
-            // rotation, the new session and its audit line commit together
-            let mut tx = store.begin().await?;
-            if let Some(previous) = input.previous_token.as_deref() {
-                crate::store::sessions::delete_session_in(&mut tx, &session::hash_token(previous))
-                    .await?;
-            }
-            let token = session::create_in(
-                &mut tx,
-                &user,
-                &input.client,
-                session_policy,
-                needs_mfa,
-                now,
-            )
-            .await?;
             audit.success = true;
-            if needs_mfa {
-                audit.reason = Some("password accepted; second factor pending".into());
-            }
             if device.is_some() && user.locked_at.is_some() {
-                audit.reason = Some(format!(
-                    "{}known device past the lock for strangers",
-                    audit
-                        .reason
-                        .as_deref()
-                        .map(|r| format!("{r}; "))
-                        .unwrap_or_default()
-                ));
+                audit.reason = Some("known device past the lock for strangers".into());
             }
-            append_audit_in(&mut tx, &audit).await?;
-            tx.commit().await.map_err(crate::store::StoreError::from)?;
-            let device = match device {
-                Some(_) => input
-                    .client
-                    .device
-                    .clone()
-                    .unwrap_or_else(|| device::issue(sealer, &user.username)),
-                None => device::issue(sealer, &user.username),
-            };
-            Ok(SigninOutcome::SignedIn {
+            Ok(PasswordCheck::Accepted {
                 user: Box::new(user),
-                token,
-                needs_mfa,
                 device,
+                audit: Box::new(audit),
             })
         }
         (verdict, user) => {
@@ -295,15 +333,7 @@ pub async fn sign_in(
                     && account.consecutive >= policy.lockout_threshold
                     && user.locked_at.is_none()
                 {
-                    lock_account(
-                        store,
-                        notifier,
-                        &user,
-                        account.consecutive,
-                        &input.client,
-                        now,
-                    )
-                    .await?;
+                    lock_account(store, notifier, &user, account.consecutive, client, now).await?;
                 } else if account.failures == policy.free_attempts.max(1) {
                     warn_owner(
                         store,
@@ -311,13 +341,13 @@ pub async fn sign_in(
                         policy,
                         &user,
                         Guessed::Password,
-                        &input.client,
+                        client,
                         now,
                     )
                     .await?;
                 }
             }
-            Ok(SigninOutcome::Rejected(reason))
+            Ok(PasswordCheck::Rejected(reason))
         }
     }
 }
