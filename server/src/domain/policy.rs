@@ -349,12 +349,22 @@ pub struct GatewayClientPolicy {
 
 impl GatewayClientPolicy {
     pub fn admits(&self, groups: &[String]) -> bool {
-        self.groups.is_empty()
-            || self
-                .groups
-                .iter()
-                .any(|g| groups.iter().any(|u| u.eq_ignore_ascii_case(g)))
+        self.groups.is_empty() || self.groups.iter().any(|g| in_group(groups, g))
     }
+}
+
+/// Is a user with `groups` (directory DNs, or plain names for local users) in `wanted`? A
+/// configured name matches the whole DN or its first value (`vpn-users` matches
+/// `cn=vpn-users,ou=groups,dc=example,dc=org`), ignoring case.
+pub fn in_group(groups: &[String], wanted: &str) -> bool {
+    let wanted = wanted.trim();
+    groups.iter().any(|g| {
+        g.eq_ignore_ascii_case(wanted)
+            || g.split(',')
+                .next()
+                .and_then(|rdn| rdn.split_once('='))
+                .is_some_and(|(_, v)| v.trim().eq_ignore_ascii_case(wanted))
+    })
 }
 
 /// Timing of gateway sign-ins (`[radius]`).

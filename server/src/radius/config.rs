@@ -112,7 +112,7 @@ impl RadiusClient {
     pub fn reply_for(&self, groups: &[String]) -> Option<&GroupReply> {
         self.replies
             .iter()
-            .find(|r| groups.iter().any(|g| g.eq_ignore_ascii_case(&r.group)))
+            .find(|r| crate::domain::policy::in_group(groups, &r.group))
     }
 }
 

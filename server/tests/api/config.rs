@@ -200,3 +200,58 @@ fn secret_key_is_created_once_with_mode_0600() {
     std::fs::write(&path, "zz").expect("corrupt");
     assert!(load_or_create_secret_key(&path).is_err());
 }
+
+#[test]
+fn radius_clients_from_the_environment_and_refused_secrets() {
+    let secret = temp_file("a-secret-from-a-file-0123\n");
+    let list = format!(
+        "[{{ name = \"vpn\", address = \"10.0.0.0/24\", secret_file = \"{}\", groups = [\"vpn-users\"] }}, \
+          {{ name = \"old\", address = \"192.0.2.7\", secret = \"old-gear-secret-123\", mode = \"concat\", require_message_authenticator = false }}]",
+        secret.display()
+    );
+    let c = Settings::load_from(
+        None,
+        &env(&[
+            ("CONVERGE__RADIUS__ENABLED", "true"),
+            ("CONVERGE__RADIUS__CLIENTS", &list),
+        ]),
+    )
+    .expect("load")
+    .validate()
+    .expect("valid");
+    let r = c.radius.expect("radius on");
+    assert_eq!(r.listen.to_string(), "127.0.0.1:1812");
+    assert_eq!(r.policy.challenge_seconds, 300);
+    let vpn = r.client_for("10.0.0.9".parse().expect("ip")).expect("vpn");
+    assert_eq!(vpn.secret, b"a-secret-from-a-file-0123");
+    assert_eq!(vpn.policy.groups, vec!["vpn-users".to_string()]);
+    let old = r.client_named("old").expect("old");
+    assert!(!old.require_message_authenticator);
+    assert!(r.client_for("10.0.1.1".parse().expect("ip")).is_none());
+    assert!(
+        !format!("{old:?}").contains("old-gear"),
+        "secrets never print"
+    );
+
+    // short secrets, bad addresses, unknown modes, no clients: refused at start, by name
+    for (list, expect) in [
+        ("[{ name = \"a\", address = \"10.0.0.1\", secret = \"short\" }]", "at least 16 characters"),
+        ("[{ name = \"a\", address = \"10.0.0.300\", secret = \"long-enough-secret-1\" }]", "not an address"),
+        ("[{ name = \"a\", address = \"10.0.0.1\", secret = \"long-enough-secret-1\", mode = \"push\" }]", "challenge or concat"),
+        ("[{ name = \"a\", address = \"10.0.0.1\" }]", "exactly one of secret, secret_file"),
+        ("[]", "at least one [[radius.clients]]"),
+    ] {
+        let err = Settings::load_from(
+            None,
+            &env(&[
+                ("CONVERGE__RADIUS__ENABLED", "true"),
+                ("CONVERGE__RADIUS__CLIENTS", list),
+            ]),
+        )
+        .expect("load")
+        .validate()
+        .expect_err("refused")
+        .to_string();
+        assert!(err.contains(expect), "{list}: {err}");
+    }
+}

@@ -1065,3 +1065,39 @@ fn configuration_is_checked() {
         "the bind password never prints"
     );
 }
+
+/// A directory user signs in through RADIUS (password checked by a bind, groups from the
+/// directory, reply attributes by group); with the directory gone the gateway is told so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn radius_directory_user_and_directory_down() {
+    let (app, mut slapd) = ldap_app(Db::Sqlite, |s| {
+        crate::radius::with_radius(s);
+        let vpn = &mut s.radius.clients[0];
+        vpn.allow_unregistered = true;
+        vpn.groups = vec!["mfa-users".into()];
+        vpn.replies =
+            toml::from_str::<toml::Table>("r = [{ group = \"mfa-users\", class = \"staff\" }]")
+                .expect("toml")["r"]
+                .clone()
+                .try_into()
+                .expect("replies");
+    })
+    .await;
+    sync(&app, false, false).await.expect("sync");
+    let mut r = crate::radius::Pyrad::start(crate::radius::port(&app), "127.0.0.1");
+    let ok = r.auth("lena", "quiet harbour lantern nine", None);
+    assert_eq!(
+        (ok["code"].clone(), ok["class"].clone()),
+        (serde_json::json!(2), serde_json::json!("staff")),
+        "{ok}"
+    );
+    let wrong = r.auth("lena", "wrong-password", None);
+    assert_eq!(wrong["code"], 3);
+    slapd.stop();
+    let down = r.auth("lena", "quiet harbour lantern nine", None);
+    assert_eq!(down["code"], 3, "fail closed");
+    assert_eq!(
+        down["message"],
+        converge_app::text::en().radius.directory_down
+    );
+}
