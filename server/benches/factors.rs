@@ -10,6 +10,10 @@
 //!      written to the local directory, sessions ended, mail queued), against the argon2 bound
 //!      for the two hashes a reset needs (the history check and the new hash), plus the p99 of
 //!      the steps that do not hash.
+//!   4. RADIUS: complete PAP + app-code challenge logins/s over UDP (password, Access-Challenge,
+//!      code, Access-Accept) against the argon2 bound of the same run, the p99 of the challenge
+//!      answer; then the same while a flood of unknown-client and malformed packets arrives,
+//!      and how many of those the server dropped per second.
 
 #![allow(clippy::field_reassign_with_default)]
 
@@ -28,6 +32,12 @@ use webauthn_authenticator_rs::WebauthnAuthenticator;
 const USERS: usize = 400;
 const CONCURRENCY: usize = 32;
 const PUBLIC_URL: &str = "http://localhost:3000";
+const RADIUS_SECRET: &str = "bench-radius-secret-0123456789";
+const RADIUS_PASSWORD: &str = "a radius bench password";
+/// Junk packets per second during the flood (the target: dropped at ≥ 20,000/s).
+const FLOOD_PER_SECOND: usize = 25_000;
+/// Session cookie, app method id, app secret, actor.
+type Person = (String, String, Vec<u8>, Actor);
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
@@ -47,12 +57,20 @@ async fn main() {
     }
     s.signin.client_free_attempts = 1_000_000;
     s.reset.requests_per_client = 1_000_000;
+    s.signin.client_max_in_flight = 1_000;
+    s.radius.enabled = true;
+    s.radius.listen = "127.0.0.1:0".into();
+    s.radius.clients = vec![toml::from_str(&format!(
+        "name = \"bench\"\naddress = \"127.0.0.1\"\nsecret = \"{RADIUS_SECRET}\""
+    ))
+    .expect("client")];
     let config = s.validate().expect("configuration");
     let clock = Arc::new(ManualClock::new(2_000_000_010));
     let app = Application::build(config, clock.clone())
         .await
         .expect("app");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let radius_port = app.radius_port().expect("radius");
     let state = app.state().clone();
     tokio::spawn(app.run_until_stopped());
 
@@ -337,5 +355,145 @@ async fn main() {
         100.0 * per_second / (raw / 2.0),
         p99.as_secs_f64() * 1000.0
     );
+    // 4. RADIUS: PAP + challenge with the app code, the whole exchange per login (everyone's
+    // password set anew: the resets above reached only some users)
+    let phc = state
+        .hasher
+        .hash(&Password::parse(RADIUS_PASSWORD.into()).expect("pw"))
+        .await
+        .expect("hash");
+    for (_, _, _, actor) in people.iter() {
+        state
+            .store
+            .set_password_hash(&actor.user.id, &phc, clock.now())
+            .await
+            .expect("hash");
+    }
+    let to: std::net::SocketAddr = format!("127.0.0.1:{radius_port}").parse().expect("addr");
+    let (calm, calm_p99) = radius_logins(&state, &clock, &people, to, seconds / 2.0).await;
+    eprintln!(
+        "radius without a flood: {calm:.1}/s, answer p99 {:.2} ms",
+        calm_p99 * 1000.0
+    );
+    // the same with a flood of junk: unknown clients (another loopback address) and malformed
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let before = junk_dropped(&state);
+    let mut flooders = Vec::new();
+    for (from, junk) in [
+        ("127.0.0.9:0", vec![1u8; 64]),
+        ("127.0.0.1:0", vec![1u8, 0, 0, 19]),
+    ] {
+        let stop = stop.clone();
+        flooders.push(tokio::spawn(async move {
+            // paced: FLOOD_PER_SECOND / 2 from each, in bursts every 10 ms
+            let sock = tokio::net::UdpSocket::bind(from).await.expect("bind");
+            let mut tick = tokio::time::interval(Duration::from_millis(10));
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                tick.tick().await;
+                for _ in 0..FLOOD_PER_SECOND / 2 / 100 {
+                    if sock.send_to(&junk, to).await.is_ok() {
+                        sent += 1;
+                    }
+                }
+            }
+            sent
+        }));
+    }
+    let flood_started = Instant::now();
+    let (flooded, flooded_p99) = radius_logins(&state, &clock, &people, to, seconds / 2.0).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let flood_seconds = flood_started.elapsed().as_secs_f64();
+    let mut sent = 0;
+    for f in flooders {
+        sent += f.await.expect("flooder");
+    }
+    let dropped = junk_dropped(&state) - before;
+    let raw = state.hasher.bench_raw(3.0);
+    println!(
+        "radius_per_second={calm:.1} radius_bound={raw:.1} radius_ratio={:.0} radius_answer_p99_ms={:.2} \
+         radius_flooded_per_second={flooded:.1} radius_flooded_answer_p99_ms={:.2} \
+         radius_junk_sent_per_second={:.0} radius_dropped_per_second={:.0}",
+        100.0 * calm / raw,
+        calm_p99 * 1000.0,
+        flooded_p99 * 1000.0,
+        sent as f64 / flood_seconds,
+        dropped as f64 / flood_seconds,
+    );
     let _ = std::fs::remove_dir_all(dir);
+}
+
+fn junk_dropped(state: &converge::http::AppState) -> u64 {
+    use converge::radius::metrics::Drop;
+    let m = &state.metrics.radius;
+    m.dropped(Drop::UnknownClient) + m.dropped(Drop::Malformed)
+}
+
+/// Complete RADIUS logins (password → challenge → app code → accept) by every user in turn,
+/// two per core at a time, for `seconds`: logins/s and the p99 of the challenge answer.
+async fn radius_logins(
+    state: &converge::http::AppState,
+    clock: &Arc<ManualClock>,
+    people: &Arc<Vec<Person>>,
+    to: std::net::SocketAddr,
+    seconds: f64,
+) -> (f64, f64) {
+    use converge::radius::packet;
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    // a fresh time step: every user's code is unused
+    clock.advance(30);
+    let now = clock.now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..cores * 4 {
+        let (people, next) = (people.clone(), next.clone());
+        let policy = state.security.policy.totp.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut rc =
+                converge::radius::client::RadiusClient::connect(to, RADIUS_SECRET.as_bytes())
+                    .await
+                    .expect("client");
+            let (mut done, mut answers) = (0usize, Vec::new());
+            // a gateway retransmits: a packet lost in a full socket buffer is sent again
+            let wait = Duration::from_secs(2);
+            while Instant::now() < deadline {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some((_, _, secret, actor)) = people.get(i) else {
+                    break;
+                };
+                let ch = rc
+                    .access_request(&actor.user.username, RADIUS_PASSWORD, None, wait, 3)
+                    .await
+                    .expect("challenge");
+                assert_eq!(ch.code, packet::ACCESS_CHALLENGE, "{:?}", ch.message);
+                let code = totp::code_at(&policy, secret, now as u64);
+                let t = Instant::now();
+                let ok = rc
+                    .access_request(&actor.user.username, &code, ch.state.as_deref(), wait, 3)
+                    .await
+                    .expect("answer");
+                answers.push(t.elapsed());
+                assert_eq!(ok.code, packet::ACCESS_ACCEPT, "{:?}", ok.message);
+                done += 1;
+            }
+            (done, answers)
+        }));
+    }
+    let (mut done, mut answers) = (0usize, Vec::new());
+    for t in tasks {
+        let (d, a) = t.await.expect("task");
+        done += d;
+        answers.extend(a);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    answers.sort();
+    let p99 = answers
+        .get(answers.len() * 99 / 100)
+        .copied()
+        .unwrap_or_default();
+    (done as f64 / elapsed, p99.as_secs_f64())
 }

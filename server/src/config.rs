@@ -681,6 +681,12 @@ pub struct Cidr {
     prefix: u8,
 }
 
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.net, self.prefix)
+    }
+}
+
 impl Cidr {
     pub fn parse(s: &str) -> Option<Cidr> {
         let s = s.trim();

@@ -209,7 +209,7 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
                 );
                 for c in &r.clients {
                     println!(
-                        "  client {}: {:?}, mode {:?}, groups {}, Message-Authenticator {}{}",
+                        "  client {}: {}, mode {:?}, groups {}, Message-Authenticator {}{}",
                         c.policy.name,
                         c.address,
                         c.policy.mode,

@@ -15,6 +15,8 @@ pub const ACCESS_REQUEST: u8 = 1;
 pub const ACCESS_ACCEPT: u8 = 2;
 pub const ACCESS_REJECT: u8 = 3;
 pub const ACCESS_CHALLENGE: u8 = 11;
+/// RFC 5997: a gateway asking whether the server is alive.
+pub const STATUS_SERVER: u8 = 12;
 
 /// Attribute types this server reads or writes.
 pub mod attr {

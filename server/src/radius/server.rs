@@ -3,7 +3,8 @@
 //!
 //! ```text
 //!  datagram ──► client by source address ── none ──► drop(unknown_client)
-//!      ▼            decode ── bad ──► drop(malformed)     not Access-Request ──► drop(unsupported)
+//!      ▼            decode ── bad ──► drop(malformed)     Status-Server ──► Access-Accept
+//!      ▼            not Access-Request ──► drop(unsupported)
 //!  Message-Authenticator: wrong ──► drop(bad_…); missing while required ──► drop(missing_…)
 //!      ▼
 //!  duplicate cache (source address+port, Identifier, Request Authenticator; RFC 5080):
@@ -136,8 +137,28 @@ impl RadiusServer {
                 return;
             }
         };
-        if p.code != packet::ACCESS_REQUEST {
+        if !matches!(p.code, packet::ACCESS_REQUEST | packet::STATUS_SERVER) {
             m.drop(Drop::UnsupportedCode);
+            return;
+        }
+        // RFC 5997: Status-Server always carries a Message-Authenticator
+        if p.code == packet::STATUS_SERVER {
+            if p.message_authenticator_ok(&client.secret) != Some(true) {
+                m.drop(Drop::BadMessageAuthenticator);
+                return;
+            }
+            let alive = packet::encode(
+                packet::ACCESS_ACCEPT,
+                p.id,
+                &p.authenticator,
+                &[],
+                &client.secret,
+                true,
+            );
+            let socket = self.socket.clone();
+            tokio::spawn(async move {
+                let _ = socket.send_to(&alive, from).await;
+            });
             return;
         }
         match p.message_authenticator_ok(&client.secret) {

@@ -486,11 +486,11 @@ async fn radclient_password_only_and_challenge() {
     .await;
     app.add_user("bob", "Bob Berg", "correct-horse-bob", true)
         .await;
-    let radclient = |input: &str| -> (bool, String) {
+    let radclient_for = |kind: &str, input: &str| -> (bool, String) {
         let mut child = Command::new("radclient")
             .args(["-x", "-r", "1", "-t", "3"])
             .arg(format!("127.0.0.1:{}", port(&app)))
-            .args(["auth", SECRET])
+            .args([kind, SECRET])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -510,6 +510,10 @@ async fn radclient_password_only_and_challenge() {
         );
         (out.status.success(), text)
     };
+    let radclient = |input: &str| radclient_for("auth", input);
+    // Status-Server (RFC 5997): the gateway's health check is answered
+    let (ok, text) = radclient_for("status", "Message-Authenticator = 0x00\n");
+    assert!(ok && text.contains("Received Access-Accept"), "{text}");
     // password only (allow_unregistered on this client): accepted, and audited as such
     let (ok, text) = radclient(
         "User-Name = \"bob\"\nUser-Password = \"correct-horse-bob\"\nMessage-Authenticator = 0x00\n",
