@@ -515,7 +515,7 @@ struct Note {
 
 fn refusal_of(code: ErrorCode) -> Refusal {
     match code {
-        ErrorCode::TooManyAttempts => Refusal::Throttled,
+        ErrorCode::TooManyAttempts | ErrorCode::MessageLimit => Refusal::Throttled,
         ErrorCode::CallDeclined => Refusal::CallDeclined,
         ErrorCode::CallPending => Refusal::CallUnanswered,
         _ => Refusal::Failed,
