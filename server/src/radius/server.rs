@@ -292,8 +292,9 @@ impl RadiusServer {
         };
         let password = String::from_utf8_lossy(&password).into_owned();
         // the end user's address when the gateway names it, else the gateway's
-        let calling = p
-            .text(attr::CALLING_STATION_ID)
+        let station = p.text(attr::CALLING_STATION_ID).map(str::to_string);
+        let calling = station
+            .as_deref()
             .and_then(|s| s.trim().parse::<IpAddr>().ok());
         let ip = calling.unwrap_or(from.ip()).to_string();
         let state = p
@@ -309,6 +310,7 @@ impl RadiusServer {
             username: username.clone(),
             password,
             state,
+            station,
         };
         let step = match self.gateway.handle(request).await {
             Ok(s) => s,

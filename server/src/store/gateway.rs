@@ -74,3 +74,43 @@ impl Store {
         .transpose()
     }
 }
+
+impl Store {
+    /// The device nonce of a station that signed `username` in before, if any.
+    pub async fn gateway_device(
+        &self,
+        username: &str,
+        station: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row =
+            sqlx::query("SELECT nonce FROM gateway_devices WHERE username = $1 AND station = $2")
+                .bind(username)
+                .bind(station)
+                .fetch_optional(self.pool())
+                .await?;
+        row.map(|r| r.try_get("nonce"))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    pub async fn remember_gateway_device(
+        &self,
+        username: &str,
+        station: &str,
+        nonce: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO gateway_devices (username, station, nonce, last_ok_at) \
+             VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (username, station) DO UPDATE SET last_ok_at = excluded.last_ok_at",
+        )
+        .bind(username)
+        .bind(station)
+        .bind(nonce)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

@@ -338,6 +338,8 @@ impl Store {
             "DELETE FROM temporary_passes WHERE expires_at <= $1 OR uses_left <= 0",
             "DELETE FROM helpdesk_verifications WHERE expires_at <= $1 - 86400",
             "DELETE FROM gateway_challenges WHERE expires_at <= $1",
+            // a gateway station unseen for a year is a stranger again (as a device cookie expires)
+            "DELETE FROM gateway_devices WHERE last_ok_at <= $1 - 31536000",
         ] {
             n += sqlx::query(sql)
                 .bind(now)

@@ -645,3 +645,52 @@ fn encode_decode_round_trip() {
         "cut to 253"
     );
 }
+
+/// A station (Calling-Station-Id) that signed the user in is the user's device: strangers who
+/// lock the account for strangers do not keep the user out of the VPN.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_station_signs_in_past_the_strangers_lock() {
+    let app = spawn_app_with(Db::Sqlite, |s| {
+        with_radius(s);
+        s.signin.lockout_threshold = 3;
+    })
+    .await;
+    let (a, secret) = alice_with_app(&app).await;
+    let mut r = Pyrad::start(port(&app), "127.0.0.1");
+    let login = |r: &mut Pyrad, station: &str, code: &str| {
+        let ch = r.send(json!({"user": "alice", "password": PW, "calling": station}));
+        if ch["code"] != 11 {
+            return ch;
+        }
+        r.send(json!({"user": "alice", "password": code, "state": ch["state"], "calling": station}))
+    };
+    assert_eq!(
+        login(&mut r, "192.0.2.10", &app_code(&app, &secret))["code"],
+        2
+    );
+    // strangers (another station) fail three times in a row: the account locks for strangers
+    for _ in 0..3 {
+        let s = r.send(json!({"user": "alice", "password": "guess", "calling": "198.51.100.66"}));
+        assert_eq!(s["code"], 3);
+    }
+    let locked = app
+        .state
+        .store
+        .find_user(&a.user.id)
+        .await
+        .expect("u")
+        .expect("u");
+    assert!(locked.locked_at.is_some(), "locked for strangers");
+    app.clock.advance(30);
+    let code = app_code(&app, &secret);
+    assert_eq!(
+        login(&mut r, "198.51.100.67", &code)["code"],
+        3,
+        "a stranger is locked out"
+    );
+    assert_eq!(
+        login(&mut r, "192.0.2.10", &code)["code"],
+        2,
+        "the user's station is not"
+    );
+}

@@ -36,6 +36,8 @@ use rand::RngCore;
 use std::sync::Arc;
 
 const STATE_CONTEXT: &str = "gateway-state";
+const STATION_CONTEXT: &str = "gateway-station";
+const PASSWORD_ONLY: &str = "password only";
 
 pub struct Gateway {
     pub security: Arc<Security>,
@@ -55,6 +57,9 @@ pub struct GatewayRequest<'a> {
     /// The password — or, with `state`, the answer to the challenge.
     pub password: String,
     pub state: Option<String>,
+    /// The end user's station as the gateway names it (Calling-Station-Id: an address or a
+    /// MAC), if it does: a station that completed a sign-in is this user's known device.
+    pub station: Option<String>,
 }
 
 /// What the front door answers.
@@ -165,6 +170,17 @@ impl Gateway {
         }
     }
 
+    /// The station of a request, keyed to its gateway client (stored as an HMAC).
+    fn station_key(&self, req: &GatewayRequest<'_>) -> Option<String> {
+        let station = req.station.as_deref()?.trim();
+        (!station.is_empty()).then(|| {
+            self.security.sealer.mac(
+                STATION_CONTEXT,
+                &format!("{}\0{}", req.client.name, station.to_ascii_lowercase()),
+            )
+        })
+    }
+
     /// Handles one request: the first (password) or an answer to a challenge.
     pub async fn handle(&self, req: GatewayRequest<'_>) -> Result<Step, DomainError> {
         let now = self.clock.now();
@@ -201,6 +217,21 @@ impl Gateway {
             Err(e) => return Err(e),
         };
         audit.success = matches!(step, Step::Accept { .. });
+        // a second factor was proven from this station: remember it as the user's device
+        if let (Step::Accept { user }, Some(station), false) =
+            (&step, self.station_key(&req), note.method == PASSWORD_ONLY)
+        {
+            let known = self
+                .security
+                .store
+                .gateway_device(&user.username, &station)
+                .await?;
+            let nonce = known.unwrap_or_else(signin::device::new_nonce);
+            self.security
+                .store
+                .remember_gateway_device(&user.username, &station, &nonce, now)
+                .await?;
+        }
         let result = match &step {
             Step::Accept { .. } => "accepted".to_string(),
             Step::Challenge { .. } => "challenged".to_string(),
@@ -244,21 +275,29 @@ impl Gateway {
                 }
             }
         };
-        let user =
-            match signin::check_password(&self.deps(), &req.username, password, &req.from, now)
-                .await?
-            {
-                PasswordCheck::Accepted { user, .. } => *user,
-                PasswordCheck::Rejected(reason) => {
-                    note.why = reason.as_str().into();
-                    return Ok(Step::Reject(match reason {
-                        RejectReason::ThrottledAccount | RejectReason::ThrottledClient => {
-                            Refusal::Throttled
-                        }
-                        _ => Refusal::Failed,
-                    }));
-                }
-            };
+        // a station that signed this user in before counts as the user's device (its own
+        // bucket, past the lock for strangers), as a device cookie does in the browser
+        let mut from = req.from.clone();
+        if let Some(station) = self.station_key(req) {
+            let name = req.username.trim().to_lowercase();
+            if let Some(nonce) = self.security.store.gateway_device(&name, &station).await? {
+                from.device = Some(signin::device::value(&self.security.sealer, &name, &nonce));
+            }
+        }
+        let user = match signin::check_password(&self.deps(), &req.username, password, &from, now)
+            .await?
+        {
+            PasswordCheck::Accepted { user, .. } => *user,
+            PasswordCheck::Rejected(reason) => {
+                note.why = reason.as_str().into();
+                return Ok(Step::Reject(match reason {
+                    RejectReason::ThrottledAccount | RejectReason::ThrottledClient => {
+                        Refusal::Throttled
+                    }
+                    _ => Refusal::Failed,
+                }));
+            }
+        };
         audit.user_id = Some(user.id.clone());
         // outside the client's groups: the same answer as a wrong password
         if !req.client.admits(&user.groups) {
@@ -273,7 +312,7 @@ impl Gateway {
                 return Ok(Step::Reject(Refusal::NoUsableMethod));
             }
             if req.client.allow_unregistered {
-                note.method = "password only".into();
+                note.method = PASSWORD_ONLY.into();
                 note.why = "no security info; allow_unregistered".into();
                 return Ok(Step::Accept {
                     user: Box::new(user),

@@ -112,9 +112,18 @@ pub mod device {
     const CONTEXT: &str = "device-cookie";
 
     pub fn issue(sealer: &Sealer, username: &str) -> String {
+        value(sealer, username, &new_nonce())
+    }
+
+    /// A fresh device nonce (32 hex digits).
+    pub fn new_nonce() -> String {
         let mut nonce = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let nonce = hex::encode(nonce);
+        hex::encode(nonce)
+    }
+
+    /// The device value for `nonce` (front doors without cookies keep the nonce and rebuild it).
+    pub fn value(sealer: &Sealer, username: &str, nonce: &str) -> String {
         let mac = sealer.mac(CONTEXT, &format!("{username}\0{nonce}"));
         format!("{nonce}.{mac}")
     }
