@@ -9,9 +9,46 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+const BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0,
 ];
+
+/// A latency histogram in seconds (Prometheus buckets, cumulative).
+#[derive(Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, seconds: f64) {
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if seconds <= *le {
+                self.buckets[i].fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_micros.fetch_add((seconds * 1e6) as u64, Relaxed);
+    }
+
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{le}\"}} {}",
+                self.buckets[i].load(Relaxed)
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {}\n{name}_count {count}",
+            self.sum_micros.load(Relaxed) as f64 / 1e6
+        );
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub enum SigninResult {
@@ -23,9 +60,7 @@ pub enum SigninResult {
 #[derive(Default)]
 pub struct Metrics {
     by_class: [AtomicU64; 5],
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+    latency: Histogram,
     signin: [AtomicU64; 3],
     refused: [AtomicU64; REFUSALS.len()],
     /// The RADIUS front door's counters (rendered here too).
@@ -39,13 +74,7 @@ impl Metrics {
     pub fn observe(&self, status: u16, seconds: f64) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.by_class[class].fetch_add(1, Relaxed);
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if seconds <= *le {
-                self.buckets[i].fetch_add(1, Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_micros.fetch_add((seconds * 1e6) as u64, Relaxed);
+        self.latency.observe(seconds);
     }
 
     pub fn refused(&self, why: &str) {
@@ -70,28 +99,11 @@ impl Metrics {
                 c.load(Relaxed)
             );
         }
-        out.push_str(
-            "# HELP converge_http_request_duration_seconds Time to produce the response head.\n",
+        self.latency.render(
+            &mut out,
+            "converge_http_request_duration_seconds",
+            "Time to produce the response head.",
         );
-        out.push_str("# TYPE converge_http_request_duration_seconds histogram\n");
-        for (i, le) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "converge_http_request_duration_seconds_bucket{{le=\"{le}\"}} {}",
-                self.buckets[i].load(Relaxed)
-            );
-        }
-        let count = self.count.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "converge_http_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "converge_http_request_duration_seconds_sum {}",
-            self.sum_micros.load(Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "converge_http_request_duration_seconds_count {count}");
         out.push_str("# HELP converge_signin_total Sign-in attempts by result.\n");
         out.push_str("# TYPE converge_signin_total counter\n");
         for (i, name) in ["success", "rejected", "error"].iter().enumerate() {

@@ -4,10 +4,6 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-const BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
-];
-
 /// Why a packet was dropped without an answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Drop {
@@ -45,9 +41,7 @@ pub struct RadiusMetrics {
     /// Retransmits answered from the duplicate cache.
     cached: AtomicU64,
     drops: [AtomicU64; DROPS.len()],
-    buckets: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+    latency: crate::http::metrics::Histogram,
 }
 
 impl RadiusMetrics {
@@ -69,13 +63,7 @@ impl RadiusMetrics {
 
     pub fn answered(&self, answer: Answer, seconds: f64) {
         self.answers[answer as usize].fetch_add(1, Relaxed);
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if seconds <= *le {
-                self.buckets[i].fetch_add(1, Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Relaxed);
-        self.sum_micros.fetch_add((seconds * 1e6) as u64, Relaxed);
+        self.latency.observe(seconds);
     }
 
     pub fn render(&self, out: &mut String) {
@@ -113,22 +101,10 @@ impl RadiusMetrics {
                 self.drops[i].load(Relaxed)
             );
         }
-        out.push_str("# HELP converge_radius_duration_seconds Time to answer a request.\n");
-        out.push_str("# TYPE converge_radius_duration_seconds histogram\n");
-        for (i, le) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "converge_radius_duration_seconds_bucket{{le=\"{le}\"}} {}",
-                self.buckets[i].load(Relaxed)
-            );
-        }
-        let count = self.count.load(Relaxed);
-        let _ = writeln!(
+        self.latency.render(
             out,
-            "converge_radius_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n\
-             converge_radius_duration_seconds_sum {}\n\
-             converge_radius_duration_seconds_count {count}",
-            self.sum_micros.load(Relaxed) as f64 / 1e6
+            "converge_radius_duration_seconds",
+            "Time to answer a request.",
         );
     }
 }
