@@ -200,11 +200,7 @@ async fn main() {
         }
         busy += started.elapsed();
     }
-    latencies.sort();
-    let p99 = latencies
-        .get(latencies.len() * 99 / 100)
-        .copied()
-        .unwrap_or_default();
+    let p99 = percentile_99(&mut latencies);
     println!(
         "totp_per_second={:.0} totp_ok={ok} totp_failed={failed} totp_p99_ms={:.1} seconds={:.1}",
         ok as f64 / busy.as_secs_f64(),
@@ -342,11 +338,7 @@ async fn main() {
         steps.extend(s);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    steps.sort();
-    let p99 = steps
-        .get(steps.len() * 99 / 100)
-        .copied()
-        .unwrap_or_default();
+    let p99 = percentile_99(&mut steps);
     let raw = state.hasher.bench_raw(3.0);
     let per_second = resets as f64 / elapsed;
     println!(
@@ -490,10 +482,15 @@ async fn radius_logins(
         answers.extend(a);
     }
     let elapsed = started.elapsed().as_secs_f64();
-    answers.sort();
-    let p99 = answers
-        .get(answers.len() * 99 / 100)
-        .copied()
-        .unwrap_or_default();
+    let p99 = percentile_99(&mut answers);
     (done as f64 / elapsed, p99.as_secs_f64())
+}
+
+/// The 99th percentile of `times` (sorted in place; zero when empty).
+fn percentile_99(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times
+        .get(times.len() * 99 / 100)
+        .copied()
+        .unwrap_or_default()
 }

@@ -247,23 +247,13 @@ impl RadiusServer {
             return (Vec::new(), Answer::Reject);
         };
         let t = converge_app::text::en();
-        let proxy: Vec<&[u8]> = p
-            .attrs
-            .iter()
-            .filter(|(k, _)| *k == attr::PROXY_STATE)
-            .map(|(_, v)| *v)
-            .collect();
         let reject = |message: &str| {
-            let mut attrs: Vec<(u8, &[u8])> = vec![(attr::REPLY_MESSAGE, message.as_bytes())];
-            attrs.extend(proxy.iter().map(|v| (attr::PROXY_STATE, *v)));
             (
-                packet::encode(
-                    packet::ACCESS_REJECT,
-                    p.id,
-                    &p.authenticator,
-                    &attrs,
+                reply(
+                    &p,
                     &client.secret,
-                    true,
+                    packet::ACCESS_REJECT,
+                    vec![(attr::REPLY_MESSAGE, message.as_bytes())],
                 ),
                 Answer::Reject,
             )
@@ -339,56 +329,63 @@ impl RadiusServer {
                 reject(&text)
             }
             Step::Accept { user } => {
-                let mut owned: Vec<(u8, Vec<u8>)> = Vec::new();
-                if let Some(r) = client.reply_for(&user.groups) {
-                    if let Some(c) = &r.class {
-                        owned.push((attr::CLASS, c.as_bytes().to_vec()));
-                    }
-                    if let Some(f) = &r.filter_id {
-                        owned.push((attr::FILTER_ID, f.as_bytes().to_vec()));
-                    }
-                    if let Some(s) = r.session_timeout {
-                        owned.push((attr::SESSION_TIMEOUT, s.to_be_bytes().to_vec()));
-                    }
+                let r = client.reply_for(&user.groups);
+                let timeout = r.and_then(|r| r.session_timeout).map(u32::to_be_bytes);
+                let mut attrs: Vec<(u8, &[u8])> = Vec::new();
+                if let Some(c) = r.and_then(|r| r.class.as_deref()) {
+                    attrs.push((attr::CLASS, c.as_bytes()));
                 }
-                let mut attrs: Vec<(u8, &[u8])> =
-                    owned.iter().map(|(k, v)| (*k, v.as_slice())).collect();
-                attrs.extend(proxy.iter().map(|v| (attr::PROXY_STATE, *v)));
+                if let Some(f) = r.and_then(|r| r.filter_id.as_deref()) {
+                    attrs.push((attr::FILTER_ID, f.as_bytes()));
+                }
+                if let Some(t) = &timeout {
+                    attrs.push((attr::SESSION_TIMEOUT, t));
+                }
                 (
-                    packet::encode(
-                        packet::ACCESS_ACCEPT,
-                        p.id,
-                        &p.authenticator,
-                        &attrs,
-                        &client.secret,
-                        true,
-                    ),
+                    reply(&p, &client.secret, packet::ACCESS_ACCEPT, attrs),
                     Answer::Accept,
                 )
             }
             Step::Challenge { state, prompt } => {
                 let message = render_prompt(&prompt);
                 let timeout = (self.config.policy.challenge_seconds as u32).to_be_bytes();
-                let mut attrs: Vec<(u8, &[u8])> = vec![
+                let attrs: Vec<(u8, &[u8])> = vec![
                     (attr::REPLY_MESSAGE, message.as_bytes()),
                     (attr::STATE, state.as_bytes()),
                     (attr::SESSION_TIMEOUT, &timeout),
                 ];
-                attrs.extend(proxy.iter().map(|v| (attr::PROXY_STATE, *v)));
                 (
-                    packet::encode(
-                        packet::ACCESS_CHALLENGE,
-                        p.id,
-                        &p.authenticator,
-                        &attrs,
-                        &client.secret,
-                        true,
-                    ),
+                    reply(&p, &client.secret, packet::ACCESS_CHALLENGE, attrs),
                     Answer::Challenge,
                 )
             }
         }
     }
+}
+
+/// A reply to `request`: `attrs`, then every Proxy-State of the request as it came (RFC 2865),
+/// signed with the client's secret.
+fn reply<'a>(
+    request: &packet::Packet<'a>,
+    secret: &[u8],
+    code: u8,
+    mut attrs: Vec<(u8, &'a [u8])>,
+) -> Vec<u8> {
+    attrs.extend(
+        request
+            .attrs
+            .iter()
+            .filter(|(k, _)| *k == attr::PROXY_STATE)
+            .copied(),
+    );
+    packet::encode(
+        code,
+        request.id,
+        &request.authenticator,
+        &attrs,
+        secret,
+        true,
+    )
 }
 
 /// The challenge's Reply-Message: what to enter, then the other choices while they fit in one

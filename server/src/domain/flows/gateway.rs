@@ -221,15 +221,15 @@ impl Gateway {
         if let (Step::Accept { user }, Some(station), false) =
             (&step, self.station_key(&req), note.method == PASSWORD_ONLY)
         {
-            let known = self
-                .security
-                .store
-                .gateway_device(&user.username, &station)
-                .await?;
-            let nonce = known.unwrap_or_else(signin::device::new_nonce);
+            // a station already known keeps its nonce (the upsert only moves last_ok_at)
             self.security
                 .store
-                .remember_gateway_device(&user.username, &station, &nonce, now)
+                .remember_gateway_device(
+                    &user.username,
+                    &station,
+                    &signin::device::new_nonce(),
+                    now,
+                )
                 .await?;
         }
         let result = match &step {
@@ -323,11 +323,10 @@ impl Gateway {
         }
         let actor = Actor::without_session(user.clone(), req.from.clone(), Budget::Session);
         if let Some(code) = code {
-            let apps: Vec<&(u8, Choice, String)> = menu
+            let app = menu
                 .iter()
-                .filter(|(_, c, _)| matches!(c, Choice::AppCode { .. }))
-                .collect();
-            let Some((_, _, method_id)) = apps.first() else {
+                .find(|(_, c, _)| matches!(c, Choice::AppCode { .. }));
+            let Some((_, _, method_id)) = app else {
                 note.why = "concat mode needs an authenticator app".into();
                 return Ok(Step::Reject(Refusal::NoUsableMethod));
             };
