@@ -38,6 +38,7 @@ pub struct Settings {
     pub fraud: FraudSettings,
     pub helpdesk: HelpdeskSettings,
     pub radius: crate::radius::config::RadiusSettings,
+    pub api: crate::api::config::ApiSettings,
 }
 
 /// `[fraud]`: what a "This wasn't me" report or a fraud answer to a call does.
@@ -439,6 +440,7 @@ impl Default for Settings {
             fraud: FraudSettings::default(),
             helpdesk: HelpdeskSettings::default(),
             radius: Default::default(),
+            api: Default::default(),
         }
     }
 }
@@ -753,6 +755,8 @@ pub struct Configuration {
     pub ldap: Option<crate::directory::ldap::LdapConfig>,
     /// `None` unless `[radius] enabled = true`.
     pub radius: Option<crate::radius::config::RadiusConfig>,
+    /// `None` when `[api] enabled = false`.
+    pub api: Option<crate::domain::policy::ApiPolicy>,
 }
 
 impl Configuration {
@@ -948,6 +952,7 @@ impl Settings {
         } else {
             None
         };
+        let api = self.api.policy(&mut problems);
         let radius = if self.radius.enabled {
             crate::radius::config::RadiusConfig::from_settings(&self.radius, &mut problems)
         } else {
@@ -1034,6 +1039,7 @@ impl Settings {
             sms: self.sms,
             ldap,
             radius,
+            api,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! the Leptos app through the port `converge_app::ssr::Backend`.
 #![deny(clippy::unwrap_used)]
 
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -7,10 +7,12 @@ use converge::clock::{Clock, SystemClock};
 use converge::config::Settings;
 use converge::directory::import::{import_users, ImportOptions};
 use converge::domain::audit::{event, AuditEntry};
+use converge::domain::error::DomainError;
 use converge::domain::password::Password;
 use converge::domain::users::{DisplayName, EmailAddress, Role, UserProfile, Username};
 use converge::notify::messages::Notice;
 use converge::startup::{build_state, Application};
+use converge_app::api::ErrorCode;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,6 +72,11 @@ enum Command {
         #[command(subcommand)]
         action: RadiusAction,
     },
+    /// Service tokens of the REST API (/api/v1).
+    ApiToken {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
     /// Inspect and retry queued messages.
     Outbox {
         #[command(subcommand)]
@@ -106,6 +113,28 @@ enum RadiusAction {
         #[arg(long)]
         server: Option<std::net::SocketAddr>,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenAction {
+    /// Create a token; it is printed once (store it in the application's secret store).
+    Create {
+        name: String,
+        /// Comma-separated: users:read, users:write, registration:write, audit:read,
+        /// directory:write, outbox:write, mfa:verify.
+        #[arg(long)]
+        scopes: String,
+        /// Lifetime: 90d, 12h, … (1 hour to 2 years).
+        #[arg(long, default_value = "90d")]
+        expires: String,
+        /// Comma-separated addresses or ranges the token works from (default: anywhere).
+        #[arg(long)]
+        allowed_from: Option<String>,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by name.
+    Revoke { name: String },
 }
 
 #[derive(Subcommand)]
@@ -287,6 +316,7 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
                     server,
                 },
         } => radius_test(&config, &client, &user, server).await?,
+        Command::ApiToken { action } => token_command(action, config, clock).await?,
         Command::Outbox { action } => {
             let state = build_state(config, clock.clone()).await?;
             match action {
@@ -428,6 +458,7 @@ async fn user_command(
     let state = build_state(config, clock.clone()).await?;
     let store = &state.store;
     let now = clock.now();
+    let operator = converge::domain::flows::helpdesk::Agent::operator();
     let find = |name: String| async move {
         let username = Username::parse(&name).map_err(anyhow::Error::msg)?;
         store
@@ -451,13 +482,6 @@ async fn user_command(
             no_password,
         } => {
             let username = Username::parse(&username).map_err(anyhow::Error::msg)?;
-            if store
-                .find_user_by_username(username.as_str())
-                .await?
-                .is_some()
-            {
-                bail!("user `{username}` already exists");
-            }
             let profile = UserProfile {
                 display_name: DisplayName::parse(
                     display_name.as_deref().unwrap_or(username.as_str()),
@@ -476,33 +500,36 @@ async fn user_command(
                 role: Role::parse(&role).map_err(anyhow::Error::msg)?,
                 username,
             };
-            let hash = if no_password {
+            let password = if no_password {
                 None
             } else {
-                Some(state.hasher.hash(&read_password()?).await?)
+                Some(read_password()?)
             };
-            let (id, _) = store
-                .upsert_user(&profile, hash.as_deref(), "local", now)
-                .await?;
-            store
-                .append_audit(&audit(event::USER_CREATED, &id, profile.username.as_str()))
-                .await?;
+            match state
+                .helpdesk
+                .create_user(&operator, &profile, password, now)
+                .await
+            {
+                Err(DomainError::Refused(ErrorCode::NameInvalid)) => {
+                    bail!("user `{}` already exists", profile.username)
+                }
+                other => other?,
+            };
             println!("created user {}", profile.username);
         }
         UserAction::Disable { username } => {
             let user = find(username).await?;
-            store.set_enabled(&user.id, false, now).await?;
-            let ended = store.delete_user_sessions(&user.id).await?;
-            store
-                .append_audit(&audit(event::USER_DISABLED, &user.id, &user.username))
+            let ended = state
+                .helpdesk
+                .set_enabled(&operator, &user, false, now)
                 .await?;
             println!("disabled {} ({ended} session(s) ended)", user.username);
         }
         UserAction::Enable { username } => {
             let user = find(username).await?;
-            store.set_enabled(&user.id, true, now).await?;
-            store
-                .append_audit(&audit(event::USER_ENABLED, &user.id, &user.username))
+            state
+                .helpdesk
+                .set_enabled(&operator, &user, true, now)
                 .await?;
             println!("enabled {}", user.username);
         }
@@ -538,10 +565,7 @@ async fn user_command(
         UserAction::SetRole { username, role } => {
             let user = find(username).await?;
             let role = Role::parse(&role).map_err(anyhow::Error::msg)?;
-            store.set_role(&user.id, role, now).await?;
-            let mut e = audit(event::ROLE_SET, &user.id, &user.username);
-            e.reason = Some(role.as_str().into());
-            store.append_audit(&e).await?;
+            state.helpdesk.set_role(&operator, &user, role, now).await?;
             println!("{} is now {}", user.username, role.as_str());
         }
         UserAction::Unblock { username } => {
@@ -568,6 +592,104 @@ async fn user_command(
                 .append_audit(&audit(event::ACCOUNT_UNLOCKED, &user.id, &user.username))
                 .await?;
             println!("unlocked {}", user.username);
+        }
+    }
+    Ok(())
+}
+
+async fn token_command(
+    action: TokenAction,
+    config: converge::config::Configuration,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<()> {
+    use converge::api::tokens;
+    let state = build_state(config, clock.clone()).await?;
+    let now = clock.now();
+    match action {
+        TokenAction::Create {
+            name,
+            scopes,
+            expires,
+            allowed_from,
+        } => {
+            let scopes = scopes
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| {
+                    converge::api::Scope::parse(s)
+                        .with_context(|| format!("unknown scope `{}`", s.trim()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let lifetime = tokens::parse_lifetime(&expires)
+                .with_context(|| format!("--expires `{expires}`: use 90d, 12h, 30m"))?;
+            let allowed = allowed_from
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| {
+                    converge::config::Cidr::parse(s).with_context(|| {
+                        format!("--allowed-from: `{}` is not an address or range", s.trim())
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let (row, token) = tokens::create(
+                &state.store,
+                &tokens::NewToken {
+                    name: &name,
+                    scopes: &scopes,
+                    lifetime_seconds: lifetime,
+                    allowed_from: &allowed,
+                },
+                now,
+            )
+            .await
+            .map_err(anyhow::Error::msg)?;
+            eprintln!(
+                "created token `{}` ({}), valid until {} UTC; it is shown only now:",
+                row.name,
+                row.scopes,
+                converge::domain::format_time(row.expires_at)
+            );
+            println!("{token}");
+        }
+        TokenAction::List => {
+            println!(
+                "{:<24}  {:<40}  {:<19}  {:<19}  {:<8}  from",
+                "name", "scopes", "expires (UTC)", "last used (UTC)", "state"
+            );
+            for t in state.store.tokens().await? {
+                let state = if t.revoked_at != 0 {
+                    "revoked"
+                } else if t.expires_at <= now {
+                    "expired"
+                } else {
+                    "valid"
+                };
+                println!(
+                    "{:<24}  {:<40}  {:<19}  {:<19}  {:<8}  {}",
+                    t.name,
+                    t.scopes,
+                    converge::domain::format_time(t.expires_at),
+                    if t.last_used_at == 0 {
+                        "never".to_string()
+                    } else {
+                        converge::domain::format_time(t.last_used_at)
+                    },
+                    state,
+                    if t.allowed_from.is_empty() {
+                        "anywhere"
+                    } else {
+                        &t.allowed_from
+                    }
+                );
+            }
+        }
+        TokenAction::Revoke { name } => {
+            if !tokens::revoke(&state.store, &name, now).await? {
+                bail!("no valid token named `{name}`");
+            }
+            println!("revoked `{name}`");
         }
     }
     Ok(())

@@ -126,8 +126,21 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
         ),
         clock: clock.clone(),
     });
+    let app_mfa = Arc::new(crate::domain::flows::app_mfa::AppMfa {
+        security: security.clone(),
+        policy: config
+            .api
+            .clone()
+            .unwrap_or(crate::domain::policy::ApiPolicy {
+                challenge_seconds: 300,
+                max_wait_seconds: 25,
+                token_failures: crate::domain::policy::Bucket::rate(20, 600),
+            }),
+        clock: clock.clone(),
+    });
     Ok(AppState {
         gateway,
+        app_mfa,
         config: Arc::new(config),
         store,
         directory,

@@ -80,10 +80,17 @@ pub enum ErrorCode {
     WrongNumber,
     CallDeclined,
     CallPending,
+    ApiTokenInvalid,
+    ApiScopeMissing,
+    NotFound,
+    InvalidRequest,
+    IdempotencyConflict,
+    NoUsableMethod,
+    AccountBlocked,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 56] = [
+    pub const ALL: [ErrorCode; 63] = [
         ErrorCode::SigninFailed,
         ErrorCode::NotSignedIn,
         ErrorCode::RequestBlocked,
@@ -140,6 +147,13 @@ impl ErrorCode {
         ErrorCode::WrongNumber,
         ErrorCode::CallDeclined,
         ErrorCode::CallPending,
+        ErrorCode::ApiTokenInvalid,
+        ErrorCode::ApiScopeMissing,
+        ErrorCode::NotFound,
+        ErrorCode::InvalidRequest,
+        ErrorCode::IdempotencyConflict,
+        ErrorCode::NoUsableMethod,
+        ErrorCode::AccountBlocked,
     ];
 
     /// The code shown to users and written in logs, e.g. `SIG-001`.
@@ -201,6 +215,13 @@ impl ErrorCode {
             ErrorCode::WrongNumber => "HLP-011",
             ErrorCode::CallDeclined => "MFA-006",
             ErrorCode::CallPending => "MFA-007",
+            ErrorCode::ApiTokenInvalid => "API-401",
+            ErrorCode::ApiScopeMissing => "API-403",
+            ErrorCode::NotFound => "API-404",
+            ErrorCode::InvalidRequest => "API-400",
+            ErrorCode::IdempotencyConflict => "API-409",
+            ErrorCode::NoUsableMethod => "API-422",
+            ErrorCode::AccountBlocked => "API-423",
         }
     }
 

@@ -29,6 +29,8 @@ pub mod event {
     pub const SYNC_APPROVED: &str = "directory_sync_approved";
     /// A gateway (RADIUS client) asked for a sign-in: client, method, result and reason.
     pub const GATEWAY_SIGNIN: &str = "gateway_signin";
+    /// A dead letter of the outbox was queued again.
+    pub const OUTBOX_RETRIED: &str = "outbox_retried";
 }
 
 /// One line of the audit log. `reason` is internal (never shown to the person signing in).

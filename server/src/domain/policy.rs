@@ -375,3 +375,14 @@ pub struct GatewayPolicy {
     /// An on/off method (a call) is waited for this long before the request is answered.
     pub hold_seconds: i64,
 }
+
+/// The REST API (`[api]`): MFA challenges of applications and token guessing.
+#[derive(Debug, Clone)]
+pub struct ApiPolicy {
+    /// A challenge can be answered this long.
+    pub challenge_seconds: i64,
+    /// The most a status request waits for a phone call's answer (long poll).
+    pub max_wait_seconds: i64,
+    /// Wrong tokens from one client address (refused while full, before any lookup).
+    pub token_failures: Bucket,
+}

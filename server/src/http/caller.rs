@@ -17,7 +17,9 @@ use std::net::SocketAddr;
 
 pub async fn establish(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
+    // the API authenticates by token, never by cookie
     let skip_session = path.starts_with("/pkg/")
+        || path.starts_with("/api/")
         || matches!(
             path.as_str(),
             "/healthz" | "/readyz" | "/metrics" | "/favicon.svg" | "/favicon.ico"

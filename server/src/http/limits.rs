@@ -12,6 +12,14 @@ use axum::response::{Html, IntoResponse, Response};
 use converge_app::api::ErrorCode;
 
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with(crate::api::PREFIX);
+    let error_page = |status, code| {
+        if api {
+            crate::api::problem::Problem::new(status, code).into_response()
+        } else {
+            error_page(status, code)
+        }
+    };
     let limit = state.config.max_body_bytes;
     let declared = req
         .headers()

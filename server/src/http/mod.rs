@@ -52,6 +52,8 @@ pub struct AppState {
     pub helpdesk: Arc<crate::domain::flows::helpdesk::Helpdesk>,
     /// Sign-in for gateways (RADIUS): the same checks behind another door.
     pub gateway: Arc<crate::domain::flows::gateway::Gateway>,
+    /// MFA as a service for the organisation's applications (the REST API).
+    pub app_mfa: Arc<crate::domain::flows::app_mfa::AppMfa>,
 }
 
 impl AppState {
@@ -77,6 +79,16 @@ pub(crate) fn route_of(path: &str) -> String {
                 return format!("{prefix}/{{token}}");
             }
         }
+    }
+    // an application's MFA challenge id is a bearer secret for its token
+    let challenges = format!("{}/mfa/challenges/", crate::api::PREFIX);
+    if let Some(rest) = path.strip_prefix(&challenges) {
+        let tail = if rest.ends_with("/verify") {
+            "/verify"
+        } else {
+            ""
+        };
+        return format!("{challenges}{{id}}{tail}");
     }
     // nothing else carries secrets in the path today; cap what a client can make us log
     path.chars().take(100).collect()
@@ -128,6 +140,7 @@ pub fn router(state: AppState) -> Router {
         ops = ops.route(dev::VOICE_ANSWER, axum::routing::post(dev::answer_call));
     }
     let ops = ops.with_state(state.clone());
+    let api = crate::api::router(state.clone());
 
     let app = Router::new()
         .leptos_routes_with_context(&leptos_options, routes, context.clone(), {
@@ -142,6 +155,7 @@ pub fn router(state: AppState) -> Router {
 
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     app.merge(ops)
+        .nest(crate::api::PREFIX, api)
         .layer(axum::middleware::from_fn_with_state(state.clone(), caller::establish))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::guard))

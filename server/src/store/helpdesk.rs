@@ -103,7 +103,7 @@ pub struct AuditFilter {
 }
 
 /// `LIKE` pattern for a search term, with the wildcards in it taken literally.
-fn like(term: &str) -> String {
+pub(crate) fn like(term: &str) -> String {
     let mut out = String::from("%");
     for c in term.chars() {
         if matches!(c, '%' | '_' | '\\') {

@@ -340,6 +340,9 @@ impl Store {
             "DELETE FROM gateway_challenges WHERE expires_at <= $1",
             // a gateway station unseen for a year is a stranger again (as a device cookie expires)
             "DELETE FROM gateway_devices WHERE last_ok_at <= $1 - 31536000",
+            // the API: spent or expired challenges, idempotency keys after a day
+            "DELETE FROM api_challenges WHERE expires_at <= $1",
+            "DELETE FROM api_idempotency WHERE created_at <= $1 - 86400",
         ] {
             n += sqlx::query(sql)
                 .bind(now)

@@ -3,6 +3,7 @@
 //! booleans), one migration folder per dialect. All state lives here — sessions, throttles,
 //! audit — so instances behind a load balancer agree without sticky sessions.
 
+pub mod api;
 pub mod audit;
 pub mod gateway;
 pub mod helpdesk;

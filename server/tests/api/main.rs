@@ -14,6 +14,7 @@ mod ldap;
 mod messaging;
 mod radius;
 mod reset;
+mod rest;
 mod security;
 mod signin;
 mod store;

@@ -123,7 +123,7 @@ impl Choice {
 
 /// The methods a gateway can use, in a stable order (the digits of the menu): the default
 /// first, then apps, then phones; each phone as a text and, when calls work, a call.
-fn choices(security: &Security, methods: &[Method]) -> Vec<(u8, Choice, String)> {
+pub(crate) fn choices(security: &Security, methods: &[Method]) -> Vec<(u8, Choice, String)> {
     let mut usable: Vec<&Method> = methods
         .iter()
         .filter(|m| matches!(m.kind, MethodKind::Totp | MethodKind::Phone))

@@ -56,11 +56,25 @@ pub const PORTAL: &str = "portal";
 /// Letters and digits that can't be confused when read out (no 0/O, 1/I/L).
 const TAP_ALPHABET: &[u8] = b"ABCDEFGHJKMNPQRSTUVWXYZ23456789";
 
-/// A helpdesk agent or administrator at work.
+/// A helpdesk agent or administrator at work — or a service token of the management API.
 #[derive(Debug, Clone)]
 pub struct Agent {
     pub user: User,
     pub client: Client,
+    pub kind: AgentKind,
+}
+
+/// Who stands behind an [`Agent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentKind {
+    /// Helpdesk staff or an administrator in the console: verifies the caller before acting.
+    Staff,
+    /// A service token of the management API: its scope is the authority, so it acts without
+    /// verifying a caller, and it is never an administrator (protected accounts are refused).
+    Service,
+    /// The operator at the server's command line (`converge user …`): acts as an administrator
+    /// without a caller to verify.
+    Operator,
 }
 
 impl Agent {
@@ -69,11 +83,79 @@ impl Agent {
         if !user.enabled || !matches!(user.role, Role::Helpdesk | Role::Admin) {
             return Err(DomainError::Refused(ErrorCode::HelpdeskForbidden));
         }
-        Ok(Agent { user, client })
+        Ok(Agent {
+            user,
+            client,
+            kind: AgentKind::Staff,
+        })
+    }
+
+    /// A service token named `name` (audited as `api:NAME`).
+    pub fn service(token_id: &str, name: &str, client: Client) -> Agent {
+        Agent::machine(
+            AgentKind::Service,
+            format!("api-token:{token_id}"),
+            format!("api:{name}"),
+            format!("API client {name}"),
+            client,
+        )
+    }
+
+    /// The operator at the command line (audited as `cli`).
+    pub fn operator() -> Agent {
+        let client = Client {
+            ip: "local".into(),
+            user_agent: "converge CLI".into(),
+            device: None,
+        };
+        Agent::machine(
+            AgentKind::Operator,
+            "cli".into(),
+            "cli".into(),
+            "the administrator".into(),
+            client,
+        )
+    }
+
+    fn machine(
+        kind: AgentKind,
+        id: String,
+        username: String,
+        display_name: String,
+        client: Client,
+    ) -> Agent {
+        Agent {
+            user: User {
+                id,
+                username,
+                display_name,
+                email: None,
+                mobile_phone: None,
+                alternate_phone: None,
+                office_phone: None,
+                groups: vec![],
+                enabled: true,
+                role: Role::Helpdesk,
+                source: "api".into(),
+                locked_at: None,
+                created_at: 0,
+                updated_at: 0,
+                confirmed_at: 0,
+                snooze_count: 0,
+                snooze_first_at: 0,
+                blocked_until: 0,
+            },
+            client,
+            kind,
+        }
     }
 
     pub fn is_admin(&self) -> bool {
-        self.user.role == Role::Admin
+        match self.kind {
+            AgentKind::Staff => self.user.role == Role::Admin,
+            AgentKind::Service => false,
+            AgentKind::Operator => true,
+        }
     }
 }
 
@@ -253,16 +335,7 @@ impl Helpdesk {
             .latest_verification(&agent.user.id, &user.id)
             .await?
             .map(|row| self.view(&methods, &row, now));
-        let new_tap = match store.take_tap_for_display(&user.id, &agent.user.id).await? {
-            Some((sealed, until)) => self
-                .security
-                .sealer
-                .open(&sealed, "tap")
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .map(|p| (p, until)),
-            None => None,
-        };
+        let new_tap = self.take_new_tap(agent, &user.id).await?;
         let tap_until = store
             .active_taps(&user.id, now)
             .await?
@@ -745,6 +818,9 @@ impl Helpdesk {
 
     /// The agent's valid verification of this user, or `HLP-002`.
     async fn verified(&self, agent: &Agent, user: &User, now: i64) -> Result<(), DomainError> {
+        if agent.kind != AgentKind::Staff {
+            return Ok(());
+        }
         match self
             .store()
             .latest_verification(&agent.user.id, &user.id)
@@ -754,6 +830,76 @@ impl Helpdesk {
             Some(v) if v.state == "denied" => Err(refused(ErrorCode::VerificationDenied)),
             _ => Err(refused(ErrorCode::NotVerified)),
         }
+    }
+
+    /// The pass this agent just issued to the user, once (the sealed copy is then gone): the
+    /// pass and its expiry.
+    pub async fn take_new_tap(
+        &self,
+        agent: &Agent,
+        user_id: &str,
+    ) -> Result<Option<(String, i64)>, DomainError> {
+        Ok(
+            match self
+                .store()
+                .take_tap_for_display(user_id, &agent.user.id)
+                .await?
+            {
+                Some((sealed, until)) => self
+                    .security
+                    .sealer
+                    .open(&sealed, "tap")
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .map(|p| (p, until)),
+                None => None,
+            },
+        )
+    }
+
+    /// Removes one of the user's methods (the management API): the same rules as an action —
+    /// protected accounts for administrators only — audited and mailed to the user.
+    pub async fn remove_method(
+        &self,
+        agent: &Agent,
+        user_id: &str,
+        method_id: &str,
+        now: i64,
+    ) -> Result<String, DomainError> {
+        let user = self.user(agent, user_id).await?;
+        if self.is_protected(&user) && !agent.is_admin() {
+            let mut e = self.audit(agent, &user, sec_event::METHOD_REMOVED, false, now);
+            e.reason = Some(format!("{method_id}: protected account"));
+            self.store().append_audit(&e).await?;
+            return Err(refused(ErrorCode::ProtectedAccount));
+        }
+        let methods = self.security.methods(&user.id).await?;
+        let m = methods
+            .iter()
+            .find(|m| m.row.id == method_id)
+            .ok_or(refused(ErrorCode::SetupExpired))?;
+        let label = m.label();
+        let mut tx = self.store().begin().await?;
+        if !crate::store::methods::delete_method_in(&mut tx, method_id, &user.id).await? {
+            return Err(refused(ErrorCode::SetupExpired));
+        }
+        let mut e = self.audit(agent, &user, sec_event::METHOD_REMOVED, true, now);
+        e.reason = Some(label.clone());
+        append_audit_in(&mut tx, &e).await?;
+        let notice = Notice::MethodRemoved {
+            method: label.clone(),
+            changed_at: format_time(now),
+        };
+        for a in self.security.addresses(&user, &methods, None) {
+            self.security
+                .notifier
+                .email_address_in(&mut tx, &user, &a, &notice, now)
+                .await?;
+        }
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        self.security.notifier.wake();
+        self.security.ensure_default(&user.id).await?;
+        Ok(label)
     }
 
     /// Performs an action on a verified caller's account.
@@ -865,6 +1011,7 @@ impl Helpdesk {
         let acting = Agent {
             user: requester,
             client: agent.client.clone(),
+            kind: AgentKind::Staff,
         };
         self.perform(&acting, &user, action, Some((&row.id, agent)), now)
             .await

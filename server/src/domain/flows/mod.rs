@@ -1,6 +1,8 @@
 //! Flows: sequences of steps a person goes through. Each is callable without the UI (CLI, tests,
-//! a future management API or RADIUS front end).
+//! the REST API, RADIUS).
 
+pub mod accounts;
+pub mod app_mfa;
 pub mod fraud;
 pub mod gateway;
 pub mod helpdesk;

@@ -200,12 +200,7 @@ impl Reset {
             .security
             .methods(user.as_ref().map(|u| u.id.as_str()).unwrap_or(""))
             .await?;
-        let needed = |u: &User| {
-            self.security
-                .policy
-                .required_for(u.role == Role::Admin)
-                .max(1)
-        };
+        let needed = |u: &User| self.gates_for(u);
         let eligible = user.as_ref().is_some_and(|u| {
             u.enabled && !u.is_blocked(now) && self.can_prove(&methods, needed(u))
         });
@@ -273,6 +268,19 @@ impl Reset {
     }
 
     /// Can these methods pass `gates` gates (questions only as the second)?
+    /// Could this user reset their password with these methods (registration details)?
+    pub fn reset_capable(&self, user: &User, methods: &[Method]) -> bool {
+        self.can_prove(methods, self.gates_for(user))
+    }
+
+    /// Proofs a reset of this user needs (administrators: the policy's stricter number).
+    fn gates_for(&self, user: &User) -> u32 {
+        self.security
+            .policy
+            .required_for(user.role == Role::Admin)
+            .max(1)
+    }
+
     fn can_prove(&self, methods: &[Method], gates: u32) -> bool {
         let primary = methods.iter().filter(|m| is_gate(m.kind)).count() as u32;
         let questions = self.policy.questions_as_second_gate

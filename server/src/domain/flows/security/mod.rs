@@ -426,7 +426,7 @@ impl Security {
     }
 
     /// Keeps exactly one default among sign-in capable methods when there is any.
-    async fn ensure_default(&self, user_id: &str) -> Result<(), DomainError> {
+    pub(crate) async fn ensure_default(&self, user_id: &str) -> Result<(), DomainError> {
         let methods = methods_of(self.store.active_methods(user_id).await?);
         if methods
             .iter()
