@@ -18,7 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(deny_unknown_fields)]
 pub struct StartChallenge {
     /// The username (as the directory knows it).
-    #[schema(example = "alice")]
+    #[schema(example = "alice", min_length = 1, max_length = 256)]
     pub user: String,
     /// A method id from a previous answer's `methods`; default: the user's default method.
     #[serde(default)]
@@ -117,7 +117,7 @@ impl From<Started> for Challenge {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyCode {
-    #[schema(example = "123456")]
+    #[schema(example = "123456", max_length = 64)]
     pub code: String,
 }
 

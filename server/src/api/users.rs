@@ -110,7 +110,13 @@ impl From<RoleName> for Role {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
-    #[schema(example = "carol")]
+    /// 1-64 of a-z 0-9 . _ - @ (lower-cased).
+    #[schema(
+        example = "carol",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[A-Za-z0-9._@-]+$"
+    )]
     pub username: String,
     pub display_name: Option<String>,
     pub email: Option<String>,
@@ -131,6 +137,7 @@ pub struct SetRole {
 pub struct NewPass {
     /// Minutes the pass is valid (default and limits from `[helpdesk]`).
     #[serde(default)]
+    #[schema(maximum = 43200)]
     pub minutes: Option<u32>,
 }
 

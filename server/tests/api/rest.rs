@@ -514,3 +514,50 @@ async fn wrong_tokens_throttled_per_client_under_a_burst() {
     app.clock.advance(600);
     assert_eq!(api.call("GET", "/users", None).await.0, 200);
 }
+
+/// schemathesis (PyPI, in the venv `scripts/setup --test` makes) fuzzes every operation from
+/// the served document: no 5xx, every answer of the documented type and shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
+    let app = spawn_app(Db::Sqlite).await;
+    let cookie = app.alice().await;
+    add_totp(&app, &actor(&app, &cookie).await, "Phone").await;
+    let all = token(&app, "fuzz", &Scope::ALL, &[]).await;
+    let bin = format!(
+        "{}/../.tools/pyenv/bin/schemathesis",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let examples = std::env::var("CONVERGE_FUZZ_EXAMPLES").unwrap_or_else(|_| "25".into());
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args([
+            "run",
+            &format!("{}/api/v1/openapi.json", app.base),
+            "--url",
+            &app.base,
+            "--checks",
+            "not_a_server_error,response_schema_conformance,content_type_conformance,status_code_conformance",
+            "--header",
+            &format!("Authorization: Bearer {all}"),
+            "--max-examples",
+            &examples,
+            "--seed",
+            "1",
+            "--workers",
+            "2",
+            "--no-color",
+            "--phases",
+            "examples,coverage,fuzzing",
+        ]);
+    // the server runs on this runtime: wait for the fuzzer off it
+    let out = tokio::task::spawn_blocking(move || cmd.output())
+        .await
+        .expect("join")
+        .unwrap_or_else(|e| panic!("{bin} is required: run scripts/setup --test ({e})"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    println!("{text}");
+    assert!(
+        out.status.success(),
+        "schemathesis failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
