@@ -164,6 +164,47 @@ async fn mfa_as_a_service_body(db: Db) {
         .await;
     assert_eq!(v["result"], "verified", "{v}");
 
+    // a call: the status long-polls until it is answered on the phone (on any instance)
+    app.clock.advance(30);
+    let (status, ch) = api
+        .call(
+            "POST",
+            "/mfa/challenges",
+            Some(json!({"user": "alice", "delivery": "voice"})),
+        )
+        .await;
+    assert_eq!(
+        (status, ch["delivery"].clone()),
+        (201, json!("voice")),
+        "{ch}"
+    );
+    let id = ch["id"].as_str().expect("id").to_string();
+    let (_, v) = api
+        .call("GET", &format!("/mfa/challenges/{id}?wait=1"), None)
+        .await;
+    assert_eq!(v["result"], "pending");
+    let (store, security) = (app.state.store.clone(), app.state.security.clone());
+    let now = app.clock.now();
+    let answer = tokio::spawn(async move {
+        for _ in 0..40 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let calls = store.dev_messages(50).await.expect("dev");
+            if let Some(call) = calls.iter().find(|m| m.0 == "voice") {
+                security
+                    .voice_answered(&call.2, "approve", now)
+                    .await
+                    .expect("answered");
+                return true;
+            }
+        }
+        false
+    });
+    let (_, v) = api
+        .call("GET", &format!("/mfa/challenges/{id}?wait=8"), None)
+        .await;
+    assert!(answer.await.expect("task"), "the call was placed");
+    assert_eq!(v["result"], "verified", "{v}");
+
     // a Temporary Access Pass issued through the management API, accepted once
     let helpdesk = Api {
         app: &app,
