@@ -14,6 +14,9 @@
 //!      code, Access-Accept) against the argon2 bound of the same run, the p99 of the challenge
 //!      answer; then the same while a flood of unknown-client and malformed packets arrives,
 //!      and how many of those the server dropped per second.
+//!   5. REST API, MFA as a service: `POST /api/v1/mfa/challenges/{id}/verify` calls/s over HTTP
+//!      with a service token (each a right, single-use app code for a challenge started just
+//!      before, outside the timed part), their p99, and challenge starts/s.
 
 #![allow(clippy::field_reassign_with_default)]
 
@@ -412,7 +415,135 @@ async fn main() {
         sent as f64 / flood_seconds,
         dropped as f64 / flood_seconds,
     );
+
+    // 5. the REST API's verify
+    api_verifies(&state, &clock, &people, &http, &base, seconds).await;
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Rounds of: every user gets a challenge (timed as starts), then every challenge is answered
+/// with the right app code (timed as verifies), `CONCURRENCY` calls at a time.
+async fn api_verifies(
+    state: &converge::http::AppState,
+    clock: &Arc<ManualClock>,
+    people: &Arc<Vec<Person>>,
+    http: &reqwest::Client,
+    base: &str,
+    seconds: f64,
+) {
+    use converge::api::{tokens, Scope};
+    let (_, token) = tokens::create(
+        &state.store,
+        &tokens::NewToken {
+            name: "bench",
+            scopes: &[Scope::MfaVerify],
+            lifetime_seconds: 86_400,
+            allowed_from: &[],
+        },
+        clock.now(),
+    )
+    .await
+    .expect("token");
+    // one call first: a token seen valid skips the wrong-token count (docs/throttling.md)
+    http.get(format!("{base}/api/v1/users/bench0"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("warm-up");
+    let (mut verified, mut failed) = (0usize, 0usize);
+    let (mut verify_busy, mut start_busy, mut starts) = (Duration::ZERO, Duration::ZERO, 0usize);
+    let mut latencies = Vec::new();
+    while verify_busy.as_secs_f64() < seconds {
+        clock.advance(30);
+        let now = clock.now();
+        let policy = state.security.policy.totp.clone();
+        // phase 1: challenges
+        let started = Instant::now();
+        let ids = run_concurrently(people.len(), |i| {
+            let (http, token, base) = (http.clone(), token.clone(), base.to_string());
+            async move {
+                let res = http
+                    .post(format!("{base}/api/v1/mfa/challenges"))
+                    .bearer_auth(token)
+                    .json(&serde_json::json!({ "user": format!("bench{i}") }))
+                    .send()
+                    .await
+                    .ok()?;
+                let v: serde_json::Value = res.json().await.ok()?;
+                v["id"].as_str().map(str::to_string)
+            }
+        })
+        .await;
+        start_busy += started.elapsed();
+        starts += ids.iter().filter(|i| i.0.is_some()).count();
+        // phase 2: the verifies
+        let ids = Arc::new(ids);
+        let started = Instant::now();
+        let results = run_concurrently(people.len(), |i| {
+            let (http, token, base, ids, people, policy) = (
+                http.clone(),
+                token.clone(),
+                base.to_string(),
+                ids.clone(),
+                people.clone(),
+                policy.clone(),
+            );
+            async move {
+                let id = ids[i].0.clone()?;
+                let code = totp::code_at(&policy, &people[i].2, now as u64);
+                let res = http
+                    .post(format!("{base}/api/v1/mfa/challenges/{id}/verify"))
+                    .bearer_auth(token)
+                    .json(&serde_json::json!({ "code": code }))
+                    .send()
+                    .await
+                    .ok()?;
+                let v: serde_json::Value = res.json().await.ok()?;
+                if v["result"] != "verified" {
+                    eprintln!("verify: {v}");
+                }
+                Some(v["result"] == "verified")
+            }
+        })
+        .await;
+        verify_busy += started.elapsed();
+        for (r, lat) in results {
+            if r == Some(true) {
+                verified += 1;
+            } else {
+                failed += 1;
+            }
+            latencies.push(lat);
+        }
+    }
+    let p99 = percentile_99(&mut latencies);
+    println!(
+        "api_verify_per_second={:.0} api_verify_ok={verified} api_verify_failed={failed} \
+         api_verify_p99_ms={:.1} api_start_per_second={:.0}",
+        verified as f64 / verify_busy.as_secs_f64(),
+        p99.as_secs_f64() * 1000.0,
+        starts as f64 / start_busy.as_secs_f64(),
+    );
+}
+
+/// Runs `f(0..n)`, `CONCURRENCY` at a time; each result with its latency, in index order.
+async fn run_concurrently<T, F, Fut>(n: usize, f: F) -> Vec<(Option<T>, Duration)>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = Option<T>> + Send + 'static,
+{
+    use futures::StreamExt;
+    futures::stream::iter((0..n).map(|i| {
+        let fut = f(i);
+        async move {
+            let t = Instant::now();
+            (fut.await, t.elapsed())
+        }
+    }))
+    .buffered(CONCURRENCY)
+    .collect()
+    .await
 }
 
 fn junk_dropped(state: &converge::http::AppState) -> u64 {

@@ -141,6 +141,7 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
     Ok(AppState {
         gateway,
         app_mfa,
+        api_tokens_seen: Default::default(),
         config: Arc::new(config),
         store,
         directory,

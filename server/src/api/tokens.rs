@@ -3,8 +3,11 @@
 //! rotation); scopes, expiry, revocation, last use, optional source addresses.
 //!
 //! Guessing is throttled per client address, counted before the lookup (a parallel burst gets
-//! no more tries than a sequential one). There is no per-token lock: a token cannot be guessed,
-//! and a lock would let a stranger shut an application out.
+//! no more tries than a sequential one). A token this instance saw valid in the last minute is
+//! no guess: it skips the count (it is still looked up, so revocation and expiry apply at once),
+//! so an application's concurrent calls never fill its own address's bucket. There is no
+//! per-token lock: a token cannot be guessed, and a lock would let a stranger shut an
+//! application out.
 
 use super::problem::Problem;
 use super::Scope;
@@ -135,6 +138,39 @@ pub fn parse_lifetime(s: &str) -> Option<i64> {
     n.checked_mul(k)
 }
 
+/// Hashes of tokens this instance recently found valid (bounded; entries live a minute).
+#[derive(Default)]
+pub struct Seen(std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>);
+
+impl Seen {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(60);
+    const MAX: usize = 10_000;
+
+    fn contains(&self, hash: &str) -> bool {
+        self.0
+            .lock()
+            .map(|m| m.get(hash).is_some_and(|t| t.elapsed() < Self::TTL))
+            .unwrap_or(false)
+    }
+
+    fn insert(&self, hash: String) {
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= Self::MAX {
+                m.retain(|_, t| t.elapsed() < Self::TTL);
+            }
+            if m.len() < Self::MAX {
+                m.insert(hash, std::time::Instant::now());
+            }
+        }
+    }
+
+    fn forget(&self, hash: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(hash);
+        }
+    }
+}
+
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
 pub struct ApiCaller {
@@ -220,33 +256,44 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let Some(policy) = state.config.api.as_ref() else {
         return Problem::new(StatusCode::NOT_FOUND, ErrorCode::NotFound).into_response();
     };
-    // counted before the lookup: a full bucket refuses on a read, writing nothing
-    let key = Key::shared(SCOPE_CLIENT, &client.ip, policy.token_failures);
-    let attempt = match throttle::begin(&state.store, vec![key], now).await {
-        Ok(Ok(a)) => a,
-        Ok(Err(_)) => {
-            state.metrics.refused("api_token_throttled");
-            return Problem::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyAttempts)
-                .into_response();
+    let token_hash = hash(&token);
+    let seen = &state.api_tokens_seen;
+    // counted before the lookup unless this exact token was valid a moment ago: a full bucket
+    // refuses on a read, writing nothing
+    let attempt = if seen.contains(&token_hash) {
+        None
+    } else {
+        let key = Key::shared(SCOPE_CLIENT, &client.ip, policy.token_failures);
+        match throttle::begin(&state.store, vec![key], now).await {
+            Ok(Ok(a)) => Some(a),
+            Ok(Err(_)) => {
+                state.metrics.refused("api_token_throttled");
+                return Problem::new(StatusCode::TOO_MANY_REQUESTS, ErrorCode::TooManyAttempts)
+                    .into_response();
+            }
+            Err(e) => return Problem::from(e).into_response(),
         }
-        Err(e) => return Problem::from(e).into_response(),
     };
-    let row = match state.store.token_by_hash(&hash(&token)).await {
+    let row = match state.store.token_by_hash(&token_hash).await {
         Ok(r) => r,
         Err(e) => {
-            let _ = attempt.cancel(&state.store).await;
+            if let Some(a) = attempt {
+                let _ = a.cancel(&state.store).await;
+            }
             return Problem::from(e).into_response();
         }
     };
     if let Some(why) = refusal(row.as_ref(), &client.ip, now) {
-        let failed = attempt.failed(&state.store).await;
+        seen.forget(&token_hash);
         let mut e = AuditEntry::new(event::AUTH_FAILED, false, now);
         e.actor = row.as_ref().map(|t| format!("api:{}", t.name));
         e.client_ip = Some(client.ip.clone());
         e.user_agent = Some(client.user_agent.clone());
         e.reason = Some(why.into());
-        if let Err(err) = failed {
-            return Problem::from(err).into_response();
+        if let Some(a) = attempt {
+            if let Err(err) = a.failed(&state.store).await {
+                return Problem::from(err).into_response();
+            }
         }
         if let Err(err) = state.store.append_audit(&e).await {
             return Problem::from(err).into_response();
@@ -256,8 +303,11 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let Some(row) = row else {
         return Problem::new(StatusCode::UNAUTHORIZED, ErrorCode::ApiTokenInvalid).into_response();
     };
-    if let Err(e) = attempt.succeeded(&state.store).await {
-        return Problem::from(e).into_response();
+    if let Some(a) = attempt {
+        if let Err(e) = a.succeeded(&state.store).await {
+            return Problem::from(e).into_response();
+        }
+        seen.insert(token_hash);
     }
     if let Err(e) = state.store.touch_token(&row.id, now).await {
         return Problem::from(e).into_response();

@@ -54,6 +54,8 @@ pub struct AppState {
     pub gateway: Arc<crate::domain::flows::gateway::Gateway>,
     /// MFA as a service for the organisation's applications (the REST API).
     pub app_mfa: Arc<crate::domain::flows::app_mfa::AppMfa>,
+    /// REST API tokens this instance recently found valid (they skip the guessing count).
+    pub api_tokens_seen: Arc<crate::api::tokens::Seen>,
 }
 
 impl AppState {
