@@ -28,6 +28,12 @@ use axum::Router;
 /// Where the API lives; every path below is relative to it.
 pub const PREFIX: &str = "/api/v1";
 
+/// Is this a REST API path (not one of the portal's server functions, which live under `/api/`)?
+pub fn is_rest(path: &str) -> bool {
+    path.strip_prefix(PREFIX)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {

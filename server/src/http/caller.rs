@@ -17,9 +17,10 @@ use std::net::SocketAddr;
 
 pub async fn establish(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
-    // the API authenticates by token, never by cookie
+    // the REST API authenticates by token, never by cookie (the portal's server functions,
+    // under /api/ too, do use the session)
     let skip_session = path.starts_with("/pkg/")
-        || path.starts_with("/api/")
+        || crate::api::is_rest(&path)
         || matches!(
             path.as_str(),
             "/healthz" | "/readyz" | "/metrics" | "/favicon.svg" | "/favicon.ico"

@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use converge_app::api::ErrorCode;
 
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let api = req.uri().path().starts_with(crate::api::PREFIX);
+    let api = crate::api::is_rest(req.uri().path());
     let error_page = |status, code| {
         if api {
             crate::api::problem::Problem::new(status, code).into_response()

@@ -3,7 +3,7 @@
 //! `radclient`. Plus the decoder fuzzed from the corpus in `tests/radius/corpus`.
 
 use crate::helpers::*;
-use crate::security::{actor, add_phone, add_totp, code_sent_to, sec};
+use crate::security::{actor, add_phone, add_totp, answer_next_call, code_sent_to, sec};
 use converge::clock::Clock;
 use converge::config::Settings;
 use converge::domain::flows::security::Actor;
@@ -269,22 +269,7 @@ async fn text_code_call_and_choices() {
 
     // 3: a call, held until it is answered on the phone (any instance may take the callback)
     let ch = r.auth("alice", PW, None);
-    let (store, security) = (app.state.store.clone(), app.state.security.clone());
-    let now = app.clock.now();
-    let answer = tokio::spawn(async move {
-        for _ in 0..40 {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            let calls = store.dev_messages(50).await.expect("dev");
-            if let Some(call) = calls.iter().find(|m| m.0 == "voice") {
-                security
-                    .voice_answered(&call.2, "approve", now)
-                    .await
-                    .expect("answered");
-                return true;
-            }
-        }
-        false
-    });
+    let answer = answer_next_call(&app, "approve");
     let held = r.send(json!({"user": "alice", "password": "3", "state": ch["state"], "wait": 8}));
     assert!(answer.await.expect("task"), "the call was placed");
     assert_eq!(held["code"], 2, "{held}");

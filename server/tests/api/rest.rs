@@ -4,7 +4,7 @@
 //! Temporary Access Pass), idempotency keys, problem documents and the served contract.
 
 use crate::helpers::*;
-use crate::security::{actor, add_phone, add_totp, code_sent_to, sec};
+use crate::security::{actor, add_phone, add_totp, answer_next_call, code_sent_to, sec};
 use converge::api::tokens::{self, NewToken};
 use converge::api::Scope;
 use converge::clock::Clock;
@@ -183,22 +183,7 @@ async fn mfa_as_a_service_body(db: Db) {
         .call("GET", &format!("/mfa/challenges/{id}?wait=1"), None)
         .await;
     assert_eq!(v["result"], "pending");
-    let (store, security) = (app.state.store.clone(), app.state.security.clone());
-    let now = app.clock.now();
-    let answer = tokio::spawn(async move {
-        for _ in 0..40 {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            let calls = store.dev_messages(50).await.expect("dev");
-            if let Some(call) = calls.iter().find(|m| m.0 == "voice") {
-                security
-                    .voice_answered(&call.2, "approve", now)
-                    .await
-                    .expect("answered");
-                return true;
-            }
-        }
-        false
-    });
+    let answer = answer_next_call(&app, "approve");
     let (_, v) = api
         .call("GET", &format!("/mfa/challenges/{id}?wait=8"), None)
         .await;
@@ -292,6 +277,35 @@ async fn mfa_as_a_service_body(db: Db) {
         Some("locked"),
         "{results:?}"
     );
+
+    // a fraud block is honoured (423) until it is lifted, here through the management API
+    let alice_id = a.user.id.clone();
+    let mut tx = app.state.store.begin().await.expect("tx");
+    converge::store::users::block_user_in(
+        &mut tx,
+        &alice_id,
+        app.clock.now() + 86_400,
+        app.clock.now(),
+    )
+    .await
+    .expect("block");
+    tx.commit().await.expect("commit");
+    let (s, p) = api
+        .call("POST", "/mfa/challenges", Some(json!({"user": "alice"})))
+        .await;
+    assert_eq!((s, p["code"].clone()), (423, json!("API-423")), "{p}");
+    let users = Api {
+        app: &app,
+        token: token(&app, "accounts", &[Scope::UsersWrite], &[]).await,
+    };
+    assert_eq!(
+        users.call("POST", "/users/alice/unblock", None).await.0,
+        200
+    );
+    let (s, _) = api
+        .call("POST", "/mfa/challenges", Some(json!({"user": "alice"})))
+        .await;
+    assert_eq!(s, 201);
 
     // audited with the application as the actor; the end user's address kept
     let lines = audits(&app, converge::domain::flows::app_mfa::EVENT).await;

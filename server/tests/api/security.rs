@@ -148,6 +148,31 @@ pub(crate) fn sec(app: &TestApp) -> &Security {
     &app.state.security
 }
 
+/// Answers the next call the dev voice provider places with `answer` (on the phone), from a
+/// task; true once it was answered.
+pub(crate) fn answer_next_call(
+    app: &TestApp,
+    answer: &'static str,
+) -> tokio::task::JoinHandle<bool> {
+    use converge::clock::Clock;
+    let (store, security) = (app.state.store.clone(), app.state.security.clone());
+    let now = app.clock.now();
+    tokio::spawn(async move {
+        for _ in 0..40 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let calls = store.dev_messages(50).await.expect("dev");
+            if let Some(call) = calls.iter().find(|m| m.0 == "voice") {
+                security
+                    .voice_answered(&call.2, answer, now)
+                    .await
+                    .expect("answered");
+                return true;
+            }
+        }
+        false
+    })
+}
+
 /// The newest code sent by the dev transports to `recipient` (waits for the worker).
 pub(crate) async fn code_sent_to(app: &TestApp, recipient: &str) -> String {
     // tests advance the clock before asking for another code to the same recipient

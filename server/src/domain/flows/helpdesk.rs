@@ -1,5 +1,6 @@
 //! The helpdesk console: verify a caller against the caller's own registered methods, then act.
-//! Callable without the UI (a future management API uses the same calls).
+//! Callable without the UI: the REST API (`api/users.rs`) acts through the same calls with a
+//! service token as the agent ([`AgentKind::Service`]).
 //!
 //! ```text
 //!  agent (role helpdesk / admin) ── search ──► user card (status, methods masked, sign-ins, audit)
