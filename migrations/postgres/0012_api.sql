@@ -14,8 +14,9 @@ CREATE TABLE api_tokens (
     revoked_at   BIGINT NOT NULL DEFAULT 0
 );
 -- An application's second-factor check: id_hash HMAC of the challenge id it holds (128 random
--- bits); bound to the token that asked; channel totp / sms / voice / tap; code_id the pending
--- code (calls are answered through it); state pending / verified / failed (a verified or failed
+-- bits); bound to the token that asked; channel app / sms / voice / tap; code_id the pending
+-- code (calls are answered through it); client_ip the end user's address as the application
+-- gave it (its answers count there); state pending / verified / failed (a verified or failed
 -- challenge is spent).
 CREATE TABLE api_challenges (
     id_hash    TEXT PRIMARY KEY,
@@ -24,6 +25,7 @@ CREATE TABLE api_challenges (
     method_id  TEXT NOT NULL,
     channel    TEXT NOT NULL,
     code_id    TEXT NOT NULL DEFAULT '',
+    client_ip  TEXT NOT NULL DEFAULT '',
     state      TEXT NOT NULL DEFAULT 'pending',
     created_at BIGINT NOT NULL,
     expires_at BIGINT NOT NULL

@@ -50,6 +50,8 @@ pub struct ApiChallengeRow {
     pub method_id: String,
     pub channel: String,
     pub code_id: String,
+    /// The end user's address as the application gave it ('' when it did not).
+    pub client_ip: String,
     pub state: String,
     pub created_at: i64,
     pub expires_at: i64,
@@ -164,7 +166,8 @@ impl Store {
     pub async fn put_api_challenge(&self, c: &ApiChallengeRow) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO api_challenges (id_hash, token_id, user_id, method_id, channel, code_id, \
-             state, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             client_ip, state, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&c.id_hash)
         .bind(&c.token_id)
@@ -172,6 +175,7 @@ impl Store {
         .bind(&c.method_id)
         .bind(&c.channel)
         .bind(&c.code_id)
+        .bind(&c.client_ip)
         .bind(&c.state)
         .bind(c.created_at)
         .bind(c.expires_at)
@@ -187,8 +191,8 @@ impl Store {
         token_id: &str,
     ) -> Result<Option<ApiChallengeRow>, StoreError> {
         let row = sqlx::query(
-            "SELECT id_hash, token_id, user_id, method_id, channel, code_id, state, created_at, \
-             expires_at FROM api_challenges WHERE id_hash = $1 AND token_id = $2",
+            "SELECT id_hash, token_id, user_id, method_id, channel, code_id, client_ip, state, \
+             created_at, expires_at FROM api_challenges WHERE id_hash = $1 AND token_id = $2",
         )
         .bind(id_hash)
         .bind(token_id)
@@ -202,6 +206,7 @@ impl Store {
                 method_id: r.try_get("method_id")?,
                 channel: r.try_get("channel")?,
                 code_id: r.try_get("code_id")?,
+                client_ip: r.try_get("client_ip")?,
                 state: r.try_get("state")?,
                 created_at: r.try_get("created_at")?,
                 expires_at: r.try_get("expires_at")?,

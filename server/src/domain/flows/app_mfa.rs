@@ -154,6 +154,17 @@ impl AppMfa {
         Actor::without_session(user, app.from.clone(), Budget::Session)
     }
 
+    /// The application answering `row`, from the end user's address the challenge was started
+    /// for: their answers count (and are audited) where their start was, not in the
+    /// application's shared bucket.
+    fn answering(app: &App, row: &ApiChallengeRow) -> App {
+        let mut app = app.clone();
+        if !row.client_ip.is_empty() {
+            app.from.ip = row.client_ip.clone();
+        }
+        app
+    }
+
     /// Starts a challenge for `username`: with `method` (a method id) and/or `delivery`, that
     /// one; otherwise the default. A text or call goes out now.
     pub async fn start(
@@ -228,6 +239,7 @@ impl AppMfa {
                 method_id: chosen.method_id.clone(),
                 channel: chosen.delivery.as_str().into(),
                 code_id,
+                client_ip: app.from.ip.clone(),
                 state: "pending".into(),
                 created_at: now,
                 expires_at,
@@ -282,6 +294,7 @@ impl AppMfa {
                 .await?;
             return Ok(Verdict::Locked);
         }
+        let app = &Self::answering(app, &row);
         let actor = self.actor(app, user.clone());
         let typed: String = code
             .chars()
@@ -387,6 +400,7 @@ impl AppMfa {
             {
                 Some("approve") => {
                     // the approved call is the factor: spent through the portal's own check
+                    let app = &Self::answering(app, &row);
                     let actor = self.actor(app, user.clone());
                     let result = self
                         .security
@@ -396,6 +410,7 @@ impl AppMfa {
                     return self.settle(app, &row, &user, result).await;
                 }
                 Some("deny") => {
+                    let app = &Self::answering(app, &row);
                     let declined = Err(DomainError::Refused(ErrorCode::CallDeclined));
                     return self.settle(app, &row, &user, declined).await;
                 }
