@@ -142,7 +142,12 @@ pub fn router(state: AppState) -> Router {
         ops = ops.route(dev::VOICE_ANSWER, axum::routing::post(dev::answer_call));
     }
     let ops = ops.with_state(state.clone());
-    let api = crate::api::router(state.clone());
+    // `[api] enabled = false`: no /api/v1 at all (not even its document)
+    let api = state
+        .config
+        .api
+        .is_some()
+        .then(|| crate::api::router(state.clone()));
 
     let app = Router::new()
         .leptos_routes_with_context(&leptos_options, routes, context.clone(), {
@@ -156,9 +161,11 @@ pub fn router(state: AppState) -> Router {
         .with_state(leptos_options);
 
     let request_id = axum::http::HeaderName::from_static("x-request-id");
-    app.merge(ops)
-        .nest(crate::api::PREFIX, api)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), caller::establish))
+    let app = match api {
+        Some(api) => app.merge(ops).nest(crate::api::PREFIX, api),
+        None => app.merge(ops),
+    };
+    app.layer(axum::middleware::from_fn_with_state(state.clone(), caller::establish))
         .layer(axum::middleware::from_fn_with_state(state.clone(), security::guard))
         .layer(axum::middleware::from_fn_with_state(state.clone(), limits::guard))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))

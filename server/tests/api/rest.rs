@@ -629,3 +629,18 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `[api] enabled = false`: no /api/v1 at all, not even its document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_switched_off_is_not_served() {
+    let app = spawn_app_with(Db::Sqlite, |s| s.api.enabled = false).await;
+    for path in ["/api/v1/openapi.json", "/api/v1/users"] {
+        let res = app
+            .http
+            .get(format!("{}{path}", app.base))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(res.status(), 404, "{path}");
+    }
+}
