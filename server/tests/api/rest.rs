@@ -616,11 +616,17 @@ async fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
             "--phases",
             "examples,coverage,fuzzing",
         ]);
+    // its example cache goes to a scratch folder, not the source tree
+    let scratch =
+        std::env::temp_dir().join(format!("converge-schemathesis-{}", std::process::id()));
+    std::fs::create_dir_all(&scratch).expect("scratch");
+    cmd.current_dir(&scratch);
     // the server runs on this runtime: wait for the fuzzer off it
     let out = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .expect("join")
         .unwrap_or_else(|e| panic!("{bin} is required: run scripts/setup --test ({e})"));
+    let _ = std::fs::remove_dir_all(&scratch);
     let text = String::from_utf8_lossy(&out.stdout);
     println!("{text}");
     assert!(
