@@ -327,11 +327,7 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
                         "id", "status", "message", "to", "attempts", "created (UTC)"
                     );
                     for r in rows {
-                        let to = if r.channel == "email" {
-                            converge::notify::mask_email(&r.recipient)
-                        } else {
-                            converge::notify::mask_number(&r.recipient)
-                        };
+                        let to = converge::notify::mask_recipient(&r.channel, &r.recipient);
                         println!(
                             "{:<36}  {:<7}  {:<22}  {:<24}  {:>8}  {:<19}  {}",
                             r.id,

@@ -128,14 +128,11 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
     });
     let app_mfa = Arc::new(crate::domain::flows::app_mfa::AppMfa {
         security: security.clone(),
+        // `[api]` off: the router is not mounted; the flow keeps the defaults
         policy: config
             .api
             .clone()
-            .unwrap_or(crate::domain::policy::ApiPolicy {
-                challenge_seconds: 300,
-                max_wait_seconds: 25,
-                token_failures: crate::domain::policy::Bucket::rate(20, 600),
-            }),
+            .unwrap_or_else(crate::api::config::default_policy),
         clock: clock.clone(),
     });
     Ok(AppState {

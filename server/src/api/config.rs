@@ -26,6 +26,11 @@ impl Default for ApiSettings {
     }
 }
 
+/// The policy of the default settings.
+pub fn default_policy() -> ApiPolicy {
+    ApiSettings::default().policy_of()
+}
+
 impl ApiSettings {
     /// The policy, or `None` when the API is off; problems are added to `problems`.
     pub fn policy(&self, problems: &mut Vec<String>) -> Option<ApiPolicy> {
@@ -41,10 +46,14 @@ impl ApiSettings {
         if !(1..=10_000).contains(&self.failed_tokens_per_client) {
             problems.push("api.failed_tokens_per_client: 1 to 10000".into());
         }
-        Some(ApiPolicy {
+        Some(self.policy_of())
+    }
+
+    fn policy_of(&self) -> ApiPolicy {
+        ApiPolicy {
             challenge_seconds: i64::from(self.challenge_seconds),
             max_wait_seconds: i64::from(self.max_wait_seconds),
             token_failures: Bucket::rate(self.failed_tokens_per_client, 600),
-        })
+        }
     }
 }

@@ -231,11 +231,7 @@ pub async fn dead_letters(
     Ok(axum::Json(
         rows.into_iter()
             .map(|r| DeadLetter {
-                to: if r.channel == "email" {
-                    crate::notify::mask_email(&r.recipient)
-                } else {
-                    crate::notify::mask_number(&r.recipient)
-                },
+                to: crate::notify::mask_recipient(&r.channel, &r.recipient),
                 id: r.id,
                 channel: r.channel,
                 message: r.message,

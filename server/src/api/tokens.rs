@@ -209,11 +209,23 @@ fn bearer(req: &Request) -> Option<String> {
         .then(|| token.trim().chars().take(200).collect())
 }
 
-/// Why a presented token was refused (the audit says; the answer is the same 401).
-fn refusal(row: Option<&TokenRow>, ip: &str, now: i64) -> Option<&'static str> {
+/// The presented token's row if it may be used now, else why not (the audit says; the answer is
+/// the same 401) and the token's name when it exists.
+fn usable(
+    row: Option<TokenRow>,
+    ip: &str,
+    now: i64,
+) -> Result<TokenRow, (Option<String>, &'static str)> {
     let Some(t) = row else {
-        return Some("unknown token");
+        return Err((None, "unknown token"));
     };
+    match refusal(&t, ip, now) {
+        None => Ok(t),
+        Some(why) => Err((Some(t.name), why)),
+    }
+}
+
+fn refusal(t: &TokenRow, ip: &str, now: i64) -> Option<&'static str> {
     if t.revoked_at != 0 {
         return Some("revoked");
     }
@@ -253,9 +265,6 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let Some(token) = bearer(&req) else {
         return Problem::new(StatusCode::UNAUTHORIZED, ErrorCode::ApiTokenInvalid).into_response();
     };
-    let Some(policy) = state.config.api.as_ref() else {
-        return Problem::new(StatusCode::NOT_FOUND, ErrorCode::NotFound).into_response();
-    };
     let token_hash = hash(&token);
     let seen = &state.api_tokens_seen;
     // counted before the lookup unless this exact token was valid a moment ago: a full bucket
@@ -263,7 +272,11 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     let attempt = if seen.contains(&token_hash) {
         None
     } else {
-        let key = Key::shared(SCOPE_CLIENT, &client.ip, policy.token_failures);
+        let key = Key::shared(
+            SCOPE_CLIENT,
+            &client.ip,
+            state.app_mfa.policy.token_failures,
+        );
         match throttle::begin(&state.store, vec![key], now).await {
             Ok(Ok(a)) => Some(a),
             Ok(Err(_)) => {
@@ -283,25 +296,26 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             return Problem::from(e).into_response();
         }
     };
-    if let Some(why) = refusal(row.as_ref(), &client.ip, now) {
-        seen.forget(&token_hash);
-        let mut e = AuditEntry::new(event::AUTH_FAILED, false, now);
-        e.actor = row.as_ref().map(|t| format!("api:{}", t.name));
-        e.client_ip = Some(client.ip.clone());
-        e.user_agent = Some(client.user_agent.clone());
-        e.reason = Some(why.into());
-        if let Some(a) = attempt {
-            if let Err(err) = a.failed(&state.store).await {
+    let row = match usable(row, &client.ip, now) {
+        Ok(row) => row,
+        Err((name, why)) => {
+            seen.forget(&token_hash);
+            let mut e = AuditEntry::new(event::AUTH_FAILED, false, now);
+            e.actor = name.map(|n| format!("api:{n}"));
+            e.client_ip = Some(client.ip.clone());
+            e.user_agent = Some(client.user_agent.clone());
+            e.reason = Some(why.into());
+            if let Some(a) = attempt {
+                if let Err(err) = a.failed(&state.store).await {
+                    return Problem::from(err).into_response();
+                }
+            }
+            if let Err(err) = state.store.append_audit(&e).await {
                 return Problem::from(err).into_response();
             }
+            return Problem::new(StatusCode::UNAUTHORIZED, ErrorCode::ApiTokenInvalid)
+                .into_response();
         }
-        if let Err(err) = state.store.append_audit(&e).await {
-            return Problem::from(err).into_response();
-        }
-        return Problem::new(StatusCode::UNAUTHORIZED, ErrorCode::ApiTokenInvalid).into_response();
-    }
-    let Some(row) = row else {
-        return Problem::new(StatusCode::UNAUTHORIZED, ErrorCode::ApiTokenInvalid).into_response();
     };
     if let Some(a) = attempt {
         if let Err(e) = a.succeeded(&state.store).await {

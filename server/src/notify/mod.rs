@@ -377,6 +377,15 @@ impl Notifier {
     }
 }
 
+/// An outbox recipient masked for lists: an address for mail, a number otherwise.
+pub fn mask_recipient(channel: &str, recipient: &str) -> String {
+    if channel == "email" {
+        mask_email(recipient)
+    } else {
+        mask_number(recipient)
+    }
+}
+
 /// `+31 6 •••• ••78` style masking for logs and lists.
 pub fn mask_number(number: &str) -> String {
     let digits: Vec<char> = number.chars().collect();

@@ -4,41 +4,13 @@
 //! make one are for administrators only. Audited with the agent as the actor.
 
 use super::helpdesk::{Agent, Helpdesk};
-use crate::domain::audit::{event, AuditEntry};
+use crate::domain::audit::event;
 use crate::domain::error::DomainError;
 use crate::domain::password::Password;
 use crate::domain::users::{Role, User, UserProfile};
 use converge_app::api::ErrorCode;
 
 impl Helpdesk {
-    fn admin_audit(&self, agent: &Agent, user: &User, ev: &str, now: i64) -> AuditEntry {
-        let mut e = AuditEntry::new(ev, true, now);
-        e.user_id = Some(user.id.clone());
-        e.username = Some(user.username.clone());
-        e.actor = Some(agent.user.username.clone());
-        e.client_ip = Some(agent.client.ip.clone());
-        e.user_agent = Some(agent.client.user_agent.clone());
-        e
-    }
-
-    /// Refuses (and audits) a change of a protected account by a non-administrator.
-    async fn guard_protected(
-        &self,
-        agent: &Agent,
-        user: &User,
-        ev: &str,
-        now: i64,
-    ) -> Result<(), DomainError> {
-        if agent.is_admin() || !self.is_protected(user) {
-            return Ok(());
-        }
-        let mut e = self.admin_audit(agent, user, ev, now);
-        e.success = false;
-        e.reason = Some("protected account".into());
-        self.security.store.append_audit(&e).await?;
-        Err(DomainError::Refused(ErrorCode::ProtectedAccount))
-    }
-
     /// A new local user (source `local`), with a password or without (then the user gets one
     /// by a reset, or the operator sets one). An existing username is refused.
     pub async fn create_user(
@@ -77,7 +49,7 @@ impl Helpdesk {
             .await?
             .ok_or(DomainError::Refused(ErrorCode::Internal))?;
         store
-            .append_audit(&self.admin_audit(agent, &user, event::USER_CREATED, now))
+            .append_audit(&self.audit(agent, &user, event::USER_CREATED, true, now))
             .await?;
         Ok(user)
     }
@@ -95,7 +67,14 @@ impl Helpdesk {
         } else {
             event::USER_DISABLED
         };
-        self.guard_protected(agent, user, ev, now).await?;
+        self.guard_protected(
+            agent,
+            user,
+            ev,
+            if enabled { "enable" } else { "disable" },
+            now,
+        )
+        .await?;
         let store = &self.security.store;
         store.set_enabled(&user.id, enabled, now).await?;
         let ended = if enabled {
@@ -104,7 +83,7 @@ impl Helpdesk {
             store.delete_user_sessions(&user.id).await?
         };
         store
-            .append_audit(&self.admin_audit(agent, user, ev, now))
+            .append_audit(&self.audit(agent, user, ev, true, now))
             .await?;
         Ok(ended)
     }
@@ -117,17 +96,16 @@ impl Helpdesk {
         role: Role,
         now: i64,
     ) -> Result<(), DomainError> {
-        self.guard_protected(agent, user, event::ROLE_SET, now)
+        self.guard_protected(agent, user, event::ROLE_SET, role.as_str(), now)
             .await?;
         if role != Role::User && !agent.is_admin() {
-            let mut e = self.admin_audit(agent, user, event::ROLE_SET, now);
-            e.success = false;
+            let mut e = self.audit(agent, user, event::ROLE_SET, false, now);
             e.reason = Some(format!("{}: administrators only", role.as_str()));
             self.security.store.append_audit(&e).await?;
             return Err(DomainError::Refused(ErrorCode::ProtectedAccount));
         }
         self.security.store.set_role(&user.id, role, now).await?;
-        let mut e = self.admin_audit(agent, user, event::ROLE_SET, now);
+        let mut e = self.audit(agent, user, event::ROLE_SET, true, now);
         e.reason = Some(role.as_str().into());
         self.security.store.append_audit(&e).await?;
         Ok(())

@@ -311,7 +311,14 @@ impl Helpdesk {
             .ok_or(refused(ErrorCode::SetupExpired))
     }
 
-    fn audit(&self, agent: &Agent, user: &User, ev: &str, ok: bool, now: i64) -> AuditEntry {
+    pub(super) fn audit(
+        &self,
+        agent: &Agent,
+        user: &User,
+        ev: &str,
+        ok: bool,
+        now: i64,
+    ) -> AuditEntry {
         let mut e = AuditEntry::new(ev, ok, now);
         e.user_id = Some(user.id.clone());
         e.username = Some(user.username.clone());
@@ -833,6 +840,25 @@ impl Helpdesk {
         }
     }
 
+    /// Refuses (and audits as `ev`, with `what` in the reason) a change of a protected account by
+    /// a non-administrator.
+    pub(super) async fn guard_protected(
+        &self,
+        agent: &Agent,
+        user: &User,
+        ev: &str,
+        what: &str,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        if agent.is_admin() || !self.is_protected(user) {
+            return Ok(());
+        }
+        let mut e = self.audit(agent, user, ev, false, now);
+        e.reason = Some(format!("{what}: protected account"));
+        self.store().append_audit(&e).await?;
+        Err(refused(ErrorCode::ProtectedAccount))
+    }
+
     /// The pass this agent just issued to the user, once (the sealed copy is then gone): the
     /// pass and its expiry.
     pub async fn take_new_tap(
@@ -868,12 +894,8 @@ impl Helpdesk {
         now: i64,
     ) -> Result<String, DomainError> {
         let user = self.user(agent, user_id).await?;
-        if self.is_protected(&user) && !agent.is_admin() {
-            let mut e = self.audit(agent, &user, sec_event::METHOD_REMOVED, false, now);
-            e.reason = Some(format!("{method_id}: protected account"));
-            self.store().append_audit(&e).await?;
-            return Err(refused(ErrorCode::ProtectedAccount));
-        }
+        self.guard_protected(agent, &user, sec_event::METHOD_REMOVED, method_id, now)
+            .await?;
         let methods = self.security.methods(&user.id).await?;
         let m = methods
             .iter()
