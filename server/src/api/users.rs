@@ -194,8 +194,13 @@ async fn view(state: &AppState, user: User) -> Result<UserView, Problem> {
         passwordless_capable: methods.iter().any(|m| m.kind == MethodKind::Passkey),
         registration_complete: status.complete,
         methods: {
-            let mut kinds: Vec<String> = methods.iter().map(|m| m.kind.as_str().into()).collect();
-            kinds.dedup();
+            // each kind once, in the order the methods were registered
+            let mut kinds: Vec<String> = Vec::new();
+            for m in &methods {
+                if !kinds.iter().any(|k| k == m.kind.as_str()) {
+                    kinds.push(m.kind.as_str().into());
+                }
+            }
             kinds
         },
         default_method: methods
