@@ -238,6 +238,10 @@ pub struct RegistrationSettings {
     pub pin_max_length: u32,
     pub pin_mode: bool,
     pub users_edit_directory_phones: bool,
+    /// HOTP hardware tokens: counters looked ahead for a code (1-100).
+    pub hotp_look_ahead: u32,
+    /// Do recovery codes count towards methods_required?
+    pub recovery_codes_count: bool,
 }
 
 impl Default for RegistrationSettings {
@@ -279,6 +283,8 @@ impl Default for RegistrationSettings {
             pin_max_length: 8,
             pin_mode: false,
             users_edit_directory_phones: false,
+            hotp_look_ahead: 10,
+            recovery_codes_count: false,
         }
     }
 }
@@ -1141,6 +1147,9 @@ impl Settings {
             problems
                 .push("registration.pin_min_length / pin_max_length: 4 ≤ min ≤ max ≤ 16".into());
         }
+        if !(1..=100).contains(&r.hotp_look_ahead) {
+            problems.push("registration.hotp_look_ahead: 1 to 100".into());
+        }
         if r.questions_required > 6 {
             problems.push("registration.questions_required: at most 6".into());
         }
@@ -1191,6 +1200,10 @@ impl Settings {
             code_ttl_seconds: 600,
             code_max_failures: 5,
             pending_ttl_seconds: 900,
+            hotp_look_ahead: u64::from(r.hotp_look_ahead.clamp(1, 100)),
+            hotp_resync_window: 100,
+            recovery_codes_count: r.recovery_codes_count,
+            recovery_codes: 10,
         }
     }
 }

@@ -87,10 +87,14 @@ pub enum ErrorCode {
     IdempotencyConflict,
     NoUsableMethod,
     AccountBlocked,
+    TokenInvalid,
+    TokenResyncFailed,
+    TokenUnavailable,
+    RecoveryInvalid,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 63] = [
+    pub const ALL: [ErrorCode; 67] = [
         ErrorCode::SigninFailed,
         ErrorCode::NotSignedIn,
         ErrorCode::RequestBlocked,
@@ -154,6 +158,10 @@ impl ErrorCode {
         ErrorCode::IdempotencyConflict,
         ErrorCode::NoUsableMethod,
         ErrorCode::AccountBlocked,
+        ErrorCode::TokenInvalid,
+        ErrorCode::TokenResyncFailed,
+        ErrorCode::TokenUnavailable,
+        ErrorCode::RecoveryInvalid,
     ];
 
     /// The code shown to users and written in logs, e.g. `SIG-001`.
@@ -222,6 +230,10 @@ impl ErrorCode {
             ErrorCode::IdempotencyConflict => "API-409",
             ErrorCode::NoUsableMethod => "API-422",
             ErrorCode::AccountBlocked => "API-423",
+            ErrorCode::TokenInvalid => "TOK-001",
+            ErrorCode::TokenResyncFailed => "TOK-002",
+            ErrorCode::TokenUnavailable => "TOK-003",
+            ErrorCode::RecoveryInvalid => "REC-001",
         }
     }
 

@@ -56,7 +56,7 @@ strings!(HelpdeskTexts, EN {
     start: "Start",
     code_sent: "A code was sent to {to}. Ask the caller to read it to you.",
     code_label: "Code the caller reads back",
-    app_label: "Current code from the caller's authenticator app",
+    app_label: "Current code from the caller's authenticator app or hardware token",
     pin_label: "The caller's PIN",
     questions_intro: "Ask these questions. Type the answers exactly as the caller gives them; you never see the stored answers.",
     answer_label: "Answer",

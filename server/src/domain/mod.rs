@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod error;
 pub mod flows;
+pub mod oath;
 pub mod password;
 pub mod password_rules;
 pub mod phone;

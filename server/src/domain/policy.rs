@@ -186,16 +186,22 @@ pub enum MethodKind {
     Email,
     Questions,
     Pin,
+    /// A hardware OATH token (TOTP or HOTP) from the imported inventory.
+    Token,
+    /// A set of single-use recovery codes (NIST SP 800-63B-4 "recovery codes").
+    Recovery,
 }
 
 impl MethodKind {
-    pub const ALL: [MethodKind; 6] = [
+    pub const ALL: [MethodKind; 8] = [
         MethodKind::Totp,
         MethodKind::Passkey,
         MethodKind::Phone,
         MethodKind::Email,
         MethodKind::Questions,
         MethodKind::Pin,
+        MethodKind::Token,
+        MethodKind::Recovery,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -206,6 +212,8 @@ impl MethodKind {
             MethodKind::Email => "email",
             MethodKind::Questions => "questions",
             MethodKind::Pin => "pin",
+            MethodKind::Token => "token",
+            MethodKind::Recovery => "recovery",
         }
     }
 
@@ -218,8 +226,24 @@ impl MethodKind {
     pub fn signs_in(self) -> bool {
         matches!(
             self,
-            MethodKind::Totp | MethodKind::Passkey | MethodKind::Phone
+            MethodKind::Totp
+                | MethodKind::Passkey
+                | MethodKind::Phone
+                | MethodKind::Token
+                | MethodKind::Recovery
         )
+    }
+
+    /// Can it be the default sign-in method? (Recovery codes are the fallback, never the
+    /// method offered first.)
+    pub fn can_be_default(self) -> bool {
+        self.signs_in() && self != MethodKind::Recovery
+    }
+
+    /// A code computed by something the user holds (an app or a hardware token): what a
+    /// gateway or an application can ask for, and what the helpdesk checks as "a code".
+    pub fn is_otp(self) -> bool {
+        matches!(self, MethodKind::Totp | MethodKind::Token)
     }
 
     /// Does this method count toward the number required for password reset? Questions count
@@ -290,6 +314,14 @@ pub struct RegistrationPolicy {
     pub code_max_failures: u32,
     /// Pending setups (an app not yet confirmed, a passkey ceremony) expire after this.
     pub pending_ttl_seconds: i64,
+    /// HOTP tokens: how many counters ahead of the last accepted one a code is looked for.
+    pub hotp_look_ahead: u64,
+    /// HOTP resynchronisation from two consecutive codes looks this far ahead.
+    pub hotp_resync_window: u64,
+    /// Do recovery codes count towards `required` (and the reset-capable figure)?
+    pub recovery_codes_count: bool,
+    /// Codes in one set of recovery codes.
+    pub recovery_codes: u32,
 }
 
 impl RegistrationPolicy {
@@ -308,8 +340,15 @@ impl RegistrationPolicy {
             MethodKind::Passkey => self.max_passkeys,
             MethodKind::Phone => 3,
             MethodKind::Email => 2,
-            MethodKind::Questions | MethodKind::Pin => u32::MAX,
+            MethodKind::Token => 5,
+            MethodKind::Questions | MethodKind::Pin | MethodKind::Recovery => u32::MAX,
         }
+    }
+
+    /// Does a registered method of `kind` count towards `required`? Recovery codes only when
+    /// the policy says so; a PIN never.
+    pub fn counts(&self, kind: MethodKind) -> bool {
+        kind.counts_for_reset() && (kind != MethodKind::Recovery || self.recovery_codes_count)
     }
 
     pub fn allows(&self, kind: MethodKind) -> bool {

@@ -97,7 +97,7 @@ pub fn method_view(m: &Method) -> MethodView {
         last_used: (m.row.last_used_at > 0).then(|| format_time(m.row.last_used_at)),
         is_default: m.row.is_default,
         from_directory: m.row.source == "directory",
-        signs_in: m.kind.signs_in(),
+        signs_in: m.kind.can_be_default(),
     }
 }
 

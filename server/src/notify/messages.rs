@@ -43,6 +43,11 @@ pub enum Notice {
         method: String,
         changed_at: String,
     },
+    /// A recovery code was used (sign-in or reset): how many are left.
+    RecoveryCodeUsed {
+        left: u32,
+        used_at: String,
+    },
     AccountLocked {
         locked_at: String,
         unlock_url: String,
@@ -86,7 +91,7 @@ pub enum Notice {
     },
 }
 
-pub const MESSAGES: [&str; 15] = [
+pub const MESSAGES: [&str; 16] = [
     "new_user",
     "user_enrollment",
     "updated_user",
@@ -95,6 +100,7 @@ pub const MESSAGES: [&str; 15] = [
     "password_changed",
     "method_added",
     "method_removed",
+    "recovery_code_used",
     "guessing_attempts",
     "account_locked",
     "fraud_alert",
@@ -115,6 +121,7 @@ impl Notice {
             Notice::PasswordChanged { .. } => "password_changed",
             Notice::MethodAdded { .. } => "method_added",
             Notice::MethodRemoved { .. } => "method_removed",
+            Notice::RecoveryCodeUsed { .. } => "recovery_code_used",
             Notice::AccountLocked { .. } => "account_locked",
             Notice::GuessingAttempts { .. } => "guessing_attempts",
             Notice::FraudAlert { .. } => "fraud_alert",
@@ -136,6 +143,7 @@ impl Notice {
                 | Notice::PasswordChanged { .. }
                 | Notice::MethodAdded { .. }
                 | Notice::MethodRemoved { .. }
+                | Notice::RecoveryCodeUsed { .. }
                 | Notice::AccountLocked { .. }
                 | Notice::GuessingAttempts { .. }
                 | Notice::PasswordReset { .. }
@@ -171,6 +179,9 @@ impl Notice {
             Notice::MethodAdded { method, changed_at }
             | Notice::MethodRemoved { method, changed_at } => {
                 json!({ "method": method, "changed_at": changed_at })
+            }
+            Notice::RecoveryCodeUsed { left, used_at } => {
+                json!({ "left": left, "used_at": used_at })
             }
             Notice::AccountLocked {
                 locked_at,
@@ -258,6 +269,10 @@ impl Notice {
             Notice::MethodRemoved {
                 method: "Passkey 'YubiKey'".into(),
                 changed_at: at.clone(),
+            },
+            Notice::RecoveryCodeUsed {
+                left: 9,
+                used_at: at.clone(),
             },
             Notice::AccountLocked {
                 locked_at: at.clone(),

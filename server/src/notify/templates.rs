@@ -28,6 +28,7 @@ macro_rules! builtin {
 /// Built-in templates: (name, source). Names are `<locale>/<message>/<file>`.
 pub const BUILTIN: &[(&str, &str)] = builtin!("en": "new_user", "user_enrollment", "updated_user",
     "verification_code", "password_reset", "password_changed", "method_added", "method_removed",
+    "recovery_code_used",
     "account_locked", "guessing_attempts", "fraud_alert", "helpdesk_verification", "helpdesk_action", "reset_not_possible",
     "sync_held");
 

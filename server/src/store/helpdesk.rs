@@ -442,6 +442,7 @@ pub async fn clear_registration_in(
     user_id: &str,
     now: i64,
 ) -> Result<(u64, u64), StoreError> {
+    super::oath::retire_tokens_of_user_in(conn, user_id).await?;
     let methods = sqlx::query("DELETE FROM methods WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut *conn)

@@ -103,6 +103,8 @@ pub async fn delete_method_in(
     id: &str,
     user_id: &str,
 ) -> Result<bool, StoreError> {
+    // a hardware token is not handed out again unless an administrator says so
+    super::oath::retire_tokens_of_method_in(conn, id).await?;
     let r = sqlx::query("DELETE FROM methods WHERE id = $1 AND user_id = $2")
         .bind(id)
         .bind(user_id)
@@ -326,6 +328,17 @@ impl Store {
         insert_method_in(&mut conn, m).await
     }
 
+    /// Clears a method's secret if it is still `expected`: true for exactly one caller (a
+    /// value shown once, like a new set of recovery codes).
+    pub async fn take_method_secret(&self, id: &str, expected: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE methods SET secret = NULL WHERE id = $1 AND secret = $2")
+            .bind(id)
+            .bind(expected)
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
     /// Removes expired pending setups, one-time codes and ceremonies (the periodic sweep; the
     /// flows themselves never trust an expired row).
     pub async fn sweep_security(&self, now: i64) -> Result<u64, StoreError> {
@@ -343,6 +356,10 @@ impl Store {
             // the API: spent or expired challenges, idempotency keys after a day
             "DELETE FROM api_challenges WHERE expires_at <= $1",
             "DELETE FROM api_idempotency WHERE created_at <= $1 - 86400",
+            // a new set of recovery codes is shown once, within 15 minutes: the sealed copy
+            // for that page never outlives the window
+            "UPDATE methods SET secret = NULL WHERE kind = 'recovery' AND secret IS NOT NULL \
+             AND created_at <= $1 - 900",
         ] {
             n += sqlx::query(sql)
                 .bind(now)

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod gateway;
 pub mod helpdesk;
 pub mod methods;
+pub mod oath;
 pub mod outbox;
 pub mod reset;
 pub mod sessions;

@@ -126,15 +126,9 @@ impl Choice {
 pub(crate) fn choices(security: &Security, methods: &[Method]) -> Vec<(u8, Choice, String)> {
     let mut usable: Vec<&Method> = methods
         .iter()
-        .filter(|m| matches!(m.kind, MethodKind::Totp | MethodKind::Phone))
+        .filter(|m| m.kind.is_otp() || m.kind == MethodKind::Phone)
         .collect();
-    usable.sort_by_key(|m| {
-        (
-            !m.row.is_default,
-            m.kind != MethodKind::Totp,
-            m.row.id.clone(),
-        )
-    });
+    usable.sort_by_key(|m| (!m.row.is_default, !m.kind.is_otp(), m.row.id.clone()));
     let mut out = Vec::new();
     for m in usable {
         let to = mask(&m.destination().unwrap_or_default());
@@ -144,7 +138,7 @@ pub(crate) fn choices(security: &Security, methods: &[Method]) -> Vec<(u8, Choic
             }
         };
         match m.kind {
-            MethodKind::Totp => add(Choice::AppCode {
+            MethodKind::Totp | MethodKind::Token => add(Choice::AppCode {
                 name: m.row.name.clone(),
             }),
             _ => {

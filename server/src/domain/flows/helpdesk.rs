@@ -472,10 +472,13 @@ impl Helpdesk {
                 MethodKind::Phone if voice => "voice",
                 MethodKind::Phone => "sms",
                 MethodKind::Email => "email",
-                MethodKind::Totp => "app",
+                // a code from something the caller holds: an app or a hardware token
+                MethodKind::Totp | MethodKind::Token => "app",
                 MethodKind::Questions => "questions",
                 MethodKind::Pin => "pin",
                 MethodKind::Passkey => "portal",
+                // recovery codes recover the user's own access; they never prove a caller
+                MethodKind::Recovery => return Err(refused(ErrorCode::MethodNotAllowed)),
             }
             .into();
             match m.kind {
@@ -619,7 +622,7 @@ impl Helpdesk {
                             None => Err(refused(ErrorCode::CodeExpired)),
                         }
                     }
-                    MethodKind::Totp => {
+                    MethodKind::Totp | MethodKind::Token => {
                         sec.check_app_code(
                             &actor,
                             m,
@@ -670,6 +673,7 @@ impl Helpdesk {
                         }
                     }
                     MethodKind::Passkey => Err(refused(ErrorCode::VerificationPending)),
+                    MethodKind::Recovery => Err(refused(ErrorCode::MethodNotAllowed)),
                 };
                 // store and directory failures are not the caller's wrong answer
                 let checked = match checked {

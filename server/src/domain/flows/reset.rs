@@ -388,8 +388,9 @@ impl Reset {
                 let order = match m.kind {
                     MethodKind::Email => 0,
                     MethodKind::Phone => 1,
-                    MethodKind::Totp => 2,
+                    MethodKind::Totp | MethodKind::Token => 2,
                     MethodKind::Passkey => 3,
+                    MethodKind::Recovery => 5,
                     _ => 4,
                 };
                 (
@@ -741,7 +742,7 @@ impl Reset {
             .guarded(&actor, now, async {
                 let m = m.ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
                 let checked = match m.kind {
-                    MethodKind::Totp => {
+                    MethodKind::Totp | MethodKind::Token => {
                         self.security
                             .check_app_code(
                                 &actor,
@@ -762,13 +763,32 @@ impl Reset {
                             None => Err(DomainError::Refused(ErrorCode::CodeExpired)),
                         }
                     }
+                    MethodKind::Recovery => {
+                        self.security
+                            .check_recovery_code(
+                                &actor,
+                                &m,
+                                code,
+                                "wrong or used recovery code (reset)",
+                                now,
+                            )
+                            .await
+                    }
                     _ => return Err(DomainError::Refused(ErrorCode::SetupExpired)),
                 };
                 match checked {
-                    Ok(()) => self.passed(&f, user, &m, client, "code", now).await,
+                    Ok(()) => {
+                        self.passed(&f, user, &m, client, "code", now).await?;
+                        if m.kind == MethodKind::Recovery {
+                            self.security.recovery_used(&actor, &m, now).await?;
+                        }
+                        Ok(())
+                    }
                     // a wrong guess counts in the flow; an expired or already used code does not
-                    Err(DomainError::Refused(ErrorCode::WrongCode)) => {
-                        let wrong = DomainError::Refused(ErrorCode::WrongCode);
+                    Err(DomainError::Refused(
+                        code @ (ErrorCode::WrongCode | ErrorCode::RecoveryInvalid),
+                    )) => {
+                        let wrong = DomainError::Refused(code);
                         Err(self.wrong(&f, client, &m.label(), wrong, now).await)
                     }
                     Err(e) => Err(e),
@@ -1176,7 +1196,12 @@ impl Reset {
 fn is_gate(kind: MethodKind) -> bool {
     matches!(
         kind,
-        MethodKind::Email | MethodKind::Phone | MethodKind::Totp | MethodKind::Passkey
+        MethodKind::Email
+            | MethodKind::Phone
+            | MethodKind::Totp
+            | MethodKind::Token
+            | MethodKind::Passkey
+            | MethodKind::Recovery
     )
 }
 

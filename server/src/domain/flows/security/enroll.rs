@@ -88,7 +88,7 @@ pub fn pin_is_trivial(pin: &str, phones: &[String]) -> bool {
 }
 
 impl Security {
-    fn ensure_allowed(&self, kind: MethodKind) -> Result<(), DomainError> {
+    pub(super) fn ensure_allowed(&self, kind: MethodKind) -> Result<(), DomainError> {
         if self.policy.allows(kind) {
             Ok(())
         } else {
@@ -113,7 +113,13 @@ impl Security {
         Ok(methods)
     }
 
-    fn pending_row(&self, actor: &Actor, kind: MethodKind, name: String, now: i64) -> MethodRow {
+    pub(super) fn pending_row(
+        &self,
+        actor: &Actor,
+        kind: MethodKind,
+        name: String,
+        now: i64,
+    ) -> MethodRow {
         MethodRow {
             id: new_id(),
             user_id: actor.user.id.clone(),

@@ -2,10 +2,10 @@
 //! changes to security info. Failures count against the per-account and per-client throttle.
 
 use super::enroll::PendingCode;
+use super::oath::RecoveryUsed;
 use super::{event, refused, Actor, Method, Security};
 use crate::domain::error::DomainError;
 use crate::domain::policy::MethodKind;
-use crate::domain::totp;
 use converge_app::api::ErrorCode;
 
 const PURPOSE_MFA: &str = "mfa";
@@ -22,7 +22,10 @@ impl Security {
     pub fn factor_methods(&self, methods: Vec<Method>, reauth: bool) -> Vec<Method> {
         let mut out: Vec<Method> = methods
             .into_iter()
-            .filter(|m| m.kind.signs_in() || (reauth && m.kind == MethodKind::Email))
+            .filter(|m| {
+                (m.kind.signs_in() && m.kind != MethodKind::Recovery)
+                    || (reauth && m.kind == MethodKind::Email)
+            })
             .collect();
         // the default first
         out.sort_by_key(|m| !m.row.is_default);
@@ -81,19 +84,10 @@ impl Security {
                 .find(|m| m.row.id == method_id)
                 .ok_or(refused(ErrorCode::SetupExpired))?;
             match m.kind {
-                MethodKind::Totp => {
-                    let secret = self.open_secret(&m.row)?;
-                    let step = totp::check(&self.policy.totp, &secret, code, now.max(0) as u64);
-                    // the step is used and the session promoted in one transaction
+                MethodKind::Totp | MethodKind::Token => {
+                    // the code is used and the session promoted in one transaction
                     let mut tx = self.store.begin().await?;
-                    let accepted = match step {
-                        Some(step) => {
-                            crate::store::methods::use_totp_step_in(&mut tx, &m.row.id, step, now)
-                                .await?
-                        }
-                        None => false,
-                    };
-                    if !accepted {
+                    if !self.accept_otp_in(&mut tx, &m, code, now).await? {
                         drop(tx);
                         self.count_failure(actor, "wrong or reused app code", now)
                             .await?;
@@ -126,8 +120,8 @@ impl Security {
         .await
     }
 
-    /// A code from an authenticator app outside a session (password reset, the helpdesk): each
-    /// time step once; a wrong or reused code counts against the throttle as `what`.
+    /// A code from an authenticator app or a hardware token outside a session (password
+    /// reset, the helpdesk): each time step / counter once; a wrong or reused code counts against the throttle as `what`.
     pub(crate) async fn check_app_code(
         &self,
         actor: &Actor,
@@ -136,17 +130,9 @@ impl Security {
         what: &str,
         now: i64,
     ) -> Result<(), DomainError> {
-        let secret = self.open_secret(&m.row)?;
-        let accepted = match totp::check(&self.policy.totp, &secret, code, now.max(0) as u64) {
-            Some(step) => {
-                let mut tx = self.store.begin().await?;
-                let ok =
-                    crate::store::methods::use_totp_step_in(&mut tx, &m.row.id, step, now).await?;
-                tx.commit().await.map_err(crate::store::StoreError::from)?;
-                ok
-            }
-            None => false,
-        };
+        let mut tx = self.store.begin().await?;
+        let accepted = self.accept_otp_in(&mut tx, m, code, now).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
         if accepted {
             Ok(())
         } else {
@@ -193,6 +179,37 @@ impl Security {
             Ok(MfaOutcome::Verified {
                 methods: self.methods(&actor.user.id).await?,
             })
+        })
+        .await
+    }
+
+    /// A recovery code as the second factor (or re-authentication): each code once, wrong
+    /// ones throttled like any code; the user is mailed and told how many are left.
+    pub async fn mfa_recovery(
+        &self,
+        actor: &Actor,
+        code: &str,
+        now: i64,
+    ) -> Result<(MfaOutcome, RecoveryUsed), DomainError> {
+        self.guarded(actor, now, async {
+            let all = self.methods(&actor.user.id).await?;
+            let set = all.iter().find(|m| m.kind == MethodKind::Recovery).cloned();
+            let mut tx = self.store.begin().await?;
+            let used = match &set {
+                Some(m) => self.accept_recovery_in(&mut tx, m, code, now).await?,
+                None => false,
+            };
+            let Some(m) = set.filter(|_| used) else {
+                drop(tx);
+                self.count_failure(actor, "wrong or used recovery code", now)
+                    .await?;
+                self.mfa_audit(actor, None, false, "recovery code refused", now)
+                    .await?;
+                return Err(refused(ErrorCode::RecoveryInvalid));
+            };
+            let outcome = self.verified_in(tx, actor, &m, all, now).await?;
+            let left = self.recovery_used(actor, &m, now).await?;
+            Ok((outcome, left))
         })
         .await
     }

@@ -13,11 +13,13 @@
 
 mod enroll;
 mod mfa;
+mod oath;
 mod passkey;
 
 pub(crate) use enroll::delivery_error;
 pub use enroll::{mask, normalise_answer, pin_is_trivial, PendingCode, PhoneSlot, TotpSetup};
 pub use mfa::MfaOutcome;
+pub use oath::{normalise_recovery_code, serial_key, RecoveryCodes, RecoveryUsed};
 
 use super::session::Client;
 use crate::crypto::Sealer;
@@ -246,7 +248,7 @@ impl Security {
         let mut kinds: Vec<MethodKind> = methods.iter().map(|m| m.kind).collect();
         kinds.sort_by_key(|k| k.as_str());
         kinds.dedup();
-        let counting: Vec<&MethodKind> = kinds.iter().filter(|k| k.counts_for_reset()).collect();
+        let counting: Vec<&MethodKind> = kinds.iter().filter(|k| self.policy.counts(**k)).collect();
         // questions count only next to another method
         let registered = if counting.iter().all(|k| **k == MethodKind::Questions) {
             0
@@ -430,13 +432,18 @@ impl Security {
         let methods = methods_of(self.store.active_methods(user_id).await?);
         if methods
             .iter()
-            .any(|m| m.row.is_default && m.kind.signs_in())
+            .any(|m| m.row.is_default && m.kind.can_be_default())
         {
             return Ok(());
         }
-        let best = [MethodKind::Passkey, MethodKind::Totp, MethodKind::Phone]
-            .iter()
-            .find_map(|k| methods.iter().find(|m| m.kind == *k));
+        let best = [
+            MethodKind::Passkey,
+            MethodKind::Totp,
+            MethodKind::Token,
+            MethodKind::Phone,
+        ]
+        .iter()
+        .find_map(|k| methods.iter().find(|m| m.kind == *k));
         if let Some(m) = best {
             self.store.set_default_method(user_id, &m.row.id).await?;
         }
@@ -448,7 +455,7 @@ impl Security {
         self.may_change(actor, &methods, now)?;
         let m = methods
             .iter()
-            .find(|m| m.row.id == id && m.kind.signs_in())
+            .find(|m| m.row.id == id && m.kind.can_be_default())
             .ok_or(refused(ErrorCode::SetupExpired))?;
         self.store.set_default_method(&actor.user.id, id).await?;
         self.record_change(actor, event::METHOD_DEFAULT, m.label(), None, None, now)
