@@ -89,6 +89,16 @@ pub fn App() -> impl IntoView {
                     view=pages::add::AddPinPage
                     ssr=SsrMode::Async
                 />
+                <Route
+                    path=path!("/security-info/add/token")
+                    view=pages::add::AddTokenPage
+                    ssr=SsrMode::Async
+                />
+                <Route
+                    path=path!("/security-info/add/recovery")
+                    view=pages::add::AddRecoveryPage
+                    ssr=SsrMode::Async
+                />
                 <Route path=path!("/reset") view=pages::reset::ResetPage ssr=SsrMode::Async/>
                 <Route path=path!("/reset/verify") view=pages::reset::ResetVerifyPage ssr=SsrMode::Async/>
                 <Route path=path!("/reset/finish") view=pages::reset::ResetFinishPage ssr=SsrMode::Async/>

@@ -26,6 +26,9 @@ pub const ADD_PHONE: &str = "/security-info/add/phone";
 pub const ADD_EMAIL: &str = "/security-info/add/email";
 pub const ADD_QUESTIONS: &str = "/security-info/add/questions";
 pub const ADD_PIN: &str = "/security-info/add/pin";
+pub const ADD_TOKEN: &str = "/security-info/add/token";
+/// Creating recovery codes, and the page that shows a new set once (`?show=1`).
+pub const ADD_RECOVERY: &str = "/security-info/add/recovery";
 /// The helpdesk console: search, a user's card (`?id=`), the audit log and its export.
 pub const HELPDESK: &str = "/helpdesk";
 pub const HELPDESK_USER: &str = "/helpdesk/user";
@@ -41,6 +44,8 @@ pub const ADD_PAGES: &[&str] = &[
     ADD_EMAIL,
     ADD_QUESTIONS,
     ADD_PIN,
+    ADD_TOKEN,
+    ADD_RECOVERY,
 ];
 
 /// Pages that need a signed-in user besides [`ADD_PAGES`]; see [`protected_page`].
@@ -73,6 +78,8 @@ pub fn add_page(kind: &str) -> &'static str {
         "email" => ADD_EMAIL,
         "questions" => ADD_QUESTIONS,
         "pin" => ADD_PIN,
+        "token" => ADD_TOKEN,
+        "recovery" => ADD_RECOVERY,
         _ => SECURITY_INFO,
     }
 }
@@ -102,7 +109,12 @@ pub fn after_add(flow: &str) -> String {
 
 /// `key=value` with the value percent-encoded for a query string.
 pub fn query_pair(key: &str, value: &str) -> String {
-    let mut out = format!("{key}=");
+    format!("{key}={}", percent_encode(value))
+}
+
+/// Every byte but the unreserved ones percent-encoded (query values, `data:` links).
+pub fn percent_encode(value: &str) -> String {
+    let mut out = String::new();
     for b in value.bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -159,4 +171,6 @@ pub mod testid {
     pub const AUDIT_TABLE: &str = "audit-table";
     pub const APPROVAL_PROMPT: &str = "approval-prompt";
     pub const TAP_FORM: &str = "tap-form";
+    pub const RECOVERY_CODES: &str = "recovery-codes";
+    pub const RECOVERY_FORM: &str = "recovery-form";
 }

@@ -183,6 +183,26 @@ pub enum SecurityRequest {
     MfaTap {
         pass: String,
     },
+    /// A recovery code as the second sign-in step.
+    MfaRecovery {
+        code: String,
+    },
+    /// Activates an unassigned hardware token: its serial number and current code.
+    TokenActivate {
+        serial: String,
+        code: String,
+        name: String,
+    },
+    /// Resynchronises one of the user's HOTP tokens from two consecutive codes.
+    TokenResync {
+        id: String,
+        first: String,
+        second: String,
+    },
+    /// A new set of recovery codes (replacing the old one).
+    RecoveryGenerate,
+    /// The set just created, once.
+    RecoveryTake,
     PasskeyAuthStart,
     PasskeyAuthFinish {
         ceremony: String,
@@ -203,6 +223,8 @@ pub enum SecurityStatus {
     PendingCode(crate::api::PendingCodeView),
     Verify(crate::api::VerifyView),
     Passkey(crate::api::PasskeyOptions),
+    /// A new set of recovery codes, shown once (empty: nothing to show any more).
+    RecoveryCodes(Vec<String>),
     /// Something pending was created: its id (setup or code).
     Started(String),
     /// Done; go here next.

@@ -17,6 +17,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+mod tokens_cli;
+
 #[derive(Parser)]
 #[command(
     name = "converge",
@@ -76,6 +78,11 @@ enum Command {
     ApiToken {
         #[command(subcommand)]
         action: TokenAction,
+    },
+    /// Hardware OATH tokens: import, list, assign, resynchronise, release.
+    Tokens {
+        #[command(subcommand)]
+        action: tokens_cli::TokensAction,
     },
     /// Inspect and retry queued messages.
     Outbox {
@@ -317,6 +324,7 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
                 },
         } => radius_test(&config, &client, &user, server).await?,
         Command::ApiToken { action } => token_command(action, config, clock).await?,
+        Command::Tokens { action } => tokens_cli::run(action, config, clock).await?,
         Command::Outbox { action } => {
             let state = build_state(config, clock.clone()).await?;
             match action {

@@ -82,6 +82,8 @@ pub struct VerifyView {
     pub others: Vec<MethodView>,
     pub pin_mode: bool,
     pub reauth: bool,
+    /// The user has recovery codes (offered as "Use a recovery code").
+    pub recovery: bool,
 }
 
 /// What `public/passkey.js` needs for a ceremony.
@@ -423,6 +425,71 @@ pub async fn set_pin(pin: String, confirm: String, flow: String) -> Result<(), A
     match call(crate::ssr::SecurityRequest::Pin { pin, confirm }).await {
         Ok(_) => go(&crate::routes::after_add(flow)),
         Err(e) => fail(crate::routes::ADD_PIN, &[("flow", flow)], e),
+    }
+    Ok(())
+}
+
+/// Activates a hardware token from the inventory: its serial number and current code.
+#[server(prefix = "/api", endpoint = "token_activate")]
+pub async fn token_activate(
+    serial: String,
+    code: String,
+    name: Option<String>,
+    flow: String,
+) -> Result<(), ApiError> {
+    use crate::routes::ADD_TOKEN;
+    let flow = flow_of(&flow);
+    let req = crate::ssr::SecurityRequest::TokenActivate {
+        serial: serial.clone(),
+        code,
+        name: name.unwrap_or_default(),
+    };
+    match call(req).await {
+        Ok(_) => go(&crate::routes::after_add(flow)),
+        Err(e) => fail(ADD_TOKEN, &[("flow", flow), ("serial", &serial)], e),
+    }
+    Ok(())
+}
+
+/// Resynchronises an HOTP hardware token from two consecutive codes (Security info).
+#[server(prefix = "/api", endpoint = "token_resync")]
+pub async fn token_resync(id: String, first: String, second: String) -> Result<(), ApiError> {
+    use crate::routes::SECURITY_INFO;
+    match call(crate::ssr::SecurityRequest::TokenResync { id, first, second }).await {
+        Ok(_) => go(&format!("{SECURITY_INFO}?notice=resynced")),
+        Err(e) => fail(SECURITY_INFO, &[], e),
+    }
+    Ok(())
+}
+
+/// Creates a new set of recovery codes and shows it (once).
+#[server(prefix = "/api", endpoint = "recovery_generate")]
+pub async fn recovery_generate(flow: String) -> Result<(), ApiError> {
+    use crate::routes::ADD_RECOVERY;
+    let flow = flow_of(&flow);
+    match call(crate::ssr::SecurityRequest::RecoveryGenerate).await {
+        Ok(_) => go(&format!("{ADD_RECOVERY}?show=1&flow={flow}")),
+        Err(e) => fail(ADD_RECOVERY, &[("flow", flow)], e),
+    }
+    Ok(())
+}
+
+/// The set of recovery codes just created, once (empty afterwards).
+#[server(prefix = "/api", endpoint = "recovery_codes")]
+pub async fn get_recovery_codes() -> Result<Vec<String>, ApiError> {
+    expect!(
+        call(crate::ssr::SecurityRequest::RecoveryTake).await?,
+        RecoveryCodes
+    )
+}
+
+/// Second step: one of the user's recovery codes.
+#[server(prefix = "/api", endpoint = "verify_recovery")]
+pub async fn verify_recovery(code: String) -> Result<(), ApiError> {
+    match call(crate::ssr::SecurityRequest::MfaRecovery { code }).await {
+        Ok(crate::ssr::SecurityStatus::Next(to)) => go(&to),
+        Ok(_) => go(crate::routes::SECURITY_INFO),
+        Err(e) => fail(crate::routes::VERIFY, &[("recovery", "1")], e),
     }
     Ok(())
 }

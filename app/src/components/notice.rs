@@ -17,7 +17,7 @@ pub fn ErrorNotice(code: ErrorCode, #[prop(optional)] testid: &'static str) -> i
 }
 
 #[component]
-pub fn InfoNotice(message: &'static str) -> impl IntoView {
+pub fn InfoNotice(#[prop(into)] message: String) -> impl IntoView {
     view! {
         <div class="notice info" role="status" data-testid=routes::testid::NOTICE>
             <p>{message}</p>

@@ -12,17 +12,23 @@ pub fn page_error() -> Option<ErrorCode> {
 }
 
 /// `?notice=…` → the confirmation to show.
-pub fn page_notice() -> Option<&'static str> {
+pub fn page_notice() -> Option<String> {
     let s = text::en().sec;
-    match param("notice").as_deref() {
+    if param("notice").as_deref() == Some("recovery_used") {
+        let left: u32 = param("left").and_then(|l| l.parse().ok()).unwrap_or(0);
+        return Some(format!("{} {left}", s.recovery_used_notice));
+    }
+    let fixed = match param("notice").as_deref() {
         Some("added") => Some(s.added_notice),
         Some("removed") => Some(s.removed_notice),
         Some("saved") => Some(s.saved_notice),
         Some("confirmed") => Some(s.confirmed_notice),
         Some("others_signed_out") => Some(s.others_signed_out_notice),
         Some("helpdesk_answered") => Some(text::en().helpdesk.prompt_answered),
+        Some("resynced") => Some(s.resynced_notice),
         _ => None,
-    }
+    };
+    fixed.map(str::to_string)
 }
 
 /// `setup` inside the wizard, `info` from the Security info page.

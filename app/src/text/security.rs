@@ -170,6 +170,35 @@ strings!(SecurityTexts, EN {
     event_registration_confirmed: "Security info confirmed",
     event_registration_snoozed: "Security info postponed",
     event_sessions_revoked: "Signed out everywhere else",
+    recovery_left: "{left} of {total} left",
+    token_title: "Add a hardware token",
+    token_intro: "Your organisation gave you a small device that shows a code. Type the serial number printed on its back, then press its button and type the code it shows.",
+    token_serial_label: "Serial number",
+    token_serial_hint: "Printed on the back of the token, for example 1234 5678.",
+    token_code_label: "Code shown on the token",
+    token_name_label: "Name (optional)",
+    token_activate: "Add this token",
+    resync_summary: "Resynchronise",
+    resync_intro: "If this token's codes stopped working after many presses, press its button twice and type both codes, in order.",
+    resync_first: "First code",
+    resync_second: "Next code",
+    resynced_notice: "The token was resynchronised. Its codes work again.",
+    recovery_title: "Recovery codes",
+    recovery_intro: "Recovery codes let you sign in or reset your password when you have none of your other methods with you. Each code works once. Keep them somewhere safe: on paper, or in a password manager.",
+    recovery_replace_warning: "Creating a new set makes your current recovery codes stop working.",
+    recovery_create: "Create recovery codes",
+    recovery_shown_once: "Save these codes now. They are shown only this once.",
+    recovery_download: "Download as a text file",
+    recovery_print: "Print",
+    recovery_done: "I have saved my codes",
+    recovery_gone: "These codes were shown already. If you did not save them, create a new set.",
+    recovery_file_heading: "Recovery codes",
+    recovery_file_note: "Each code works once. Keep this file private.",
+    use_recovery: "Use a recovery code",
+    verify_token: "Code shown on your hardware token",
+    recovery_code_label: "Recovery code",
+    recovery_code_hint: "16 letters and digits, for example k7f3-9q2m-x8hd-2npw. Dashes and spaces don't matter.",
+    recovery_used_notice: "You signed in with a recovery code. Recovery codes left:",
     cancel: "Cancel",
     back_to_security_info: "Back to Security info",
 });
@@ -243,6 +272,13 @@ impl SecurityTexts {
             ("pin", _) => self.add_pin,
             _ => "",
         }
+    }
+
+    /// "9 of 10 left": a set of recovery codes.
+    pub fn recovery_left_text(&self, left: i64, total: u32) -> String {
+        self.recovery_left
+            .replace("{left}", &left.to_string())
+            .replace("{total}", &total.to_string())
     }
 
     /// "Step 2 of 3" in the wizard.

@@ -495,7 +495,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// XML Encryption's AES-128-CBC: the IV is the first block of the value; PKCS#7 padding.
 fn aes128_cbc_open(key: &[u8], value: &[u8]) -> Option<Vec<u8>> {
     use cbc::cipher::{BlockDecryptMut, KeyIvInit};
-    if key.len() != 16 || value.len() < 32 || value.len() % 16 != 0 {
+    if key.len() != 16 || value.len() < 32 || !value.len().is_multiple_of(16) {
         return None;
     }
     let (iv, ct) = value.split_at(16);

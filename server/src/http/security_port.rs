@@ -38,6 +38,7 @@ fn allowed_while_pending(req: &R) -> bool {
             | R::MfaSend { reauth: false, .. }
             | R::MfaCode { reauth: false, .. }
             | R::MfaTap { .. }
+            | R::MfaRecovery { .. }
             | R::PasskeyAuthStart
             | R::PasskeyAuthFinish { reauth: false, .. }
     )
@@ -85,6 +86,11 @@ pub fn method_view(m: &Method) -> MethodView {
         }
         MethodKind::Email => {
             crate::domain::flows::security::mask(&m.destination().unwrap_or_default())
+        }
+        MethodKind::Token => {
+            let d = m.detail();
+            let field = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            format!("{} · {}", field("serial"), field("otp").to_uppercase())
         }
         _ => String::new(),
     };
@@ -234,8 +240,22 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
             .filter(|(_, n)| !registered_numbers.contains(n))
             .map(|(slot, n)| (slot.to_string(), crate::notify::mask_number(n)))
             .collect();
+            let left = sec.recovery_left(&methods).await?;
+            let t = converge_app::text::en();
+            let views = methods
+                .iter()
+                .map(|m| {
+                    let mut v = method_view(m);
+                    if m.kind == MethodKind::Recovery {
+                        v.detail = t
+                            .sec
+                            .recovery_left_text(left.unwrap_or(0), p.recovery_codes);
+                    }
+                    v
+                })
+                .collect();
             S::Overview(Overview {
-                methods: methods.iter().map(method_view).collect(),
+                methods: views,
                 options,
                 directory_phones,
                 registered: status.registered,
@@ -344,6 +364,7 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
         }
         R::VerifyView { method, reauth } => {
             let methods = sec.methods(&actor.user.id).await?;
+            let kinds: Vec<MethodKind> = methods.iter().map(|m| m.kind).collect();
             let factors = sec.factor_methods(methods, reauth);
             let pos = method
                 .as_deref()
@@ -356,16 +377,12 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
                 .filter(|(i, _)| Some(*i) != pos)
                 .map(|(_, m)| method_view(m))
                 .collect();
-            let has_pin = sec
-                .methods(&actor.user.id)
-                .await?
-                .iter()
-                .any(|m| m.kind == MethodKind::Pin);
             S::Verify(VerifyView {
                 current,
                 others,
-                pin_mode: p.pin_mode && has_pin,
+                pin_mode: p.pin_mode && kinds.contains(&MethodKind::Pin),
                 reauth,
+                recovery: kinds.contains(&MethodKind::Recovery),
             })
         }
         R::MfaSend {
@@ -388,6 +405,31 @@ async fn run(state: &AppState, actor: &Actor, req: R, now: i64) -> Result<S, Dom
             let MfaOutcome::Verified { methods } = sec.mfa_tap(actor, &pass, now).await?;
             S::Next(next_page(sec.needs_wizard_with(&actor.user, &methods, now)))
         }
+        R::MfaRecovery { code } => {
+            let (MfaOutcome::Verified { methods }, used) =
+                sec.mfa_recovery(actor, &code, now).await?;
+            let next = next_page(sec.needs_wizard_with(&actor.user, &methods, now));
+            S::Next(format!("{next}?notice=recovery_used&left={}", used.left))
+        }
+        R::TokenActivate { serial, code, name } => {
+            sec.token_activate(actor, &serial, &code, &name, now)
+                .await?;
+            S::Done
+        }
+        R::TokenResync { id, first, second } => {
+            sec.token_resync(actor, &id, &first, &second, now).await?;
+            S::Done
+        }
+        R::RecoveryGenerate => {
+            sec.recovery_generate(actor, now).await?;
+            S::Done
+        }
+        R::RecoveryTake => S::RecoveryCodes(
+            sec.recovery_take(actor, now)
+                .await?
+                .map(|r| r.codes)
+                .unwrap_or_default(),
+        ),
         R::PasskeyAuthStart => {
             let (ceremony, options) = sec.passkey_auth_start(actor, now).await?;
             S::Passkey(PasskeyOptions {

@@ -132,6 +132,18 @@ impl Store {
         row.as_ref().map(token_from_row).transpose()
     }
 
+    /// Whose method this is.
+    pub async fn method_owner(&self, method_id: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT user_id FROM methods WHERE id = $1")
+            .bind(method_id)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("user_id")?),
+            None => None,
+        })
+    }
+
     /// The inventory, by serial number, with each holder (a token whose method is gone — its
     /// user deleted — is listed as retired).
     pub async fn oath_tokens(&self) -> Result<Vec<TokenListing>, StoreError> {

@@ -3,8 +3,9 @@
 //! passkey ceremony, which needs the browser's WebAuthn API.
 
 use crate::api::{
-    get_overview, get_pending_code, get_totp_setup, CodeConfirm, CodeResend, EmailStart,
-    PhoneStart, SetPin, SetQuestions, TotpConfirm, TotpStart,
+    get_overview, get_pending_code, get_recovery_codes, get_totp_setup, CodeConfirm, CodeResend,
+    EmailStart, PhoneStart, RecoveryGenerate, SetPin, SetQuestions, TokenActivate, TotpConfirm,
+    TotpStart,
 };
 use crate::components::{AppFrame, ErrorNotice};
 use crate::pages::common::{back_for, page_error, page_flow, param};
@@ -63,19 +64,28 @@ fn flow_input() -> impl IntoView {
 }
 
 fn code_input(label: &'static str) -> impl IntoView {
+    code_input_named("code", label, true)
+}
+
+/// A one-time code field (`name` and id), 6–8 digits as apps and tokens show them.
+pub(crate) fn code_input_named(
+    name: &'static str,
+    label: &'static str,
+    focus: bool,
+) -> impl IntoView {
     view! {
         <div class="field">
-            <label for="code">{label}</label>
+            <label for=name>{label}</label>
             <input
-                id="code"
-                name="code"
+                id=name
+                name=name
                 type="text"
                 inputmode="numeric"
                 autocomplete="one-time-code"
                 pattern="[0-9 ]{6,9}"
                 maxlength="9"
                 required=true
-                autofocus=true
+                autofocus=focus
                 data-testid=routes::testid::CODE_INPUT
             />
         </div>
@@ -374,4 +384,89 @@ pub fn AddPasskeyPage() -> impl IntoView {
             <script src="/passkey.js" defer=true></script>
         </AddFrame>
     }
+}
+
+/// A hardware token from the organisation's inventory: serial number and the code it shows.
+#[component]
+pub fn AddTokenPage() -> impl IntoView {
+    let s = text::en().sec;
+    let action = ServerAction::<TokenActivate>::new();
+    let serial = param("serial").unwrap_or_default();
+    view! {
+        <AddFrame title=s.token_title>
+            <p>{s.token_intro}</p>
+            <ActionForm action>
+                {flow_input()}
+                <div class="field">
+                    <label for="serial">{s.token_serial_label}</label>
+                    <input id="serial" name="serial" type="text" autocomplete="off" maxlength="64" required=true autofocus=true value=serial aria-describedby="serial-hint"/>
+                    <p id="serial-hint" class="hint">{s.token_serial_hint}</p>
+                </div>
+                {code_input_named("code", s.token_code_label, false)}
+                <div class="field">
+                    <label for="name">{s.token_name_label}</label>
+                    <input id="name" name="name" type="text" maxlength="40"/>
+                </div>
+                <button type="submit" class="button primary">{s.token_activate}</button>
+            </ActionForm>
+        </AddFrame>
+    }
+}
+
+/// Recovery codes: create a set (after a fresh second factor), then see it once with a text
+/// file to download and a print button.
+#[component]
+pub fn AddRecoveryPage() -> impl IntoView {
+    let s = text::en().sec;
+    let body = if param("show").is_some() {
+        let inner = Suspend::new(async move {
+            let codes = match get_recovery_codes().await {
+                Ok(c) => c,
+                Err(e) => return view! { <ErrorNotice code=e.code()/> }.into_any(),
+            };
+            if codes.is_empty() {
+                return view! { <p class="notice warn" role="status">{s.recovery_gone}</p> }
+                    .into_any();
+            }
+            let file = format!(
+                "{}\n{}\n\n{}\n",
+                s.recovery_file_heading,
+                s.recovery_file_note,
+                codes.join("\n")
+            );
+            let href = format!(
+                "data:text/plain;charset=utf-8,{}",
+                routes::percent_encode(&file)
+            );
+            let items = codes
+                .into_iter()
+                .map(|c| view! { <li><code>{c}</code></li> })
+                .collect_view();
+            view! {
+                <p class="notice warn" role="status">{s.recovery_shown_once}</p>
+                <ol class="recovery-codes" data-testid=routes::testid::RECOVERY_CODES>{items}</ol>
+                <p class="actions">
+                    <a class="button" href=href download="recovery-codes.txt">{s.recovery_download}</a>
+                    " "
+                    <button type="button" class="button" data-print=true hidden=true>{s.recovery_print}</button>
+                </p>
+                <p><a class="button primary" href=routes::after_add(&page_flow())>{s.recovery_done}</a></p>
+                <script src="/print.js" defer=true></script>
+            }
+            .into_any()
+        });
+        view! { <Suspense fallback=|| ()>{inner}</Suspense> }.into_any()
+    } else {
+        let action = ServerAction::<RecoveryGenerate>::new();
+        view! {
+            <p>{s.recovery_intro}</p>
+            <p class="hint">{s.recovery_replace_warning}</p>
+            <ActionForm action>
+                {flow_input()}
+                <button type="submit" class="button primary">{s.recovery_create}</button>
+            </ActionForm>
+        }
+        .into_any()
+    };
+    view! { <AddFrame title=s.recovery_title>{body}</AddFrame> }
 }

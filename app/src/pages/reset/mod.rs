@@ -269,6 +269,25 @@ fn challenge(
         }
         .into_any(),
         "totp" => view! { {heading} {code_form(id, r.app_code_label)} }.into_any(),
+        "token" => view! { {heading} {code_form(id, r.token_code_label)} }.into_any(),
+        "recovery" => {
+            let action = ServerAction::<ResetCode>::new();
+            view! {
+                {heading}
+                <ActionForm action>
+                    <input type="hidden" name="method" value=id/>
+                    <div class="field">
+                        <label for="code">{text::en().sec.recovery_code_label}</label>
+                        <input id="code" name="code" type="text" autocomplete="off" autocapitalize="none"
+                            spellcheck="false" maxlength="40" required=true autofocus=true
+                            aria-describedby="recovery-hint"/>
+                        <p id="recovery-hint" class="hint">{text::en().sec.recovery_code_hint}</p>
+                    </div>
+                    <button type="submit" class="button primary wide">{r.verify_button}</button>
+                </ActionForm>
+            }
+            .into_any()
+        }
         "questions" => {
             let action = ServerAction::<ResetQuestions>::new();
             let fields = questions

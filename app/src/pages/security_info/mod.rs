@@ -1,7 +1,7 @@
 //! `/security-info`: the one page where users see and manage every method: default, rename,
 //! remove, add (same steps as the wizard), review, sign out everywhere else.
 
-use crate::api::{get_overview, get_security_info, Manage, MethodView, Overview};
+use crate::api::{get_overview, get_security_info, Manage, MethodView, Overview, TokenResync};
 use crate::components::{AppFrame, ErrorNotice, InfoNotice};
 use crate::pages::common::{page_error, page_notice};
 use crate::{routes, text};
@@ -92,10 +92,11 @@ fn Methods(overview: Overview) -> impl IntoView {
             </section>
         }
     });
+    let resync = ServerAction::<TokenResync>::new();
     let rows = overview
         .methods
         .iter()
-        .map(|m| method_row(m.clone(), manage))
+        .map(|m| method_row(m.clone(), manage, resync))
         .collect_view();
     let empty = overview
         .methods
@@ -172,7 +173,11 @@ fn Methods(overview: Overview) -> impl IntoView {
     }
 }
 
-fn method_row(m: MethodView, manage: ServerAction<Manage>) -> impl IntoView {
+fn method_row(
+    m: MethodView,
+    manage: ServerAction<Manage>,
+    resync: ServerAction<TokenResync>,
+) -> impl IntoView {
     let t = text::en();
     let s = t.sec;
     let default = m
@@ -192,7 +197,26 @@ fn method_row(m: MethodView, manage: ServerAction<Manage>) -> impl IntoView {
     });
     let rename_id = format!("rename-{}", m.id);
     let (id_for_rename, name_for_rename) = (m.id.clone(), m.name.clone());
-    let rename = (m.kind != "questions" && m.kind != "pin").then(move || {
+    // an event-based (HOTP) hardware token can fall behind: two consecutive codes set it right
+    let resync_id = m.id.clone();
+    let resync = (m.kind == "token" && m.detail.ends_with("HOTP")).then(move || {
+        let (first, second) = (format!("first-{resync_id}"), format!("second-{resync_id}"));
+        view! {
+            <details class="inline-details">
+                <summary class="button secondary small">{s.resync_summary}</summary>
+                <p class="small">{s.resync_intro}</p>
+                <ActionForm action=resync>
+                    <input type="hidden" name="id" value=resync_id.clone()/>
+                    <label for=first.clone()>{s.resync_first}</label>
+                    <input id=first name="first" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,9}" maxlength="9" required=true/>
+                    <label for=second.clone()>{s.resync_second}</label>
+                    <input id=second name="second" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,9}" maxlength="9" required=true/>
+                    <button type="submit" class="button primary small">{s.save}</button>
+                </ActionForm>
+            </details>
+        }
+    });
+    let rename = (m.kind != "questions" && m.kind != "pin" && m.kind != "recovery").then(move || {
         view! {
             <details class="inline-details">
                 <summary class="button secondary small">{s.rename}</summary>
@@ -233,7 +257,7 @@ fn method_row(m: MethodView, manage: ServerAction<Manage>) -> impl IntoView {
                     {s.col_added} ": " {m.added_on.clone()} " · " {s.col_last_used} ": " {last_used}
                 </div>
             </div>
-            <div class="method-actions">{make_default} {rename} {remove}</div>
+            <div class="method-actions">{make_default} {resync} {rename} {remove}</div>
         </li>
     }
 }

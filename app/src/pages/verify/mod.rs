@@ -1,7 +1,9 @@
 //! `/signin/verify`: the second step of sign-in, and re-authentication (`?next=`) before changes
 //! to security info. Shows the default method first, with "Use another method".
 
-use crate::api::{get_verify, MethodView, SignOut, VerifyCode, VerifySend, VerifyTap};
+use crate::api::{
+    get_verify, MethodView, SignOut, VerifyCode, VerifyRecovery, VerifySend, VerifyTap,
+};
 use crate::components::ErrorNotice;
 use crate::pages::common::{page_error, param};
 use crate::{routes, text};
@@ -50,7 +52,26 @@ pub fn VerifyPage() -> impl IntoView {
                 </details>
             }
         });
-        view! { {challenge} {others} }.into_any()
+        // recovery codes: for a user who has none of the other methods at hand
+        let recovery = (v.recovery && !reauth).then(|| {
+            let action = ServerAction::<VerifyRecovery>::new();
+            view! {
+                <details class="other-methods" open=param("recovery").is_some() data-testid=routes::testid::RECOVERY_FORM>
+                    <summary>{s.use_recovery}</summary>
+                    <ActionForm action>
+                        <div class="field">
+                            <label for="recovery-code">{s.recovery_code_label}</label>
+                            <input id="recovery-code" name="code" type="text" autocomplete="off"
+                                autocapitalize="none" spellcheck="false" required=true maxlength="40"
+                                aria-describedby="recovery-hint"/>
+                            <p id="recovery-hint" class="hint">{s.recovery_code_hint}</p>
+                        </div>
+                        <button type="submit" class="button primary">{s.verify}</button>
+                    </ActionForm>
+                </details>
+            }
+        });
+        view! { {challenge} {others} {recovery} }.into_any()
     });
     let sign_out = ServerAction::<SignOut>::new();
     // a Temporary Access Pass from the helpdesk, for users who can't use any of their methods
@@ -169,6 +190,7 @@ fn challenge(m: MethodView, (sent, call): (bool, bool), pin_mode: bool, next: St
     };
     match m.kind.as_str() {
         "totp" => view! { {heading} {code_form(Some(s.verify_totp), false)} }.into_any(),
+        "token" => view! { {heading} {code_form(Some(s.verify_token), false)} }.into_any(),
         "phone" => {
             let sends = view! {
                 {send_form("sms", s.verify_send_text, !sent)}

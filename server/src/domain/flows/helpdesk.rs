@@ -301,7 +301,7 @@ impl Helpdesk {
             })
     }
 
-    async fn user(&self, agent: &Agent, user_id: &str) -> Result<User, DomainError> {
+    pub(super) async fn user(&self, agent: &Agent, user_id: &str) -> Result<User, DomainError> {
         if agent.user.id == user_id {
             return Err(refused(ErrorCode::OwnAccount));
         }
@@ -326,6 +326,25 @@ impl Helpdesk {
         e.client_ip = Some(agent.client.ip.clone());
         e.user_agent = Some(agent.client.user_agent.clone());
         e
+    }
+
+    /// An audit line of the agent's own (no user concerned: an import, the inventory).
+    pub(super) fn audit_agent(&self, agent: &Agent, ev: &str, now: i64) -> AuditEntry {
+        let mut e = AuditEntry::new(ev, true, now);
+        e.actor = Some(agent.user.username.clone());
+        e.client_ip = Some(agent.client.ip.clone());
+        e.user_agent = Some(agent.client.user_agent.clone());
+        e
+    }
+
+    /// Staff act only for a caller they verified (the operator and services have no caller).
+    pub(super) async fn verified_caller(
+        &self,
+        agent: &Agent,
+        user: &User,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        self.verified(agent, user, now).await
     }
 
     /// The user card. Opening it is audited (who looked at whom).

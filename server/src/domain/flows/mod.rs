@@ -11,3 +11,4 @@ pub mod security;
 pub mod session;
 pub mod signin;
 pub mod throttle;
+pub mod tokens;

@@ -19,6 +19,7 @@ mod passkey;
 pub(crate) use enroll::delivery_error;
 pub use enroll::{mask, normalise_answer, pin_is_trivial, PendingCode, PhoneSlot, TotpSetup};
 pub use mfa::MfaOutcome;
+pub(crate) use oath::inventory_context;
 pub use oath::{normalise_recovery_code, serial_key, RecoveryCodes, RecoveryUsed};
 
 use super::session::Client;
