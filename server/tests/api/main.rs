@@ -18,3 +18,4 @@ mod rest;
 mod security;
 mod signin;
 mod store;
+mod tokens;

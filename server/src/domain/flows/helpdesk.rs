@@ -337,16 +337,6 @@ impl Helpdesk {
         e
     }
 
-    /// Staff act only for a caller they verified (the operator and services have no caller).
-    pub(super) async fn verified_caller(
-        &self,
-        agent: &Agent,
-        user: &User,
-        now: i64,
-    ) -> Result<(), DomainError> {
-        self.verified(agent, user, now).await
-    }
-
     /// The user card. Opening it is audited (who looked at whom).
     pub async fn card(&self, agent: &Agent, user_id: &str, now: i64) -> Result<Card, DomainError> {
         let user = self.user(agent, user_id).await?;
@@ -848,7 +838,12 @@ impl Helpdesk {
     }
 
     /// The agent's valid verification of this user, or `HLP-002`.
-    async fn verified(&self, agent: &Agent, user: &User, now: i64) -> Result<(), DomainError> {
+    pub(super) async fn verified(
+        &self,
+        agent: &Agent,
+        user: &User,
+        now: i64,
+    ) -> Result<(), DomainError> {
         if agent.kind != AgentKind::Staff {
             return Ok(());
         }

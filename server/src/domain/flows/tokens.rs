@@ -137,7 +137,7 @@ impl Helpdesk {
         let user = self.user(agent, user_id).await?;
         self.guard_protected(agent, &user, event::TOKEN_ASSIGNED, serial, now)
             .await?;
-        self.verified_caller(agent, &user, now).await?;
+        self.verified(agent, &user, now).await?;
         let t = self
             .security
             .store
@@ -193,7 +193,7 @@ impl Helpdesk {
         now: i64,
     ) -> Result<(), DomainError> {
         let user = self.user(agent, user_id).await?;
-        self.verified_caller(agent, &user, now).await?;
+        self.verified(agent, &user, now).await?;
         let t = self
             .security
             .store

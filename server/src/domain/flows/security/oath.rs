@@ -248,7 +248,7 @@ impl Security {
         }))
     }
 
-    pub(crate) fn open_inventory(&self, t: &OathTokenRow) -> Result<Vec<u8>, DomainError> {
+    pub fn open_inventory(&self, t: &OathTokenRow) -> Result<Vec<u8>, DomainError> {
         self.sealer
             .open(&t.secret, &inventory_context(&t.serial_key))
             .map_err(|e| DomainError::Invalid(format!("token {}: {e}", t.serial_key)))
