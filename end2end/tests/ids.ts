@@ -39,6 +39,8 @@ export const testid = {
   auditTable: "audit-table",
   approvalPrompt: "approval-prompt",
   tapForm: "tap-form",
+  recoveryCodes: "recovery-codes",
+  recoveryForm: "recovery-form",
 };
 // examples/demo-users.csv
 export const demo = {
@@ -50,5 +52,6 @@ export const demo = {
   frank: { username: "frank", password: "correct-horse-frank", email: "frank@example.org" },
   gina: { username: "gina", password: "correct-horse-gina", email: "gina@example.org", mobile: "+31645678901" },
   hanna: { username: "hanna", password: "correct-horse-hanna" },
+  ivo: { username: "ivo", password: "correct-horse-ivo", email: "ivo@example.org" },
 };
 export const lockoutThreshold = 4; // scripts/test sets CONVERGE__SIGNIN__LOCKOUT_THRESHOLD

@@ -101,7 +101,7 @@ pub async fn run(
             for s in &report.known {
                 eprintln!("serial {s}: already in the inventory (left as it is)");
             }
-            if report.imported == 0 && (!report.bad.is_empty() || !report.known.is_empty()) {
+            if !skip_invalid && (!report.bad.is_empty() || !report.known.is_empty()) {
                 bail!(
                     "nothing imported: {} bad line(s), {} known serial number(s) \
                      (--skip-invalid imports the rest)",
