@@ -7,6 +7,7 @@ use crate::security::{actor, add_totp, count_messages, refused, sec};
 use base64::Engine;
 use converge::clock::Clock;
 use converge::domain::flows::helpdesk::Agent;
+use converge::domain::flows::reset::{Purpose, Stage};
 use converge::domain::flows::security::{serial_key, Actor};
 use converge::domain::oath::{self, Hash, Kind, Params, Problem};
 use converge::domain::totp;
@@ -516,4 +517,37 @@ async fn recovery_codes_once_each(db: Db) {
     );
     let methods = s.methods(&a.user.id).await.expect("methods");
     assert_eq!(s.recovery_left(&methods).await.expect("left"), Some(10));
+
+    // one gate of a password reset, once
+    let r = &app.state.reset;
+    let client = converge::domain::flows::session::Client {
+        ip: "127.0.0.1".into(),
+        user_agent: "tests".into(),
+        device: None,
+    };
+    let token = r
+        .start("alice", Purpose::Reset, "", &client, later)
+        .await
+        .expect("start");
+    let view = r.view(&token, later).await.expect("view");
+    let choice = view
+        .choices
+        .iter()
+        .find(|c| c.kind.as_str() == "recovery")
+        .expect("recovery codes are a reset choice")
+        .id
+        .clone();
+    assert_eq!(
+        refused(r.code(&token, &choice, &set.codes[9], &client, later).await),
+        ErrorCode::RecoveryInvalid
+    );
+    r.code(&token, &choice, &fresh.codes[0], &client, later)
+        .await
+        .expect("a recovery code proves a gate");
+    assert_eq!(
+        r.view(&token, later).await.expect("view").stage,
+        Stage::NewPassword
+    );
+    let methods = s.methods(&a.user.id).await.expect("methods");
+    assert_eq!(s.recovery_left(&methods).await.expect("left"), Some(9));
 }
