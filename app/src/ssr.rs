@@ -309,6 +309,13 @@ pub enum HelpdeskRequest {
         approval: String,
         approve: bool,
     },
+    /// Hands out a hardware token (no codes), or resynchronises the user's HOTP token from two
+    /// consecutive codes.
+    Token {
+        user: String,
+        serial: String,
+        codes: Option<(String, String)>,
+    },
     Audit(crate::api::AuditQuery),
     Prompt,
     PromptAnswer {

@@ -1,6 +1,6 @@
 import { test, expect } from "@playwright/test";
-import { collectProblems, devCode, freshCode, mailTo, registerApp, signIn } from "./helpers";
-import { demo, paths, testid } from "./ids";
+import { collectProblems, devCode, freshCode, mailTo, oathtool, registerApp, signIn } from "./helpers";
+import { demo, demoTokens, paths, testid } from "./ids";
 
 
 test("the helpdesk verifies a caller by SMS and issues a Temporary Access Pass; the caller signs in with it and registers a new app", async ({ page, browser }) => {
@@ -69,6 +69,16 @@ test("the helpdesk verifies a caller by SMS and issues a Temporary Access Pass; 
   await desk.reload();
   await expect(desk.getByTestId(testid.helpdeskTap)).toHaveCount(0);
   await expect(desk.getByText(/A Temporary Access Pass is active until/)).toBeVisible();
+  // a hardware token from the inventory (examples/demo-tokens.pskc) handed out, then resynchronised
+  await desk.getByLabel("Serial number of a hardware token").fill(demoTokens.hotp2.serial);
+  await desk.getByRole("button", { name: "Hand out this token" }).click();
+  await expect(desk.getByText("The token is now one of the user's methods")).toBeVisible();
+  await expect(desk.getByText("DEMO-HOTP-2 · HOTP").first()).toBeVisible();
+  await desk.getByText("Resynchronise Hardware token DEMO-HOTP-2").click();
+  await desk.getByLabel("First code").fill(oathtool("--hotp", "-c", "50", demoTokens.hotp2.key));
+  await desk.getByLabel("Next code").fill(oathtool("--hotp", "-c", "51", demoTokens.hotp2.key));
+  await desk.getByRole("button", { name: "Resynchronise", exact: true }).click();
+  await expect(desk.getByText("The token is resynchronised.")).toBeVisible();
   // the audit log shows what the agent did
   await desk.goto("/helpdesk/audit?actor=hanna");
   await expect(desk.getByTestId(testid.auditTable)).toContainText("helpdesk_action");

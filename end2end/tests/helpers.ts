@@ -2,6 +2,7 @@ import type { Page, ConsoleMessage } from "@playwright/test";
 import { expect } from "@playwright/test";
 import { readdirSync, readFileSync } from "node:fs";
 import { createHmac } from "node:crypto";
+import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { paths, testid } from "./ids";
 
@@ -128,4 +129,9 @@ export async function registerApp(page: Page, name: string): Promise<[string, nu
   await page.getByTestId(testid.codeInput).fill(totp(key, used));
   await page.getByRole("button", { name: "Verify" }).click();
   return [key, used];
+}
+
+/** A hardware token's code as the device would show it, from oathtool (Debian's oath-toolkit). */
+export function oathtool(...args: string[]): string {
+  return execFileSync("oathtool", args, { encoding: "utf8" }).trim();
 }

@@ -55,3 +55,9 @@ export const demo = {
   ivo: { username: "ivo", password: "correct-horse-ivo", email: "ivo@example.org" },
 };
 export const lockoutThreshold = 4; // scripts/test sets CONVERGE__SIGNIN__LOCKOUT_THRESHOLD
+// examples/demo-tokens.pskc (scripts/test imports it): serial numbers and hex secrets
+export const demoTokens = {
+  hotp1: { serial: "DEMO-HOTP-1", key: "3132333435363738393031323334353637383930" },
+  totp1: { serial: "DEMO-TOTP-1", key: "636f6e76657267652d6532652d746f74702d3230" },
+  hotp2: { serial: "DEMO-HOTP-2", key: "636f6e76657267652d64656d6f2d686f74702d32" },
+};

@@ -1,13 +1,8 @@
 import { test, expect } from "@playwright/test";
-import { execFileSync } from "node:child_process";
-import { collectProblems, signIn } from "./helpers";
-import { demo, paths, testid } from "./ids";
+import { collectProblems, oathtool, signIn } from "./helpers";
+import { demo, demoTokens, paths, testid } from "./ids";
 
-// examples/demo-tokens.pskc, imported by scripts/test with `converge tokens import`
-const hotp = { serial: "DEMO-HOTP-1", key: "3132333435363738393031323334353637383930" };
-const totp = { serial: "DEMO-TOTP-1", key: "636f6e76657267652d6532652d746f74702d3230" };
-/** A code as the token would show it, from oathtool (Debian's oath-toolkit), not our code. */
-const oathtool = (...args: string[]) => execFileSync("oathtool", args, { encoding: "utf8" }).trim();
+const { hotp1: hotp, totp1: totp } = demoTokens;
 
 test("a hardware token is activated and signs in; then a recovery code signs in and 9 are left", async ({ page }) => {
   test.setTimeout(90_000);

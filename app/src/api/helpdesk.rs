@@ -218,6 +218,29 @@ pub async fn helpdesk_act(
     Ok(())
 }
 
+/// A hardware token: `serial` handed to the user, or — with both codes — resynchronised.
+#[server(prefix = "/api", endpoint = "helpdesk_token")]
+pub async fn helpdesk_token(
+    user: String,
+    serial: String,
+    first: Option<String>,
+    second: Option<String>,
+) -> Result<(), ApiError> {
+    let codes = first.zip(second);
+    let notice = if codes.is_some() {
+        "token_resynced"
+    } else {
+        "token_assigned"
+    };
+    let req = crate::ssr::HelpdeskRequest::Token {
+        user: user.clone(),
+        serial,
+        codes,
+    };
+    back(&card_path(&user), call(req).await, notice);
+    Ok(())
+}
+
 /// A second administrator approves or rejects a request.
 #[server(prefix = "/api", endpoint = "helpdesk_decide")]
 pub async fn helpdesk_decide(approval: String, decision: String) -> Result<(), ApiError> {

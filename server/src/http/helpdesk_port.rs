@@ -261,6 +261,22 @@ pub async fn handle(state: &AppState, ctx: &RequestCtx, req: R) -> Result<S, Api
                 Outcome::ApprovalRequested(_) => S::Notice("approval_requested".into()),
             })
         }
+        R::Token {
+            user,
+            serial,
+            codes: None,
+        } => h
+            .assign_token(&agent, &user, &serial, now)
+            .await
+            .map(|_| S::Done),
+        R::Token {
+            user,
+            serial,
+            codes: Some((first, second)),
+        } => h
+            .resync_token(&agent, &user, &serial, &first, &second, now)
+            .await
+            .map(|_| S::Done),
         R::Decide { approval, approve } => h
             .decide(&agent, &approval, approve, now)
             .await

@@ -4,7 +4,7 @@
 
 use crate::api::{
     card_path, helpdesk_audit, helpdesk_card, helpdesk_home, ApprovalItem, AuditLine, AuditQuery,
-    HelpdeskAct, HelpdeskDecide, HelpdeskVerifyCheck, HelpdeskVerifyStart, UserCard,
+    HelpdeskAct, HelpdeskDecide, HelpdeskToken, HelpdeskVerifyCheck, HelpdeskVerifyStart, UserCard,
     VerificationInfo,
 };
 use crate::components::{AppFrame, ErrorNotice, InfoNotice};
@@ -22,6 +22,8 @@ fn notice() -> Option<&'static str> {
         Some("approved") => Some(h.notice_approved),
         Some("rejected") => Some(h.notice_rejected),
         Some("verified") => Some(h.notice_verified),
+        Some("token_assigned") => Some(h.notice_token_assigned),
+        Some("token_resynced") => Some(h.notice_token_resynced),
         _ => None,
     }
 }
@@ -564,10 +566,69 @@ fn actions_panel(c: &UserCard, act: ServerAction<HelpdeskAct>) -> impl IntoView 
                 </li>
                 {c.locked.then(|| simple("unlock", h.action_unlock, None, false))}
                 {c.blocked_until.is_some().then(|| simple("unblock", h.action_unblock, None, false))}
+                {token_forms(c, disabled)}
                 {simple("sign_out", h.action_sign_out, None, false)}
                 {simple("reregister", h.action_reregister, Some(h.action_reregister_help), true)}
             </ul>
         </section>
+    }
+}
+
+/// Hand out an inventory token; resynchronise each of the user's HOTP tokens.
+fn token_forms(c: &UserCard, disabled: bool) -> impl IntoView {
+    let h = text::en().helpdesk;
+    let uid = c.id.clone();
+    let assign = ServerAction::<HelpdeskToken>::new();
+    let resyncs = c
+        .methods
+        .iter()
+        .filter_map(|m| {
+            // a token's detail is "SERIAL · HOTP" (see the security port)
+            let (serial, otp) = m.detail.rsplit_once(" · ")?;
+            (m.kind == "token" && otp == "HOTP").then(|| (m.name.clone(), serial.to_string()))
+        })
+        .map(|(name, serial)| {
+            let action = ServerAction::<HelpdeskToken>::new();
+            let uid = uid.clone();
+            let (first, second) = (format!("first-{serial}"), format!("second-{serial}"));
+            let title = h.token_resync_title.replace("{token}", &name);
+            view! {
+                <li>
+                    <details class="inline-details">
+                        <summary class="button secondary">{title}</summary>
+                        <ActionForm action>
+                            <input type="hidden" name="user" value=uid/>
+                            <input type="hidden" name="serial" value=serial/>
+                            <p class="muted small">{h.token_resync_help}</p>
+                            <div class="field inline">
+                                <label for=first.clone()>{h.token_first_label}</label>
+                                <input id=first name="first" type="text" inputmode="numeric" autocomplete="off" pattern="[0-9 ]{6,9}" maxlength="9" required=true/>
+                            </div>
+                            <div class="field inline">
+                                <label for=second.clone()>{h.token_second_label}</label>
+                                <input id=second name="second" type="text" inputmode="numeric" autocomplete="off" pattern="[0-9 ]{6,9}" maxlength="9" required=true/>
+                            </div>
+                            <button type="submit" class="button secondary" disabled=disabled>{h.action_token_resync}</button>
+                        </ActionForm>
+                    </details>
+                </li>
+            }
+        })
+        .collect_view();
+    let assign_uid = c.id.clone();
+    view! {
+        <li>
+            <ActionForm action=assign>
+                <input type="hidden" name="user" value=assign_uid/>
+                <div class="field inline">
+                    <label for="token-serial">{h.token_assign_label}</label>
+                    <input id="token-serial" name="serial" type="text" autocomplete="off" maxlength="64" required=true aria-describedby="token-serial-hint"/>
+                </div>
+                <button type="submit" class="button secondary" disabled=disabled>{h.action_token_assign}</button>
+                <p id="token-serial-hint" class="muted small">{h.token_assign_hint}</p>
+            </ActionForm>
+        </li>
+        {resyncs}
     }
 }
 
