@@ -47,6 +47,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// What a method stores as used once `c` was accepted: HOTP the next counter (the one the
+    /// next code must reach), TOTP the time step itself.
+    pub fn last_step(self, c: u64) -> i64 {
+        match self {
+            Kind::Hotp => c as i64 + 1,
+            Kind::Totp => c as i64,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Hotp => "hotp",

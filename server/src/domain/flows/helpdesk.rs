@@ -924,23 +924,51 @@ impl Helpdesk {
         if !crate::store::methods::delete_method_in(&mut tx, method_id, &user.id).await? {
             return Err(refused(ErrorCode::SetupExpired));
         }
-        let mut e = self.audit(agent, &user, sec_event::METHOD_REMOVED, true, now);
-        e.reason = Some(label.clone());
-        append_audit_in(&mut tx, &e).await?;
         let notice = Notice::MethodRemoved {
             method: label.clone(),
             changed_at: format_time(now),
         };
-        for a in self.security.addresses(&user, &methods, None) {
+        self.method_changed(
+            tx,
+            agent,
+            &user,
+            &methods,
+            sec_event::METHOD_REMOVED,
+            &label,
+            notice,
+            now,
+        )
+        .await?;
+        Ok(label)
+    }
+
+    /// Completes `tx`, which changed one of the user's methods on the agent's word: audited as
+    /// `ev` with the method's `label`, `notice` mailed to every address of the user.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn method_changed(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        agent: &Agent,
+        user: &User,
+        methods: &[Method],
+        ev: &str,
+        label: &str,
+        notice: Notice,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        let mut e = self.audit(agent, user, ev, true, now);
+        e.reason = Some(label.to_string());
+        append_audit_in(&mut tx, &e).await?;
+        for a in self.security.addresses(user, methods, None) {
             self.security
                 .notifier
-                .email_address_in(&mut tx, &user, &a, &notice, now)
+                .email_address_in(&mut tx, user, &a, &notice, now)
                 .await?;
         }
         tx.commit().await.map_err(crate::store::StoreError::from)?;
         self.security.notifier.wake();
         self.security.ensure_default(&user.id).await?;
-        Ok(label)
+        Ok(())
     }
 
     /// Performs an action on a verified caller's account.
@@ -1230,9 +1258,15 @@ fn indexes(s: &str) -> Vec<usize> {
 
 /// 16 characters (80 bits) in groups of four: `K7QM-2XPA-…`.
 fn new_pass() -> String {
+    grouped_code(TAP_ALPHABET)
+}
+
+/// 16 random characters of `alphabet` (32 of them: 80 bits) in groups of four, for reading out
+/// or writing down.
+pub(crate) fn grouped_code(alphabet: &[u8]) -> String {
     let mut rng = rand::rngs::OsRng;
     let chars: Vec<char> = (0..16)
-        .map(|_| TAP_ALPHABET[rng.gen_range(0..TAP_ALPHABET.len())] as char)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
         .collect();
     chars
         .chunks(4)

@@ -161,23 +161,22 @@ impl Helpdesk {
             .await?
             .ok_or(refused(ErrorCode::TokenUnavailable))?;
         let label = m.label();
-        let mut tx = self.security.store.begin().await?;
-        let mut e = self.audit(agent, &user, event::TOKEN_ASSIGNED, true, now);
-        e.reason = Some(label.clone());
-        crate::store::audit::append_audit_in(&mut tx, &e).await?;
+        let tx = self.security.store.begin().await?;
         let notice = Notice::MethodAdded {
             method: label.clone(),
             changed_at: crate::domain::format_time(now),
         };
-        for a in self.security.addresses(&user, &methods, None) {
-            self.security
-                .notifier
-                .email_address_in(&mut tx, &user, &a, &notice, now)
-                .await?;
-        }
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
-        self.security.notifier.wake();
-        self.security.ensure_default(&user.id).await?;
+        self.method_changed(
+            tx,
+            agent,
+            &user,
+            &methods,
+            event::TOKEN_ASSIGNED,
+            &label,
+            notice,
+            now,
+        )
+        .await?;
         Ok(label)
     }
 

@@ -132,12 +132,27 @@ impl Security {
     ) -> Result<(), DomainError> {
         let mut tx = self.store.begin().await?;
         let accepted = self.accept_otp_in(&mut tx, m, code, now).await?;
+        self.used_or_counted(tx, accepted, actor, what, ErrorCode::WrongCode, now)
+            .await
+    }
+
+    /// Completes the transaction that used a code (or did not): a code not used is a wrong
+    /// guess, counted against the throttle as `what` and refused as `refusal`.
+    pub(super) async fn used_or_counted(
+        &self,
+        tx: sqlx::Transaction<'static, sqlx::Any>,
+        used: bool,
+        actor: &Actor,
+        what: &str,
+        refusal: ErrorCode,
+        now: i64,
+    ) -> Result<(), DomainError> {
         tx.commit().await.map_err(crate::store::StoreError::from)?;
-        if accepted {
+        if used {
             Ok(())
         } else {
             self.count_failure(actor, what, now).await?;
-            Err(refused(ErrorCode::WrongCode))
+            Err(refused(refusal))
         }
     }
 

@@ -23,7 +23,6 @@ use crate::store::methods::MethodRow;
 use crate::store::oath::OathTokenRow;
 use crate::store::StoreError;
 use converge_app::api::ErrorCode;
-use rand::Rng;
 use sqlx::AnyConnection;
 
 /// Audit events of this module.
@@ -64,16 +63,7 @@ fn params_of(t: &OathTokenRow) -> Option<Params> {
 
 /// `k7f3-9q2m-x8hd-2npw`: 16 characters of Crockford's base32 (80 bits), in groups of four.
 fn new_recovery_code() -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
-    let mut rng = rand::rngs::OsRng;
-    let chars: Vec<char> = (0..16)
-        .map(|_| ALPHABET[rng.gen_range(0..32)] as char)
-        .collect();
-    chars
-        .chunks(4)
-        .map(|c| c.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join("-")
+    crate::domain::flows::helpdesk::grouped_code(b"0123456789abcdefghjkmnpqrstvwxyz")
 }
 
 /// What is compared: lower case, no separators, the letters people confuse read as digits.
@@ -119,13 +109,8 @@ impl Security {
                 let p = token_params(&m.row)
                     .ok_or_else(|| DomainError::Invalid(format!("token method {}", m.row.id)))?;
                 let from = m.row.last_step.max(0) as u64;
-                oath::matches(&p, &secret, code, from, self.policy.hotp_look_ahead, t).map(|c| {
-                    // HOTP: last_step holds the next counter; TOTP: the last step used
-                    match p.kind {
-                        oath::Kind::Hotp => c as i64 + 1,
-                        oath::Kind::Totp => c as i64,
-                    }
-                })
+                oath::matches(&p, &secret, code, from, self.policy.hotp_look_ahead, t)
+                    .map(|c| p.kind.last_step(c))
             }
             _ => None,
         };
@@ -186,10 +171,7 @@ impl Security {
                     .await?;
                 return Err(refused(ErrorCode::TokenInvalid));
             };
-            let last_step = match p.kind {
-                oath::Kind::Hotp => c as i64 + 1,
-                oath::Kind::Totp => c as i64,
-            };
+            let last_step = p.kind.last_step(c);
             let row = self
                 .register_token(&actor.user.id, &t, &secret, &name, last_step, now)
                 .await?
@@ -447,13 +429,8 @@ impl Security {
     ) -> Result<(), DomainError> {
         let mut tx = self.store.begin().await?;
         let used = self.accept_recovery_in(&mut tx, m, code, now).await?;
-        tx.commit().await.map_err(StoreError::from)?;
-        if used {
-            Ok(())
-        } else {
-            self.count_failure(actor, what, now).await?;
-            Err(refused(ErrorCode::RecoveryInvalid))
-        }
+        self.used_or_counted(tx, used, actor, what, ErrorCode::RecoveryInvalid, now)
+            .await
     }
 
     /// After a recovery code was used: the user is mailed ("This wasn't me" included) and
