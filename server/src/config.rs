@@ -1208,23 +1208,52 @@ impl Settings {
     }
 }
 
-/// Reads the instance key, creating it (mode 0600) when it does not exist yet.
-pub fn load_or_create_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
+/// Where the instance key comes from, for messages: the environment, a systemd credential, or a
+/// file.
+pub const SECRET_KEY_ENV: &str = "CONVERGE_SECRET_KEY";
+/// The systemd credential name (`LoadCredential=converge-secret-key:/path`).
+pub const SECRET_KEY_CREDENTIAL: &str = "converge-secret-key";
+
+fn parse_secret_key(text: &str, source: &str) -> anyhow::Result<SecretKey> {
+    let bytes = hex::decode(text.trim())
+        .map_err(|_| anyhow::anyhow!("the instance key in {source} is not hex"))?;
+    let key: [u8; 32] = bytes.try_into().map_err(|_| {
+        anyhow::anyhow!("the instance key in {source} must be 32 bytes (64 hex digits)")
+    })?;
+    Ok(SecretKey(key))
+}
+
+/// The instance key and where it was found: `CONVERGE_SECRET_KEY` (hex), the systemd credential
+/// `converge-secret-key`, or the file `path`; `None` (with the file's name) when there is none.
+pub fn read_secret_key(path: &Path) -> anyhow::Result<(Option<SecretKey>, String)> {
+    use anyhow::Context;
+    if let Ok(text) = std::env::var(SECRET_KEY_ENV) {
+        return Ok((
+            Some(parse_secret_key(&text, SECRET_KEY_ENV)?),
+            SECRET_KEY_ENV.into(),
+        ));
+    }
+    if let Ok(dir) = std::env::var("CREDENTIALS_DIRECTORY") {
+        let cred = Path::new(&dir).join(SECRET_KEY_CREDENTIAL);
+        if cred.exists() {
+            let source = format!("the systemd credential {SECRET_KEY_CREDENTIAL}");
+            let text = std::fs::read_to_string(&cred).with_context(|| source.clone())?;
+            return Ok((Some(parse_secret_key(&text, &source)?), source));
+        }
+    }
+    let source = path.display().to_string();
+    if !path.exists() {
+        return Ok((None, source));
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading secret key {}", path.display()))?;
+    Ok((Some(parse_secret_key(&text, &source)?), source))
+}
+
+/// Creates a new instance key file (mode 0600); never overwrites one.
+pub fn create_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
     use anyhow::Context;
     use rand::RngCore;
-    if path.exists() {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading secret key {}", path.display()))?;
-        let bytes = hex::decode(text.trim())
-            .with_context(|| format!("secret key {} is not hex", path.display()))?;
-        let key: [u8; 32] = bytes.try_into().map_err(|_| {
-            anyhow::anyhow!(
-                "secret key {} must be 32 bytes (64 hex digits)",
-                path.display()
-            )
-        })?;
-        return Ok(SecretKey(key));
-    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }

@@ -229,7 +229,11 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
             );
             let state = build_state(config, clock).await?;
             state.store.ping().await?;
-            println!("{summary}\nusers: {}", state.store.count_users().await?);
+            println!(
+                "{summary}\ninstance key: matches the database (fingerprint {})\nusers: {}",
+                state.sealer.fingerprint(),
+                state.store.count_users().await?
+            );
             if let Some(service) = state.sync_service() {
                 for line in service.check().await? {
                     println!("{line}");

@@ -2,7 +2,7 @@
 //! migrates, binds the listener (port 0 allowed) and is ready to `run_until_stopped`.
 
 use crate::clock::Clock;
-use crate::config::{load_or_create_secret_key, Configuration};
+use crate::config::{create_secret_key, read_secret_key, Configuration};
 use crate::crypto::Sealer;
 use crate::directory::{Directories, LocalDirectory};
 use crate::domain::password::PasswordHasher;
@@ -31,8 +31,6 @@ pub struct Application {
 
 /// The services the server is made of, without HTTP (also used by the CLI).
 pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
-    let key = load_or_create_secret_key(&config.secret_key_file)?;
-    let sealer = Sealer::new(&key);
     let overrides = Some(config.email.templates_dir.as_str())
         .filter(|d| !d.is_empty())
         .map(std::path::Path::new);
@@ -54,6 +52,7 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
             )
         })?;
     store.migrate().await.context("migrating the database")?;
+    let sealer = instance_key(&config, &store, clock.now()).await?;
     let hasher = Arc::new(PasswordHasher::new(&config.policy.argon2).context("argon2 parameters")?);
     let ldap = match &config.ldap {
         Some(l) => Some(Arc::new(
@@ -393,4 +392,54 @@ pub fn redact_url(url: &str) -> String {
         }
         _ => url.to_string(),
     }
+}
+
+const KEY_FINGERPRINT: &str = "key_fingerprint";
+
+/// The instance key, checked against the fingerprint the database keeps of the key that sealed
+/// its data. A new key is made only for a database that holds nothing keyed yet; a missing or
+/// different key for one that does is a start-up error that says which and how to fix it.
+async fn instance_key(config: &Configuration, store: &Store, now: i64) -> anyhow::Result<Sealer> {
+    let path = &config.secret_key_file;
+    let stored = store.instance_meta(KEY_FINGERPRINT).await?;
+    let (key, source) = read_secret_key(path)?;
+    let key = match (key, &stored) {
+        (Some(key), _) => key,
+        (None, Some(expected)) => anyhow::bail!(
+            "no instance key at {source}, but this database holds data sealed with the key \
+             whose fingerprint is {expected}. Restore that key file (it is part of every backup \
+             of the data folder), point security.secret_key_file at it, or set \
+             {env}. A new key is never made for a database that already holds sealed data.",
+            env = crate::config::SECRET_KEY_ENV
+        ),
+        (None, None) if store.holds_keyed_data().await? => anyhow::bail!(
+            "no instance key at {source}, but this database already holds sealed data (secrets, \
+             codes, queued messages). Restore the key file that belongs to it, point \
+             security.secret_key_file at it, or set {env}.",
+            env = crate::config::SECRET_KEY_ENV
+        ),
+        (None, None) => create_secret_key(path)?,
+    };
+    let sealer = Sealer::new(&key);
+    let mine = sealer.fingerprint();
+    let expected = match stored {
+        Some(fp) => fp,
+        // the first start on this database (or the first since fingerprints were kept): this
+        // key is the one; of instances starting together the first to record its key wins
+        None => {
+            store
+                .instance_meta_first(KEY_FINGERPRINT, &mine, now)
+                .await?
+        }
+    };
+    anyhow::ensure!(
+        expected == mine,
+        "the instance key from {source} (fingerprint {mine}) is not the key this database was \
+         sealed with (fingerprint {expected}). Starting with it would make every authenticator \
+         secret, queued message and code check fail. Use the key file that belongs to this \
+         database (every instance on one database needs the same key), or restore the database \
+         that belongs to this key."
+    );
+    tracing::info!(fingerprint = %mine, "instance key matches the database");
+    Ok(sealer)
 }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod audit;
 pub mod gateway;
 pub mod helpdesk;
+pub mod instance;
 pub mod methods;
 pub mod oath;
 pub mod outbox;

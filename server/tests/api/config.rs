@@ -1,6 +1,6 @@
 //! Layered configuration: defaults, file, environment; unknown keys and bad values named.
 
-use converge::config::{load_or_create_secret_key, Settings};
+use converge::config::{create_secret_key, read_secret_key, Settings};
 use std::io::Write;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -187,9 +187,11 @@ fn invalid_values_are_explained() {
 fn secret_key_is_created_once_with_mode_0600() {
     let dir = std::env::temp_dir().join(format!("converge-key-{}", uuid::Uuid::new_v4().simple()));
     let path = dir.join("secret.key");
-    let first = load_or_create_secret_key(&path).expect("create");
-    let second = load_or_create_secret_key(&path).expect("read");
+    assert!(read_secret_key(&path).expect("none yet").0.is_none());
+    let first = create_secret_key(&path).expect("create");
+    let second = read_secret_key(&path).expect("read").0.expect("key");
     assert_eq!(first.expose(), second.expose());
+    assert!(create_secret_key(&path).is_err(), "never overwritten");
     assert_eq!(format!("{first:?}"), "SecretKey(***)", "never printed");
     #[cfg(unix)]
     {
@@ -198,7 +200,7 @@ fn secret_key_is_created_once_with_mode_0600() {
         assert_eq!(mode, 0o600);
     }
     std::fs::write(&path, "zz").expect("corrupt");
-    assert!(load_or_create_secret_key(&path).is_err());
+    assert!(read_secret_key(&path).is_err());
 }
 
 #[test]

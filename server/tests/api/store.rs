@@ -12,6 +12,79 @@ both_databases! {
     throttles_count_and_forget => throttles_count_and_forget;
     audit_is_append_only => audit_is_append_only;
     migrations_are_idempotent => migrations_are_idempotent;
+    the_instance_key_must_match_the_database => the_instance_key_must_match_the_database;
+}
+
+/// Builds an instance on `url` whose key lives in `dir`: the start-up error, if any.
+async fn start_with_key_in(url: &str, dir: &std::path::Path) -> Option<String> {
+    let mut s = settings(url);
+    s.data_dir = dir.to_path_buf();
+    let config = s.validate().expect("valid");
+    let clock = std::sync::Arc::new(converge::clock::ManualClock::new(T0));
+    match converge::startup::Application::build(config, clock).await {
+        Ok(_) => None,
+        Err(e) => Some(format!("{e:#}")),
+    }
+}
+
+async fn the_instance_key_must_match_the_database(db: Db) {
+    let url = fresh_database(db).await;
+    let dir = |n: &str| {
+        std::env::temp_dir().join(format!(
+            "converge-key-{n}-{}",
+            uuid::Uuid::new_v4().simple()
+        ))
+    };
+    let (a, b, c, d) = (dir("a"), dir("b"), dir("c"), dir("d"));
+    assert_eq!(
+        start_with_key_in(&url, &a).await,
+        None,
+        "first start: a new key"
+    );
+    assert!(a.join("secret.key").exists());
+    // a second instance without the key file: refused, no second key made
+    let e = start_with_key_in(&url, &b).await.expect("refused");
+    assert!(
+        e.contains("no instance key at") && e.contains("fingerprint"),
+        "{e}"
+    );
+    assert!(!b.join("secret.key").exists());
+    // another key: refused, naming both fingerprints
+    converge::config::create_secret_key(&c.join("secret.key")).expect("key");
+    let e = start_with_key_in(&url, &c).await.expect("refused");
+    assert!(
+        e.contains("is not the key this database was sealed with"),
+        "{e}"
+    );
+    // the same key elsewhere: fine
+    std::fs::create_dir_all(&d).expect("dir");
+    std::fs::copy(a.join("secret.key"), d.join("secret.key")).expect("copy");
+    assert_eq!(start_with_key_in(&url, &d).await, None);
+
+    // a database from before fingerprints were kept, holding sealed data, and no key: refused
+    let app = spawn_app_on(&url, |s| s.data_dir = a.clone()).await;
+    let csv = ",T-1,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,30,Contoso,Key\n";
+    let op = converge::domain::flows::helpdesk::Agent::operator();
+    app.state
+        .helpdesk
+        .import_tokens(&op, csv, None, false, T0)
+        .await
+        .expect("import");
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    sqlx::query("DELETE FROM instance_meta")
+        .execute(&mut conn)
+        .await
+        .expect("forget the fingerprint");
+    let e = start_with_key_in(&url, &b).await.expect("refused");
+    assert!(e.contains("already holds sealed data"), "{e}");
+    assert_eq!(start_with_key_in(&url, &a).await, None, "its own key");
+    let e = start_with_key_in(&url, &c)
+        .await
+        .expect("fingerprint kept again");
+    assert!(e.contains("is not the key"), "{e}");
 }
 
 fn zoe_profile(name: &str) -> UserProfile {
