@@ -368,6 +368,9 @@ pub struct SecuritySettings {
     /// 32-byte instance key (hex); generated with mode 0600 on first start when missing.
     /// Empty means `<data_dir>/secret.key`.
     pub secret_key_file: String,
+    /// A file holding the bearer token `/metrics` asks for (at least 32 characters). Empty:
+    /// `/metrics` is not served (never public by default).
+    pub metrics_token_file: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -749,6 +752,8 @@ pub struct Configuration {
     pub database_url: String,
     pub database_max_connections: u32,
     pub secret_key_file: PathBuf,
+    /// `security.metrics_token_file`, when set.
+    pub metrics_token_file: Option<PathBuf>,
     pub organisation_name: String,
     pub default_country_code: Option<String>,
     pub policy: Policy,
@@ -999,6 +1004,8 @@ impl Settings {
             database_url: db,
             database_max_connections: self.database.max_connections,
             secret_key_file,
+            metrics_token_file: Some(PathBuf::from(&self.security.metrics_token_file))
+                .filter(|p| !p.as_os_str().is_empty()),
             organisation_name: self.organisation.name,
             default_country_code: Some(cc).filter(|c| !c.is_empty()),
             policy: Policy {

@@ -134,7 +134,22 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
             .unwrap_or_else(crate::api::config::default_policy),
         clock: clock.clone(),
     });
+    let metrics_token = match &config.metrics_token_file {
+        Some(path) => {
+            let token = std::fs::read_to_string(path)
+                .with_context(|| format!("security.metrics_token_file {}", path.display()))?
+                .trim()
+                .to_string();
+            anyhow::ensure!(
+                token.len() >= 32,
+                "security.metrics_token_file: the token must be at least 32 characters"
+            );
+            Some(Arc::new(token))
+        }
+        None => None,
+    };
     Ok(AppState {
+        metrics_token,
         gateway,
         app_mfa,
         api_tokens_seen: Default::default(),

@@ -38,6 +38,8 @@ pub struct AppState {
     pub hasher: Arc<PasswordHasher>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<metrics::Metrics>,
+    /// The bearer token `/metrics` asks for; `None`: not served.
+    pub metrics_token: Option<Arc<String>>,
     pub sealer: crate::crypto::Sealer,
     pub notifier: Arc<crate::notify::Notifier>,
     /// Wakes the local outbox worker when something was queued.

@@ -86,14 +86,32 @@ async fn cross_site_posts_are_refused(db: Db) {
 }
 
 async fn health_and_metrics(db: Db) {
-    let app = spawn_app(db).await;
+    // /metrics only for the scraper that sends the configured token
+    let token = "metrics-token-0123456789abcdef-0123456789";
+    let file = std::env::temp_dir().join(format!("converge-metrics-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&file, format!("{token}\n")).expect("token file");
+    let app = spawn_app_with(db, |s| {
+        s.security.metrics_token_file = file.display().to_string();
+    })
+    .await;
     assert_eq!(app.get("/healthz", None).await.status(), 200);
     assert_eq!(app.get("/readyz", None).await.status(), 200);
     app.alice().await;
     app.sign_in("alice", "wrong-password", None).await;
-    let metrics = app
-        .get("/metrics", None)
+    let scrape = |bearer: &'static str| {
+        app.http
+            .get(format!("{}/metrics", app.base))
+            .header("authorization", format!("Bearer {bearer}"))
+            .send()
+    };
+    assert_eq!(app.get("/metrics", None).await.status(), 401);
+    assert_eq!(
+        scrape("metrics-token-wrong").await.expect("get").status(),
+        401
+    );
+    let metrics = scrape(token)
         .await
+        .expect("get")
         .text()
         .await
         .expect("metrics");
@@ -120,6 +138,9 @@ async fn health_and_metrics(db: Db) {
         .await
         .unwrap_or_default();
     assert!(signin_page.contains("a service it needs is unreachable"));
+    // without a token configured there is no /metrics at all
+    let plain = spawn_app(db).await;
+    assert_eq!(plain.get("/metrics", None).await.status(), 404);
 }
 
 #[tokio::test]
