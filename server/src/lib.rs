@@ -4,6 +4,7 @@
 #![deny(clippy::unwrap_used)]
 
 pub mod api;
+pub mod backup;
 pub mod clock;
 pub mod config;
 pub mod crypto;

@@ -54,6 +54,11 @@ enum Command {
     },
     /// Validate the configuration, the email templates and the database connection.
     CheckConfig,
+    /// SQLite: write a consistent copy of the live database to FILE (safe while serving).
+    Backup { file: std::path::PathBuf },
+    /// SQLite: restore a backup into this configuration's (empty) data folder and check the
+    /// instance key against it.
+    Restore { file: std::path::PathBuf },
     /// Synchronise users from the LDAP / Active Directory directory ([ldap] in the config).
     Sync {
         /// Show what would change; change nothing.
@@ -213,6 +218,39 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
         Command::Migrate => {
             build_state(config, clock).await?;
             println!("database is up to date");
+        }
+        Command::Backup { file } => {
+            let b = converge::backup::backup(&config, &file).await?;
+            println!(
+                "backup written: {} ({} bytes), sealed with the instance key whose fingerprint is {}.\n\
+                 The key is not in the backup: keep {} (or CONVERGE_SECRET_KEY) safe, apart from it.",
+                file.display(),
+                b.bytes,
+                b.fingerprint.as_deref().unwrap_or("(not recorded yet)"),
+                config.secret_key_file.display()
+            );
+        }
+        Command::Restore { file } => {
+            use converge::backup::KeyCheck;
+            match converge::backup::restore(&config, &file).await? {
+                KeyCheck::Matches(fp) => println!(
+                    "restored {} into {}; the instance key matches (fingerprint {fp}). \
+                     Start the server with `converge serve`.",
+                    file.display(),
+                    converge::startup::redact_url(&config.database_url)
+                ),
+                KeyCheck::Missing { expected, at } => anyhow::bail!(
+                    "restored {}, but there is no instance key at {at}: put the key file whose \
+                     fingerprint is {} there (a new key would leave every sealed secret unreadable)",
+                    file.display(),
+                    expected.as_deref().unwrap_or("(not recorded)")
+                ),
+                KeyCheck::Different { expected, found } => anyhow::bail!(
+                    "restored {}, but the instance key found (fingerprint {found}) is not the one \
+                     it was sealed with (fingerprint {expected}): use that key file",
+                    file.display()
+                ),
+            }
         }
         Command::CheckConfig => {
             let summary = format!(

@@ -409,7 +409,7 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-const KEY_FINGERPRINT: &str = "key_fingerprint";
+use crate::store::instance::KEY_FINGERPRINT;
 
 /// The instance key, checked against the fingerprint the database keeps of the key that sealed
 /// its data. A new key is made only for a database that holds nothing keyed yet; a missing or

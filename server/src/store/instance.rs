@@ -3,6 +3,9 @@
 use super::{Store, StoreError};
 use sqlx::Row;
 
+/// The `instance_meta` name of the instance key's fingerprint.
+pub const KEY_FINGERPRINT: &str = "key_fingerprint";
+
 /// Tables whose rows are sealed or HMAC'd under the instance key: with another key they are
 /// unreadable (secrets, queued messages) or never match again (codes, passes, API tokens).
 const KEYED_TABLES: &[&str] = &[
@@ -60,5 +63,17 @@ impl Store {
             }
         }
         Ok(false)
+    }
+}
+
+impl Store {
+    /// SQLite: a consistent copy of the whole database in one new file while the server keeps
+    /// serving (`VACUUM INTO`: readers and writers go on; the copy is one transaction's view).
+    pub async fn sqlite_copy_to(&self, to: &std::path::Path) -> Result<(), StoreError> {
+        sqlx::query("VACUUM INTO $1")
+            .bind(to.display().to_string())
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 }

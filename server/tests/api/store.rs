@@ -450,3 +450,77 @@ async fn migrations_are_idempotent(db: Db) {
     store.migrate().await.expect("second run is a no-op");
     store.ping().await.expect("ping");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_while_busy_then_restore_elsewhere_and_sign_in() {
+    use converge::backup::{backup, restore, KeyCheck};
+    use converge::clock::Clock;
+    let tmp = |n: &str| {
+        std::env::temp_dir().join(format!("converge-{n}-{}", uuid::Uuid::new_v4().simple()))
+    };
+    let (a, b) = (tmp("a"), tmp("b"));
+    let url = format!("sqlite://{}/converge.db", a.display());
+    let app = spawn_app_on(&url, |s| s.data_dir = a.clone()).await;
+    app.add_user("alice", "Alice Andersen", "correct-horse-alice", true)
+        .await;
+    let cookie = app.alice().await;
+    let who = crate::security::actor(&app, &cookie).await;
+    let (app_id, secret) = crate::security::add_totp(&app, &who, "Phone").await;
+    // sign-ins go on while the copy is taken
+    let busy = {
+        let (http, base) = (app.http.clone(), app.base.clone());
+        tokio::spawn(async move {
+            for i in 0..30 {
+                let password = if i % 2 == 0 {
+                    "correct-horse-alice"
+                } else {
+                    "wrong"
+                };
+                let _ = http
+                    .post(format!("{base}/api/sign_in"))
+                    .header("origin", PUBLIC_URL)
+                    .header("sec-fetch-site", "same-origin")
+                    .form(&[("username", "alice"), ("password", password)])
+                    .send()
+                    .await;
+            }
+        })
+    };
+    let mut s = settings(&url);
+    s.data_dir = a.clone();
+    let config = s.validate().expect("config");
+    let file = tmp("backup").with_extension("db");
+    let written = backup(&config, &file).await.expect("backup while serving");
+    busy.await.expect("sign-ins");
+    assert!(written.bytes > 0 && written.fingerprint.is_some());
+    assert!(backup(&config, &file).await.is_err(), "never overwrites");
+
+    // elsewhere: the data folder is empty; without its key the restore says which key it needs
+    let url2 = format!("sqlite://{}/converge.db", b.display());
+    let mut s2 = settings(&url2);
+    s2.data_dir = b.clone();
+    let config2 = s2.validate().expect("config");
+    match restore(&config2, &file).await.expect("restored") {
+        KeyCheck::Missing { expected, .. } => assert_eq!(expected, written.fingerprint),
+        other => panic!("expected a missing key, got {other:?}"),
+    }
+    assert!(
+        restore(&config2, &file).await.is_err(),
+        "only into an empty data folder"
+    );
+    std::fs::copy(a.join("secret.key"), b.join("secret.key")).expect("the key, kept apart");
+    let restored = spawn_app_on(&url2, |s| s.data_dir = b.clone()).await;
+    let res = restored.sign_in("alice", "correct-horse-alice", None).await;
+    assert_eq!(location(&res), "/signin/verify");
+    let who = crate::security::actor(&restored, &session_cookie(&res).expect("session")).await;
+    restored.clock.advance(60);
+    let now = restored.clock.now();
+    let code =
+        converge::domain::totp::code_at(&restored.state.security.policy.totp, &secret, now as u64);
+    restored
+        .state
+        .security
+        .mfa_code(&who, &app_id, &code, None, false, now)
+        .await
+        .expect("the app registered before the backup signs in");
+}
