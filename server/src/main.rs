@@ -54,6 +54,8 @@ enum Command {
     },
     /// Validate the configuration, the email templates and the database connection.
     CheckConfig,
+    /// What an operator checks first: version, database, instance key, outbox, last sync.
+    Status,
     /// SQLite: write a consistent copy of the live database to FILE (safe while serving).
     Backup { file: std::path::PathBuf },
     /// SQLite: restore a backup into this configuration's (empty) data folder and check the
@@ -218,6 +220,47 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
         Command::Migrate => {
             build_state(config, clock).await?;
             println!("database is up to date");
+        }
+        Command::Status => {
+            let database = converge::startup::redact_url(&config.database_url);
+            let now = clock.now();
+            // building the state checks the database and the instance key (an error says which)
+            let state = build_state(config, clock).await?;
+            let store = &state.store;
+            store.ping().await?;
+            let ago = |t: i64| format!("{} min ago", (now - t).max(0) / 60);
+            println!("Converge {}", env!("CARGO_PKG_VERSION"));
+            println!("database: {database} (reachable, schema up to date)");
+            println!(
+                "instance key: matches the database (fingerprint {})",
+                state.sealer.fingerprint()
+            );
+            println!("users: {}", store.count_users().await?);
+            let pending = store.count_outbox("pending").await?;
+            let oldest = store
+                .oldest_pending_outbox()
+                .await?
+                .map(|t| format!(", oldest queued {}", ago(t)))
+                .unwrap_or_default();
+            println!(
+                "outbox: {pending} waiting{oldest}; {} dead letters (converge outbox list / retry)",
+                store.count_outbox("dead").await?
+            );
+            match store.sync_runs(1).await?.into_iter().next() {
+                Some(r) => println!(
+                    "last sync: {} {} run {} ({}; {} seen, {} created, {} updated, {} disabled, {} errors)",
+                    r.source,
+                    r.kind,
+                    r.status,
+                    ago(r.started_at),
+                    r.seen,
+                    r.created,
+                    r.updated,
+                    r.disabled,
+                    r.errors
+                ),
+                None => println!("last sync: never"),
+            }
         }
         Command::Backup { file } => {
             let b = converge::backup::backup(&config, &file).await?;

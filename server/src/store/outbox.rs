@@ -189,6 +189,14 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// When the oldest message still waiting to be sent was queued.
+    pub async fn oldest_pending_outbox(&self) -> Result<Option<i64>, StoreError> {
+        let r = sqlx::query("SELECT MIN(created_at) AS t FROM outbox WHERE status = 'pending'")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(r.try_get::<Option<i64>, _>("t")?)
+    }
+
     pub async fn count_outbox(&self, status: &str) -> Result<i64, StoreError> {
         let r = sqlx::query("SELECT COUNT(*) AS n FROM outbox WHERE status = $1")
             .bind(status)

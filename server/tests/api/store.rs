@@ -13,6 +13,26 @@ both_databases! {
     audit_is_append_only => audit_is_append_only;
     migrations_are_idempotent => migrations_are_idempotent;
     the_instance_key_must_match_the_database => the_instance_key_must_match_the_database;
+    outbox_depth_and_age_for_status => outbox_depth_and_age_for_status;
+}
+
+async fn outbox_depth_and_age_for_status(db: Db) {
+    use converge::store::outbox::NewOutboxMessage;
+    let store = store(db).await;
+    assert_eq!(store.oldest_pending_outbox().await.expect("empty"), None);
+    for (id, at) in [("m1", T0 + 5), ("m2", T0)] {
+        let m = NewOutboxMessage {
+            id,
+            channel: "email",
+            recipient: "a@example.org",
+            message: "password_changed",
+            user_id: None,
+            payload: "",
+        };
+        store.insert_outbox(&m, at).await.expect("queued");
+    }
+    assert_eq!(store.oldest_pending_outbox().await.expect("age"), Some(T0));
+    assert_eq!(store.count_outbox("pending").await.expect("depth"), 2);
 }
 
 /// Builds an instance on `url` whose key lives in `dir`: the start-up error, if any.
