@@ -74,18 +74,24 @@ impl Helpdesk {
         };
         let (records, bad) = oath::checked(parsed);
         let keys: Vec<String> = records.iter().map(|r| serial_key(&r.serial)).collect();
-        let known = self.security.store.known_serials(&keys).await?;
+        let known_keys = self.security.store.known_serials(&keys).await?;
+        let is_known = |r: &TokenRecord| known_keys.contains(&serial_key(&r.serial));
         let mut report = ImportReport {
             imported: 0,
             bad,
-            known,
+            // as the file writes them
+            known: records
+                .iter()
+                .filter(|r| is_known(r))
+                .map(|r| r.serial.trim().to_string())
+                .collect(),
         };
         if !skip_invalid && (!report.bad.is_empty() || !report.known.is_empty()) {
             return Ok(report);
         }
         let rows: Vec<OathTokenRow> = records
             .iter()
-            .filter(|r| !report.known.contains(&serial_key(&r.serial)))
+            .filter(|r| !is_known(r))
             .map(|r| self.inventory_row(r, now))
             .collect();
         self.security.store.insert_oath_tokens(&rows).await?;
