@@ -5,18 +5,10 @@
 
 use crate::config::{read_secret_key, Configuration};
 use crate::crypto::Sealer;
-use crate::store::Store;
+use crate::store::instance::KEY_FINGERPRINT;
+use crate::store::{sqlite_file, Store};
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
-
-/// The database file of a `sqlite://` URL.
-pub fn sqlite_file(url: &str) -> Option<PathBuf> {
-    let rest = url.strip_prefix("sqlite:")?;
-    let file = rest.trim_start_matches("//").split('?').next()?;
-    (!file.is_empty() && file != ":memory:").then(|| PathBuf::from(file))
-}
-
-use crate::store::instance::KEY_FINGERPRINT;
 
 /// What a backup wrote.
 #[derive(Debug)]

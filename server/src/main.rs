@@ -227,7 +227,6 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
             // building the state checks the database and the instance key (an error says which)
             let state = build_state(config, clock).await?;
             let store = &state.store;
-            store.ping().await?;
             let ago = |t: i64| format!("{} min ago", (now - t).max(0) / 60);
             println!("Converge {}", env!("CARGO_PKG_VERSION"));
             println!("database: {database} (reachable, schema up to date)");
@@ -539,6 +538,18 @@ async fn sync_command(
     Ok(())
 }
 
+/// The user an operator named on the command line.
+async fn find_user(
+    store: &converge::store::Store,
+    name: &str,
+) -> anyhow::Result<converge::domain::users::User> {
+    let username = Username::parse(name).map_err(anyhow::Error::msg)?;
+    store
+        .find_user_by_username(username.as_str())
+        .await?
+        .with_context(|| format!("no user `{username}`"))
+}
+
 async fn user_command(
     action: UserAction,
     config: converge::config::Configuration,
@@ -548,13 +559,7 @@ async fn user_command(
     let store = &state.store;
     let now = clock.now();
     let operator = converge::domain::flows::helpdesk::Agent::operator();
-    let find = |name: String| async move {
-        let username = Username::parse(&name).map_err(anyhow::Error::msg)?;
-        store
-            .find_user_by_username(username.as_str())
-            .await?
-            .with_context(|| format!("no user `{username}`"))
-    };
+    let find = |name: String| async move { find_user(store, &name).await };
     let audit = |ev: &str, user_id: &str, username: &str| {
         let mut e = AuditEntry::new(ev, true, now);
         e.user_id = Some(user_id.to_string());

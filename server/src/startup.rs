@@ -13,6 +13,7 @@ use crate::notify::transport::{
 };
 use crate::notify::worker::Worker;
 use crate::notify::Notifier;
+use crate::store::instance::KEY_FINGERPRINT;
 use crate::store::Store;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -409,8 +410,6 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-use crate::store::instance::KEY_FINGERPRINT;
-
 /// The instance key, checked against the fingerprint the database keeps of the key that sealed
 /// its data. A new key is made only for a database that holds nothing keyed yet; a missing or
 /// different key for one that does is a start-up error that says which and how to fix it.
@@ -422,9 +421,9 @@ async fn instance_key(config: &Configuration, store: &Store, now: i64) -> anyhow
         (Some(key), _) => key,
         (None, Some(expected)) => anyhow::bail!(
             "no instance key at {source}, but this database holds data sealed with the key \
-             whose fingerprint is {expected}. Restore that key file (it is part of every backup \
-             of the data folder), point security.secret_key_file at it, or set \
-             {env}. A new key is never made for a database that already holds sealed data.",
+             whose fingerprint is {expected}. Restore that key file (kept apart from the database \
+             backups), point security.secret_key_file at it, or set {env}. A new key is never \
+             made for a database that already holds sealed data.",
             env = crate::config::SECRET_KEY_ENV
         ),
         (None, None) if store.holds_keyed_data().await? => anyhow::bail!(

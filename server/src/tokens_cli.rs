@@ -6,7 +6,6 @@ use clap::Subcommand;
 use converge::clock::Clock;
 use converge::domain::error::DomainError;
 use converge::domain::flows::helpdesk::Agent;
-use converge::domain::users::Username;
 use converge::startup::build_state;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -68,14 +67,7 @@ pub async fn run(
     let hd = &state.helpdesk;
     let user_id = |name: String| {
         let store = state.store.clone();
-        async move {
-            let username = Username::parse(&name).map_err(anyhow::Error::msg)?;
-            store
-                .find_user_by_username(username.as_str())
-                .await?
-                .map(|u| u.id)
-                .with_context(|| format!("no user `{username}`"))
-        }
+        async move { Ok::<_, anyhow::Error>(crate::find_user(&store, &name).await?.id) }
     };
     match action {
         TokensAction::Import {

@@ -64,9 +64,7 @@ impl Store {
         }
         Ok(false)
     }
-}
 
-impl Store {
     /// SQLite: a consistent copy of the whole database in one new file while the server keeps
     /// serving (`VACUUM INTO`: readers and writers go on; the copy is one transaction's view).
     pub async fn sqlite_copy_to(&self, to: &std::path::Path) -> Result<(), StoreError> {

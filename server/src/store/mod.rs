@@ -48,18 +48,20 @@ pub struct Store {
     dialect: Dialect,
 }
 
+/// The database file of a `sqlite://` URL (`None` for in-memory databases and other URLs).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite:")?;
+    let file = rest.trim_start_matches("//").split('?').next()?;
+    (!file.is_empty() && file != ":memory:").then(|| std::path::PathBuf::from(file))
+}
+
 impl Store {
     /// Connects (creating an SQLite file and its folder when missing).
     pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let (dialect, url) = if let Some(rest) = url.strip_prefix("sqlite:") {
-            let path = rest.trim_start_matches("//");
-            let file = path.split('?').next().unwrap_or_default();
-            if !file.is_empty() && file != ":memory:" {
-                if let Some(dir) = std::path::Path::new(file)
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
-                {
+        let (dialect, url) = if url.starts_with("sqlite:") {
+            if let Some(file) = sqlite_file(url) {
+                if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir)
                         .map_err(|e| StoreError::Sqlx(sqlx::Error::Io(e)))?;
                 }

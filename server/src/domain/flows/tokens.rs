@@ -151,14 +151,9 @@ impl Helpdesk {
             .await?
             .filter(|t| t.state == "unassigned")
             .ok_or(refused(ErrorCode::TokenUnavailable))?;
+        self.security.ensure_allowed(MethodKind::Token)?;
         let methods = self.security.methods(&user.id).await?;
-        let tokens = methods
-            .iter()
-            .filter(|m| m.kind == MethodKind::Token)
-            .count() as u32;
-        if tokens >= self.security.policy.max_of(MethodKind::Token) {
-            return Err(refused(ErrorCode::TooManyMethods));
-        }
+        self.security.room_for(&methods, MethodKind::Token)?;
         let secret = self.security.open_inventory(&t)?;
         let name = format!("{} {}", converge_app::text::en().sec.kind_token, t.serial);
         let m = self

@@ -88,7 +88,7 @@ pub fn pin_is_trivial(pin: &str, phones: &[String]) -> bool {
 }
 
 impl Security {
-    pub(super) fn ensure_allowed(&self, kind: MethodKind) -> Result<(), DomainError> {
+    pub(crate) fn ensure_allowed(&self, kind: MethodKind) -> Result<(), DomainError> {
         if self.policy.allows(kind) {
             Ok(())
         } else {
@@ -106,11 +106,17 @@ impl Security {
         self.ensure_allowed(kind)?;
         let methods = self.methods(&actor.user.id).await?;
         self.may_change(actor, &methods, now)?;
+        self.room_for(&methods, kind)?;
+        Ok(methods)
+    }
+
+    /// Refuses a new method of `kind` beyond the policy's number of them.
+    pub(crate) fn room_for(&self, methods: &[Method], kind: MethodKind) -> Result<(), DomainError> {
         let count = methods.iter().filter(|m| m.kind == kind).count() as u32;
         if count >= self.policy.max_of(kind) {
             return Err(refused(ErrorCode::TooManyMethods));
         }
-        Ok(methods)
+        Ok(())
     }
 
     pub(super) fn pending_row(
