@@ -362,3 +362,17 @@ impl Drop for SmtpSink {
         let _ = self.child.wait();
     }
 }
+
+/// How many of `n` attempts, all started at once on the runtime's threads, succeed.
+pub async fn winners<F, Fut>(n: usize, attempt: F) -> usize
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool> + Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(attempt())).collect();
+    let mut ok = 0;
+    for t in tasks {
+        ok += usize::from(t.await.expect("task"));
+    }
+    ok
+}

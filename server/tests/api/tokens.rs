@@ -408,22 +408,16 @@ async fn hotp_look_ahead_resync_and_one_winner(db: Db) {
 
     // 20 concurrent submissions of the next code: exactly one moves the counter
     let next = code(43);
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
+    let ok = winners(20, || {
         let (s, a, m, c) = (
             app.state.security.clone(),
             a.clone(),
             m.clone(),
             next.clone(),
         );
-        tasks.push(tokio::spawn(async move {
-            s.mfa_code(&a, &m, &c, None, false, now).await.is_ok()
-        }));
-    }
-    let mut ok = 0;
-    for t in tasks {
-        ok += usize::from(t.await.expect("task"));
-    }
+        async move { s.mfa_code(&a, &m, &c, None, false, now).await.is_ok() }
+    })
+    .await;
     assert_eq!(ok, 1, "exactly one of 20 concurrent submissions wins");
 }
 
@@ -468,17 +462,11 @@ async fn recovery_codes_once_each(db: Db) {
         ErrorCode::RecoveryInvalid,
         "once only"
     );
-    let mut tasks = Vec::new();
-    for _ in 0..20 {
+    let ok = winners(20, || {
         let (s, a, c) = (app.state.security.clone(), a.clone(), set.codes[1].clone());
-        tasks.push(tokio::spawn(async move {
-            s.mfa_recovery(&a, &c, now).await.is_ok()
-        }));
-    }
-    let mut ok = 0;
-    for t in tasks {
-        ok += usize::from(t.await.expect("task"));
-    }
+        async move { s.mfa_recovery(&a, &c, now).await.is_ok() }
+    })
+    .await;
     assert_eq!(ok, 1, "one of 20 concurrent uses of a code wins");
     let a = after_mfa(&app, &a, &mut cookie).await;
     let methods = s.methods(&a.user.id).await.expect("methods");
