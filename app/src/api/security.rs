@@ -21,6 +21,8 @@ pub struct MethodView {
     pub from_directory: bool,
     /// Can be made the default sign-in method.
     pub signs_in: bool,
+    /// An event-based (HOTP) hardware token's serial number: it can be resynchronised.
+    pub resync_serial: Option<String>,
 }
 
 /// One kind of method the user may add, with what stops it.

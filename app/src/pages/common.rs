@@ -14,11 +14,12 @@ pub fn page_error() -> Option<ErrorCode> {
 /// `?notice=…` → the confirmation to show.
 pub fn page_notice() -> Option<String> {
     let s = text::en().sec;
-    if param("notice").as_deref() == Some("recovery_used") {
+    let notice = param("notice");
+    if notice.as_deref() == Some("recovery_used") {
         let left: u32 = param("left").and_then(|l| l.parse().ok()).unwrap_or(0);
         return Some(format!("{} {left}", s.recovery_used_notice));
     }
-    let fixed = match param("notice").as_deref() {
+    let fixed = match notice.as_deref() {
         Some("added") => Some(s.added_notice),
         Some("removed") => Some(s.removed_notice),
         Some("saved") => Some(s.saved_notice),
@@ -52,5 +53,39 @@ pub fn back_for(flow: &str) -> &'static str {
         routes::SETUP
     } else {
         routes::SECURITY_INFO
+    }
+}
+
+/// The field a recovery code is typed in (the second sign-in step, a reset gate).
+pub fn recovery_code_field(id: &'static str, focus: bool) -> impl IntoView {
+    let s = text::en().sec;
+    view! {
+        <div class="field">
+            <label for=id>{s.recovery_code_label}</label>
+            <input id=id name="code" type="text" autocomplete="off" autocapitalize="none"
+                spellcheck="false" maxlength="40" required=true autofocus=focus
+                aria-describedby="recovery-hint"/>
+            <p id="recovery-hint" class="hint">{s.recovery_code_hint}</p>
+        </div>
+    }
+}
+
+/// The two consecutive codes an HOTP token is resynchronised from (fields `first`, `second`);
+/// `key` keeps the ids unique on a page with several tokens. `autocomplete`: `one-time-code` for
+/// the holder, `off` for the helpdesk typing what a caller reads out.
+pub fn resync_code_fields(key: &str, autocomplete: &'static str) -> impl IntoView {
+    let s = text::en().sec;
+    let (first, second) = (format!("first-{key}"), format!("second-{key}"));
+    view! {
+        <div class="field inline">
+            <label for=first.clone()>{s.resync_first}</label>
+            <input id=first name="first" type="text" inputmode="numeric" autocomplete=autocomplete
+                pattern="[0-9 ]{6,9}" maxlength="9" required=true/>
+        </div>
+        <div class="field inline">
+            <label for=second.clone()>{s.resync_second}</label>
+            <input id=second name="second" type="text" inputmode="numeric" autocomplete=autocomplete
+                pattern="[0-9 ]{6,9}" maxlength="9" required=true/>
+        </div>
     }
 }

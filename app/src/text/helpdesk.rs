@@ -92,8 +92,6 @@ strings!(HelpdeskTexts, EN {
     action_token_assign: "Hand out this token",
     token_resync_title: "Resynchronise {token}",
     token_resync_help: "The caller presses the token's button twice and reads out both codes, in order.",
-    token_first_label: "First code",
-    token_second_label: "Next code",
     action_token_resync: "Resynchronise",
     notice_token_assigned: "The token is now one of the user's methods. The user was told by email.",
     notice_token_resynced: "The token is resynchronised.",

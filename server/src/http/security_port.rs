@@ -78,6 +78,10 @@ pub(super) async fn actor(
 
 pub fn method_view(m: &Method) -> MethodView {
     let t = converge_app::text::en();
+    let token = |k: &str| {
+        let d = m.detail();
+        d.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string()
+    };
     let detail = match m.kind {
         MethodKind::Phone => {
             let slot = t.sec.slot_label(&m.slot().unwrap_or_default());
@@ -87,11 +91,7 @@ pub fn method_view(m: &Method) -> MethodView {
         MethodKind::Email => {
             crate::domain::flows::security::mask(&m.destination().unwrap_or_default())
         }
-        MethodKind::Token => {
-            let d = m.detail();
-            let field = |k: &str| d.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
-            format!("{} · {}", field("serial"), field("otp").to_uppercase())
-        }
+        MethodKind::Token => format!("{} · {}", token("serial"), token("otp").to_uppercase()),
         _ => String::new(),
     };
     MethodView {
@@ -104,6 +104,8 @@ pub fn method_view(m: &Method) -> MethodView {
         is_default: m.row.is_default,
         from_directory: m.row.source == "directory",
         signs_in: m.kind.can_be_default(),
+        resync_serial: (m.kind == MethodKind::Token && token("otp") == "hotp")
+            .then(|| token("serial")),
     }
 }
 

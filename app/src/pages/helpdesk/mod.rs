@@ -8,7 +8,7 @@ use crate::api::{
     VerificationInfo,
 };
 use crate::components::{AppFrame, ErrorNotice, InfoNotice};
-use crate::pages::common::{page_error, param};
+use crate::pages::common::{page_error, param, resync_code_fields};
 use crate::{routes, text};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -582,16 +582,12 @@ fn token_forms(c: &UserCard, disabled: bool) -> impl IntoView {
     let resyncs = c
         .methods
         .iter()
-        .filter_map(|m| {
-            // a token's detail is "SERIAL · HOTP" (see the security port)
-            let (serial, otp) = m.detail.rsplit_once(" · ")?;
-            (m.kind == "token" && otp == "HOTP").then(|| (m.name.clone(), serial.to_string()))
-        })
+        .filter_map(|m| Some((m.name.clone(), m.resync_serial.clone()?)))
         .map(|(name, serial)| {
             let action = ServerAction::<HelpdeskToken>::new();
             let uid = uid.clone();
-            let (first, second) = (format!("first-{serial}"), format!("second-{serial}"));
             let title = h.token_resync_title.replace("{token}", &name);
+            let fields = resync_code_fields(&serial, "off");
             view! {
                 <li>
                     <details class="inline-details">
@@ -600,14 +596,7 @@ fn token_forms(c: &UserCard, disabled: bool) -> impl IntoView {
                             <input type="hidden" name="user" value=uid/>
                             <input type="hidden" name="serial" value=serial/>
                             <p class="muted small">{h.token_resync_help}</p>
-                            <div class="field inline">
-                                <label for=first.clone()>{h.token_first_label}</label>
-                                <input id=first name="first" type="text" inputmode="numeric" autocomplete="off" pattern="[0-9 ]{6,9}" maxlength="9" required=true/>
-                            </div>
-                            <div class="field inline">
-                                <label for=second.clone()>{h.token_second_label}</label>
-                                <input id=second name="second" type="text" inputmode="numeric" autocomplete="off" pattern="[0-9 ]{6,9}" maxlength="9" required=true/>
-                            </div>
+                            {fields}
                             <button type="submit" class="button secondary" disabled=disabled>{h.action_token_resync}</button>
                         </ActionForm>
                     </details>

@@ -7,7 +7,7 @@ use crate::api::{
     ResetQuestions, ResetSend, ResetStart, ResetUnlock, ResetView,
 };
 use crate::components::{ErrorNotice, InfoNotice, NewPasswordFields};
-use crate::pages::common::{page_error, param};
+use crate::pages::common::{page_error, param, recovery_code_field};
 use crate::{routes, text};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -276,13 +276,7 @@ fn challenge(
                 {heading}
                 <ActionForm action>
                     <input type="hidden" name="method" value=id/>
-                    <div class="field">
-                        <label for="code">{text::en().sec.recovery_code_label}</label>
-                        <input id="code" name="code" type="text" autocomplete="off" autocapitalize="none"
-                            spellcheck="false" maxlength="40" required=true autofocus=true
-                            aria-describedby="recovery-hint"/>
-                        <p id="recovery-hint" class="hint">{text::en().sec.recovery_code_hint}</p>
-                    </div>
+                    {recovery_code_field("code", true)}
                     <button type="submit" class="button primary wide">{r.verify_button}</button>
                 </ActionForm>
             }

@@ -3,7 +3,7 @@
 
 use crate::api::{get_overview, get_security_info, Manage, MethodView, Overview, TokenResync};
 use crate::components::{AppFrame, ErrorNotice, InfoNotice};
-use crate::pages::common::{page_error, page_notice};
+use crate::pages::common::{page_error, page_notice, resync_code_fields};
 use crate::{routes, text};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -199,18 +199,14 @@ fn method_row(
     let (id_for_rename, name_for_rename) = (m.id.clone(), m.name.clone());
     // an event-based (HOTP) hardware token can fall behind: two consecutive codes set it right
     let resync_id = m.id.clone();
-    let resync = (m.kind == "token" && m.detail.ends_with("HOTP")).then(move || {
-        let (first, second) = (format!("first-{resync_id}"), format!("second-{resync_id}"));
+    let resync = m.resync_serial.is_some().then(move || {
         view! {
             <details class="inline-details">
                 <summary class="button secondary small">{s.resync_summary}</summary>
                 <p class="small">{s.resync_intro}</p>
                 <ActionForm action=resync>
                     <input type="hidden" name="id" value=resync_id.clone()/>
-                    <label for=first.clone()>{s.resync_first}</label>
-                    <input id=first name="first" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,9}" maxlength="9" required=true/>
-                    <label for=second.clone()>{s.resync_second}</label>
-                    <input id=second name="second" type="text" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]{6,9}" maxlength="9" required=true/>
+                    {resync_code_fields(&resync_id, "one-time-code")}
                     <button type="submit" class="button primary small">{s.save}</button>
                 </ActionForm>
             </details>

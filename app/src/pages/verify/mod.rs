@@ -5,7 +5,7 @@ use crate::api::{
     get_verify, MethodView, SignOut, VerifyCode, VerifyRecovery, VerifySend, VerifyTap,
 };
 use crate::components::ErrorNotice;
-use crate::pages::common::{page_error, param};
+use crate::pages::common::{page_error, param, recovery_code_field};
 use crate::{routes, text};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -59,13 +59,7 @@ pub fn VerifyPage() -> impl IntoView {
                 <details class="other-methods" open=param("recovery").is_some() data-testid=routes::testid::RECOVERY_FORM>
                     <summary>{s.use_recovery}</summary>
                     <ActionForm action>
-                        <div class="field">
-                            <label for="recovery-code">{s.recovery_code_label}</label>
-                            <input id="recovery-code" name="code" type="text" autocomplete="off"
-                                autocapitalize="none" spellcheck="false" required=true maxlength="40"
-                                aria-describedby="recovery-hint"/>
-                            <p id="recovery-hint" class="hint">{s.recovery_code_hint}</p>
-                        </div>
+                        {recovery_code_field("recovery-code", false)}
                         <button type="submit" class="button primary">{s.verify}</button>
                     </ActionForm>
                 </details>
