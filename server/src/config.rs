@@ -18,6 +18,9 @@ pub const ENV_PREFIX: &str = "CONVERGE__";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
+    /// Development mode: allows the dev mailbox and the dev SMS / voice provider (messages are
+    /// kept in the database, not sent) and `sms.dev_page`. Never in production.
+    pub dev_mode: bool,
     /// The only source of every link Converge sends and of the WebAuthn RP id / origin.
     pub public_url: String,
     pub data_dir: PathBuf,
@@ -39,6 +42,42 @@ pub struct Settings {
     pub helpdesk: HelpdeskSettings,
     pub radius: crate::radius::config::RadiusSettings,
     pub api: crate::api::config::ApiSettings,
+    pub retention: RetentionSettings,
+}
+
+/// `[retention]`: how long records are kept (docs/privacy.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    pub audit_days: u32,
+    /// Client addresses and browsers in the audit trail become pseudonyms after this.
+    pub audit_pseudonymise_days: u32,
+    /// Throttle rows without a failure for this long are removed (at least the longest window).
+    pub throttle_hours: u32,
+    /// Sent messages (0: at the next sweep).
+    pub sent_outbox_hours: u32,
+    pub dead_letter_days: u32,
+    /// "This wasn't me" links, counted from their expiry.
+    pub report_token_days: u32,
+    pub sync_run_days: u32,
+    pub dev_message_hours: u32,
+    pub sweep_interval_minutes: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            audit_days: 400,
+            audit_pseudonymise_days: 90,
+            throttle_hours: 48,
+            sent_outbox_hours: 0,
+            dead_letter_days: 30,
+            report_token_days: 0,
+            sync_run_days: 90,
+            dev_message_hours: 24,
+            sweep_interval_minutes: 60,
+        }
+    }
 }
 
 /// `[fraud]`: what a "This wasn't me" report or a fraud answer to a call does.
@@ -292,8 +331,11 @@ impl Default for RegistrationSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EmailSettings {
+    /// `false` switches mail off: no notices are sent and the email method is not offered.
+    pub enabled: bool,
     /// `smtp://host:25`, `smtp://user:pass@host:587?tls=required` (STARTTLS) or
-    /// `smtps://user:pass@host:465` (TLS). Empty: the dev mailbox (messages are kept, not sent).
+    /// `smtps://user:pass@host:465` (TLS). Required unless mail is off; empty with
+    /// `dev_mode = true`: the dev mailbox (messages are kept, not sent).
     pub smtp_url: String,
     /// Read the SMTP password from this file instead of the URL (never logged).
     pub smtp_password_file: String,
@@ -322,7 +364,8 @@ pub struct OutboxSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmsSettings {
-    /// `dev`, `webhook` or `email_gateway`.
+    /// `webhook`, `email_gateway` or `none` (texts and calls off: the phone method is not
+    /// offered); `dev` (kept, not sent) only with `dev_mode = true`, where it is the default.
     pub provider: String,
     pub webhook_url: String,
     /// File with the HMAC-SHA256 key for the `X-Converge-Signature` header.
@@ -430,6 +473,7 @@ pub struct LogSettings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            dev_mode: false,
             public_url: "http://localhost:3000".into(),
             data_dir: PathBuf::from("./data"),
             server: ServerSettings::default(),
@@ -448,6 +492,7 @@ impl Default for Settings {
             ldap: LdapSettings::default(),
             fraud: FraudSettings::default(),
             helpdesk: HelpdeskSettings::default(),
+            retention: RetentionSettings::default(),
             radius: Default::default(),
             api: Default::default(),
         }
@@ -518,6 +563,7 @@ impl Default for OrganisationSettings {
 impl Default for EmailSettings {
     fn default() -> Self {
         EmailSettings {
+            enabled: true,
             smtp_url: String::new(),
             smtp_password_file: String::new(),
             from: "Converge <converge@localhost>".into(),
@@ -543,7 +589,7 @@ impl Default for OutboxSettings {
 impl Default for SmsSettings {
     fn default() -> Self {
         SmsSettings {
-            provider: "dev".into(),
+            provider: String::new(),
             webhook_url: String::new(),
             webhook_secret_file: String::new(),
             timeout_seconds: 10,
@@ -759,6 +805,8 @@ pub struct Configuration {
     pub policy: Policy,
     pub log_filter: String,
     pub log_json: bool,
+    /// `dev_mode = true`: the dev mailbox / SMS provider may be used.
+    pub dev_mode: bool,
     pub email: EmailSettings,
     pub outbox: OutboxSettings,
     pub sms: SmsSettings,
@@ -791,7 +839,7 @@ impl Configuration {
 }
 
 impl Settings {
-    pub fn validate(self) -> Result<Configuration, ConfigError> {
+    pub fn validate(mut self) -> Result<Configuration, ConfigError> {
         let mut problems = Vec::new();
         let public_url = match url::Url::parse(&self.public_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
@@ -909,8 +957,36 @@ impl Settings {
         if o.max_attempts == 0 || o.batch_size == 0 || o.concurrency == 0 || o.claim_seconds == 0 {
             problems.push("outbox: max_attempts, batch_size, concurrency and claim_seconds must be at least 1".into());
         }
+        if e.enabled && e.smtp_url.is_empty() && !self.dev_mode {
+            problems.push(
+                "email.smtp_url: required (smtp://host:25 …); or set `email.enabled = false` to \
+                 switch mail off, or `dev_mode = true` to keep mail in the dev mailbox"
+                    .into(),
+            );
+        }
+        if !e.enabled && !e.smtp_url.is_empty() {
+            problems.push(
+                "email.smtp_url: set, but `email.enabled = false`: remove one of the two".into(),
+            );
+        }
+        if self.sms.provider.is_empty() && self.dev_mode {
+            self.sms.provider = "dev".into();
+        }
+        if self.sms.dev_page && !self.dev_mode {
+            problems.push("sms.dev_page: needs `dev_mode = true` (it shows every code)".into());
+        }
         let m = &self.sms;
         match m.provider.as_str() {
+            "" => problems.push(
+                "sms.provider: required: `webhook`, `email_gateway`, or `none` to switch texts \
+                 and calls off (`dev` only with `dev_mode = true`)"
+                    .into(),
+            ),
+            "none" => {}
+            "dev" if !self.dev_mode => problems.push(
+                "sms.provider `dev`: needs `dev_mode = true` (texts would be kept, not sent)"
+                    .into(),
+            ),
             "dev" => {}
             "webhook" => {
                 if url::Url::parse(&m.webhook_url).is_err() {
@@ -925,6 +1001,11 @@ impl Settings {
                 }
             }
             "email_gateway" => {
+                if !self.email.enabled {
+                    problems.push(
+                        "sms.provider `email_gateway`: needs mail (`email.enabled = true`)".into(),
+                    );
+                }
                 if !m.email_gateway_pattern.contains("{number}")
                     || !m.email_gateway_pattern.contains('@')
                 {
@@ -934,9 +1015,10 @@ impl Settings {
                 }
             }
             other => problems.push(format!(
-                "sms.provider `{other}`: must be dev, webhook or email_gateway"
+                "sms.provider `{other}`: must be webhook, email_gateway, none or dev"
             )),
         }
+        let retention = self.retention_policy(&mut problems);
         let registration = self.registration_policy(&mut problems);
         let reset = self.reset_policy(&mut problems);
         let h = &self.helpdesk;
@@ -1044,9 +1126,11 @@ impl Settings {
                     protected_groups: self.helpdesk.protected_groups.clone(),
                     approval_seconds: i64::from(self.helpdesk.approval_hours) * 3600,
                 },
+                retention,
             },
             log_filter: self.log.filter,
             log_json: self.log.format == "json",
+            dev_mode: self.dev_mode,
             email: self.email,
             outbox: self.outbox,
             sms: self.sms,
@@ -1106,6 +1190,49 @@ impl Settings {
         }
     }
 
+    fn retention_policy(
+        &self,
+        problems: &mut Vec<String>,
+    ) -> crate::domain::policy::RetentionPolicy {
+        let r = &self.retention;
+        let day = 86_400i64;
+        if r.audit_pseudonymise_days == 0 || r.audit_pseudonymise_days > r.audit_days {
+            problems.push("retention.audit_pseudonymise_days: 1 to retention.audit_days".into());
+        }
+        if r.audit_days < 30 {
+            problems.push(
+                "retention.audit_days: at least 30 (the helpdesk and fraud reports read it)".into(),
+            );
+        }
+        // a throttle row must outlive its window: the longest is the lockout, whose failures
+        // are forgotten one per `signin.forget_after_minutes`
+        let si = &self.signin;
+        let lockout_window =
+            i64::from(si.lockout_threshold) * i64::from(si.forget_after_minutes.max(1)) * 60
+                + i64::from(si.max_delay_seconds);
+        let longest = lockout_window.max(day);
+        if i64::from(r.throttle_hours) * 3600 < longest {
+            problems.push(format!(
+                "retention.throttle_hours: at least {} (the longest throttle window: signin.lockout_threshold × forget_after_minutes, or a day)",
+                (longest + 3599) / 3600
+            ));
+        }
+        if r.sweep_interval_minutes == 0 {
+            problems.push("retention.sweep_interval_minutes: at least 1".into());
+        }
+        crate::domain::policy::RetentionPolicy {
+            audit_seconds: i64::from(r.audit_days) * day,
+            audit_pseudonymise_seconds: i64::from(r.audit_pseudonymise_days) * day,
+            throttle_seconds: i64::from(r.throttle_hours) * 3600,
+            sent_seconds: i64::from(r.sent_outbox_hours) * 3600,
+            dead_seconds: i64::from(r.dead_letter_days) * day,
+            report_token_seconds: i64::from(r.report_token_days) * day,
+            sync_run_seconds: i64::from(r.sync_run_days) * day,
+            dev_message_seconds: i64::from(r.dev_message_hours) * 3600,
+            sweep_every_seconds: i64::from(r.sweep_interval_minutes.max(1)) * 60,
+        }
+    }
+
     fn registration_policy(&self, problems: &mut Vec<String>) -> RegistrationPolicy {
         let r = &self.registration;
         let mut kinds = |key: &str, names: &[String]| -> Vec<MethodKind> {
@@ -1122,13 +1249,38 @@ impl Settings {
                 })
                 .collect()
         };
-        let allowed = kinds("allowed_methods", &r.allowed_methods);
+        let mut allowed = kinds("allowed_methods", &r.allowed_methods);
         let mandatory = kinds("mandatory_methods", &r.mandatory_methods);
         if let Some(k) = mandatory.iter().find(|k| !allowed.contains(k)) {
             problems.push(format!(
                 "registration.mandatory_methods: `{}` is mandatory but not in allowed_methods",
                 k.as_str()
             ));
+        }
+        // A switched-off channel takes the method that needs it out of what is offered.
+        let off = [
+            (
+                MethodKind::Email,
+                !self.email.enabled,
+                "`email.enabled = false`",
+            ),
+            (
+                MethodKind::Phone,
+                self.sms.provider == "none",
+                "`sms.provider = \"none\"`",
+            ),
+        ];
+        for (kind, is_off, why) in off {
+            if !is_off {
+                continue;
+            }
+            allowed.retain(|k| *k != kind);
+            if mandatory.contains(&kind) {
+                problems.push(format!(
+                    "registration.mandatory_methods: `{}` is mandatory but {why} switches it off",
+                    kind.as_str()
+                ));
+            }
         }
         if !(1..=2).contains(&r.methods_required) {
             problems.push("registration.methods_required: must be 1 or 2".into());
@@ -1257,6 +1409,15 @@ pub fn read_secret_key(path: &Path) -> anyhow::Result<(Option<SecretKey>, String
     Ok((Some(parse_secret_key(&text, &source)?), source))
 }
 
+/// The key in the file `path`, if there is one (for a key rotation's next key).
+pub fn read_key_file(path: &Path) -> anyhow::Result<Option<SecretKey>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path)?;
+    Ok(Some(parse_secret_key(&text, &path.display().to_string())?))
+}
+
 /// Creates a new instance key file (mode 0600); never overwrites one.
 pub fn create_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
     use anyhow::Context;
@@ -1277,6 +1438,7 @@ pub fn create_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
         .open(path)
         .with_context(|| format!("creating secret key {}", path.display()))?;
     std::io::Write::write_all(&mut file, format!("{}\n", hex::encode(key)).as_bytes())?;
+    file.sync_all()?;
     tracing::info!(path = %path.display(), "generated a new instance secret key");
     Ok(SecretKey(key))
 }

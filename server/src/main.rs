@@ -61,6 +61,16 @@ enum Command {
     /// SQLite: restore a backup into this configuration's (empty) data folder and check the
     /// instance key against it.
     Restore { file: std::path::PathBuf },
+    /// Retention ([retention] in the config, docs/privacy.md).
+    Retention {
+        #[command(subcommand)]
+        action: RetentionAction,
+    },
+    /// The instance key (`secret.key`).
+    Key {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
     /// Synchronise users from the LDAP / Active Directory directory ([ldap] in the config).
     Sync {
         /// Show what would change; change nothing.
@@ -111,6 +121,20 @@ enum Command {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
     },
+}
+
+#[derive(Subcommand)]
+enum RetentionAction {
+    /// Remove and pseudonymise now what [retention] no longer keeps (serving instances do it
+    /// every retention.sweep_interval_minutes by themselves).
+    Sweep,
+}
+
+#[derive(Subcommand)]
+enum KeyAction {
+    /// Re-seal every sealed value under a new key (every instance stopped; run it again to
+    /// finish an interrupted rotation).
+    Rotate,
 }
 
 #[derive(Subcommand)]
@@ -294,6 +318,60 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
                 ),
             }
         }
+        Command::Retention {
+            action: RetentionAction::Sweep,
+        } => {
+            use converge::domain::flows::retention::{sweep, Outcome};
+            let now = clock.now();
+            let state = build_state(config, clock).await?;
+            let policy = &state.config.policy.retention;
+            match sweep(&state.store, &state.sealer, policy, "cli", false, now).await? {
+                Outcome::Swept(swept) => {
+                    println!("retention sweep finished:");
+                    for (kind, n) in swept.counts() {
+                        println!("  {kind:<20} {n}");
+                    }
+                }
+                _ => anyhow::bail!(
+                    "another instance is sweeping right now; try again in a few minutes"
+                ),
+            }
+        }
+        Command::Key {
+            action: KeyAction::Rotate,
+        } => {
+            let r = converge::keys::rotate(&config, clock.now(), None).await?;
+            println!(
+                "instance key rotated: fingerprint {} -> {}; {} values sealed again ({} of them \
+                 in an earlier run).",
+                r.from,
+                r.to,
+                r.resealed + r.already,
+                r.already
+            );
+            if !r.unreadable.is_empty() {
+                println!(
+                    "{} values open with neither key and were left as they are: {}",
+                    r.unreadable.len(),
+                    r.unreadable.join(", ")
+                );
+            }
+            match &r.retired {
+                Some(old) => println!(
+                    "the new key is in {}; the old one is kept as {} — backups made before now \
+                     need it, keep it as safe as the new one (apart from them).",
+                    config.secret_key_file.display(),
+                    old.display()
+                ),
+                None => println!(
+                    "the key came from {} (or a systemd credential): install the new key from {} \
+                     there before starting any instance, then delete that file. Keep the old key \
+                     for backups made before now.",
+                    converge::config::SECRET_KEY_ENV,
+                    converge::keys::next_key_path(&config).display()
+                ),
+            }
+        }
         Command::CheckConfig => {
             let summary = format!(
                 "email templates: OK\npublic_url: {}\nbind: {}\ndatabase: {}\ndata_dir: {}\nsession: idle {} min, absolute {} h\nargon2id: m={} KiB, t={}, p={}",
@@ -309,11 +387,22 @@ async fn run(command: Command, config: converge::config::Configuration) -> anyho
             );
             let state = build_state(config, clock).await?;
             state.store.ping().await?;
+            let sealed = converge::keys::check(&state.store, &state.sealer).await?;
             println!(
-                "{summary}\ninstance key: matches the database (fingerprint {})\nusers: {}",
+                "{summary}\ninstance key: matches the database (fingerprint {}), opens {} sealed \
+                 values\nusers: {}",
                 state.sealer.fingerprint(),
+                sealed.opened,
                 state.store.count_users().await?
             );
+            if sealed.unreadable_count > 0 {
+                anyhow::bail!(
+                    "{} sealed values do not open with the instance key (corrupt, or sealed by \
+                     another key): {}",
+                    sealed.unreadable_count,
+                    sealed.unreadable.join(", ")
+                );
+            }
             if let Some(service) = state.sync_service() {
                 for line in service.check().await? {
                     println!("{line}");

@@ -9,11 +9,12 @@ use crate::domain::password::PasswordHasher;
 use crate::http::{self, AppState};
 use crate::notify::templates::Templates;
 use crate::notify::transport::{
-    DevMailbox, DevSms, EmailGatewaySms, EmailTransport, SmsProvider, SmtpTransport, WebhookSms,
+    DevMailbox, DevSms, EmailGatewaySms, EmailTransport, SmsProvider, SmtpTransport, SwitchedOff,
+    WebhookSms,
 };
 use crate::notify::worker::Worker;
 use crate::notify::Notifier;
-use crate::store::instance::KEY_FINGERPRINT;
+use crate::store::instance::{HASH_KEY, KEY_FINGERPRINT, KEY_ROTATION_TO};
 use crate::store::Store;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -149,7 +150,10 @@ pub async fn build_state(config: Configuration, clock: Arc<dyn Clock>) -> anyhow
         }
         None => None,
     };
+    let email = email_transport(&config, &store, &clock)?;
     Ok(AppState {
+        email,
+        readiness: Default::default(),
         metrics_token,
         gateway,
         app_mfa,
@@ -185,14 +189,20 @@ fn webauthn(config: &Configuration) -> anyhow::Result<webauthn_rs::Webauthn> {
         .map_err(|e| anyhow::anyhow!("WebAuthn relying party from public_url: {e}"))
 }
 
-/// The outbox worker for this instance, with the transports the configuration names.
-pub fn outbox_worker(state: &AppState) -> anyhow::Result<Worker> {
-    let c = &state.config;
-    let email: Arc<dyn EmailTransport> = if c.email.smtp_url.is_empty() {
-        tracing::warn!("email.smtp_url is empty: mail goes to the dev mailbox, not to people");
+/// The mail transport the configuration names: SMTP; the dev mailbox only in `dev_mode`.
+fn email_transport(
+    c: &Configuration,
+    store: &Store,
+    clock: &Arc<dyn Clock>,
+) -> anyhow::Result<Arc<dyn EmailTransport>> {
+    Ok(if !c.email.enabled {
+        Arc::new(SwitchedOff("email.enabled = false"))
+    } else if c.email.smtp_url.is_empty() {
+        anyhow::ensure!(c.dev_mode, "email.smtp_url: required outside dev_mode");
+        tracing::warn!("dev_mode: mail goes to the dev mailbox, not to people");
         Arc::new(DevMailbox {
-            store: state.store.clone(),
-            clock: state.clock.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
         })
     } else {
         Arc::new(SmtpTransport::new(
@@ -201,7 +211,13 @@ pub fn outbox_worker(state: &AppState) -> anyhow::Result<Worker> {
             &c.email.from,
             c.outbox.concurrency,
         )?)
-    };
+    })
+}
+
+/// The outbox worker for this instance, with the transports the configuration names.
+pub fn outbox_worker(state: &AppState) -> anyhow::Result<Worker> {
+    let c = &state.config;
+    let email = state.email.clone();
     let sms: Arc<dyn SmsProvider> = match c.sms.provider.as_str() {
         "webhook" => {
             let key = state.webhook_key.as_deref().cloned().unwrap_or_default();
@@ -216,10 +232,11 @@ pub fn outbox_worker(state: &AppState) -> anyhow::Result<Worker> {
             email: email.clone(),
             pattern: c.sms.email_gateway_pattern.clone(),
         }),
-        _ => Arc::new(DevSms {
+        "dev" if c.dev_mode => Arc::new(DevSms {
             store: state.store.clone(),
             clock: state.clock.clone(),
         }),
+        _ => Arc::new(SwitchedOff("sms.provider = \"none\"")),
     };
     Ok(Worker {
         id: format!(
@@ -300,6 +317,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let store = self.state.store.clone();
         let sweeper = tokio::spawn(sweep_sessions(self.state.clone()));
+        let retention = tokio::spawn(retention_sweeps(self.state.clone()));
         let worker = tokio::spawn(self.worker.run());
         let sync = tokio::spawn(scheduled_sync(self.state.clone()));
         let radius = self.radius.map(|r| tokio::spawn(r.run()));
@@ -311,6 +329,7 @@ impl Application {
         .with_graceful_shutdown(shutdown_signal())
         .await;
         sweeper.abort();
+        retention.abort();
         worker.abort();
         sync.abort();
         if let Some(r) = radius {
@@ -343,6 +362,32 @@ async fn sweep_sessions(state: AppState) {
         }
         if let Err(e) = state.store.sweep_reset_flows(state.clock.now()).await {
             tracing::warn!(error = %e, "reset flow sweep failed");
+        }
+    }
+}
+
+/// Runs the retention sweep when it is due (checked every five minutes; one instance of
+/// several sweeps, by the lease in the database).
+async fn retention_sweeps(state: AppState) {
+    use crate::domain::flows::retention::{sweep, Outcome};
+    let holder = format!(
+        "{}-{}",
+        hostname_or_pid(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = state.clock.now();
+        let policy = &state.config.policy.retention;
+        match sweep(&state.store, &state.sealer, policy, &holder, true, now).await {
+            Ok(Outcome::Swept(swept)) => {
+                state.metrics.swept(&swept, now);
+                tracing::info!(?swept, "retention sweep finished");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention sweep failed; tried again later"),
         }
     }
 }
@@ -452,8 +497,24 @@ async fn instance_key(config: &Configuration, store: &Store, now: i64) -> anyhow
          sealed with (fingerprint {expected}). Starting with it would make every authenticator \
          secret, queued message and code check fail. Use the key file that belongs to this \
          database (every instance on one database needs the same key), or restore the database \
-         that belongs to this key."
+         that belongs to this key. If `converge key rotate` was interrupted, run it again: it \
+         finishes the rotation."
     );
+    if let Some(to) = store.instance_meta(KEY_ROTATION_TO).await? {
+        anyhow::bail!(
+            "a key rotation (to the key with fingerprint {to}) is unfinished: run `converge key \
+             rotate` again to finish it; no instance serves until then"
+        );
+    }
+    let sealer = match store.instance_meta(HASH_KEY).await? {
+        None => sealer,
+        Some(sealed) => {
+            let hash_key = sealer.open_hash_key(&sealed).map_err(|_| {
+                anyhow::anyhow!("the hash key in instance_meta does not open with the instance key")
+            })?;
+            Sealer::with_hash_key(&key, hash_key)
+        }
+    };
     tracing::info!(fingerprint = %mine, "instance key matches the database");
     Ok(sealer)
 }

@@ -31,6 +31,12 @@ pub mod event {
     pub const GATEWAY_SIGNIN: &str = "gateway_signin";
     /// A dead letter of the outbox was queued again.
     pub const OUTBOX_RETRIED: &str = "outbox_retried";
+    /// `converge key rotate` began moving the sealed data to a new instance key.
+    pub const KEY_ROTATION_STARTED: &str = "instance_key_rotation_started";
+    /// Every sealed value is under the new instance key (fingerprints in `reason`).
+    pub const KEY_ROTATED: &str = "instance_key_rotated";
+    /// The retention sweep removed or pseudonymised records (the counts in `reason`).
+    pub const RETENTION_SWEPT: &str = "retention_swept";
 }
 
 /// One line of the audit log. `reason` is internal (never shown to the person signing in).

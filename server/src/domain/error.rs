@@ -30,6 +30,9 @@ impl From<crate::notify::NotifyError> for DomainError {
     fn from(e: crate::notify::NotifyError) -> Self {
         match e {
             crate::notify::NotifyError::Store(s) => DomainError::Store(s),
+            crate::notify::NotifyError::ChannelOff(_) => {
+                DomainError::Refused(converge_app::api::ErrorCode::MethodNotAllowed)
+            }
             other => DomainError::Notify(other.to_string()),
         }
     }

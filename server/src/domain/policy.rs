@@ -9,6 +9,32 @@ pub struct Policy {
     pub reset: ResetPolicy,
     pub fraud: FraudPolicy,
     pub helpdesk: HelpdeskPolicy,
+    pub retention: RetentionPolicy,
+}
+
+/// How long what Converge records is kept (`[retention]`, docs/privacy.md). Every value is in
+/// seconds after the row's own time (the event, the last failure, the hand-off, the expiry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Audit events are deleted this long after they happened.
+    pub audit_seconds: i64,
+    /// The client address and browser of an audit event are replaced by pseudonyms (a keyed
+    /// hash: the same address still reads the same) this long after it happened.
+    pub audit_pseudonymise_seconds: i64,
+    /// Throttle rows (mistyped names and addresses included) with no failure for this long;
+    /// never shorter than the longest throttle window.
+    pub throttle_seconds: i64,
+    /// Messages handed to the mail server or gateway (calls wait an hour more for the answer).
+    pub sent_seconds: i64,
+    /// Dead letters.
+    pub dead_seconds: i64,
+    /// "This wasn't me" links, after they expire.
+    pub report_token_seconds: i64,
+    pub sync_run_seconds: i64,
+    /// What the dev transports kept (`dev_mode`).
+    pub dev_message_seconds: i64,
+    /// How often one instance runs the sweep.
+    pub sweep_every_seconds: i64,
 }
 
 /// What the helpdesk console allows.

@@ -1,19 +1,74 @@
-//! `/healthz` (the process answers) and `/readyz` (the database answers).
+//! `/healthz` (the process answers) and `/readyz` (the database, the SMTP server and the
+//! directory answer; the reason in the body when one does not).
 
 use super::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use std::time::{Duration, Instant};
+
+/// How long one round of dependency checks is reused: a load balancer polling every second
+/// does not open an SMTP and an LDAP connection each time. A failed round is repeated sooner.
+const CACHE: Duration = Duration::from_secs(5);
+const CACHE_FAILED: Duration = Duration::from_secs(1);
+
+/// The last answer of the SMTP and directory checks (the database is pinged every time).
+#[derive(Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<(Instant, Vec<String>)>>,
+}
 
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-pub async fn readyz(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, "ready\n"),
-        Err(e) => {
-            tracing::error!(error = %e, "readiness check failed: database unreachable");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n")
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    let mut problems = Vec::new();
+    if let Err(e) = state.store.ping().await {
+        tracing::error!(error = %e, "readiness check failed: database unreachable");
+        problems.push("database unreachable".to_string());
+    }
+    problems.extend(dependencies(&state).await);
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n".into())
+    } else {
+        let body: String = problems.iter().map(|p| format!("{p}\n")).collect();
+        (StatusCode::SERVICE_UNAVAILABLE, body)
+    }
+}
+
+/// SMTP and LDAP, checked at most once per [`CACHE`] (the lock makes concurrent probes wait
+/// for one round instead of each opening connections).
+async fn dependencies(state: &AppState) -> Vec<String> {
+    let mut last = state.readiness.last.lock().await;
+    if let Some((at, problems)) = last.as_ref() {
+        let keep = if problems.is_empty() {
+            CACHE
+        } else {
+            CACHE_FAILED
+        };
+        if at.elapsed() < keep {
+            return problems.clone();
         }
     }
+    let mut problems = Vec::new();
+    let smtp = tokio::time::timeout(Duration::from_secs(10), state.email.probe());
+    match smtp.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => problems.push(format!("mail server unreachable: {e}")),
+        Err(_) => problems.push("mail server unreachable: no answer within 10 s".into()),
+    }
+    if let Some(ldap) = &state.ldap {
+        match tokio::time::timeout(Duration::from_secs(10), ldap.service()).await {
+            Ok(Ok(mut conn)) => {
+                let _ = conn.unbind().await;
+            }
+            Ok(Err(e)) => problems.push(format!("directory unreachable: {e}")),
+            Err(_) => problems.push("directory unreachable: no answer within 10 s".into()),
+        }
+    }
+    for p in &problems {
+        tracing::warn!(problem = %p, "readiness check failed");
+    }
+    *last = Some((Instant::now(), problems.clone()));
+    problems
 }

@@ -65,6 +65,10 @@ pub struct Metrics {
     refused: [AtomicU64; REFUSALS.len()],
     /// The RADIUS front door's counters (rendered here too).
     pub radius: crate::radius::metrics::RadiusMetrics,
+    /// Records the retention sweeps of this instance removed, by kind.
+    retention: [AtomicU64; 8],
+    /// When this instance last finished a sweep (unix seconds; 0: not yet).
+    retention_last: AtomicU64,
 }
 
 /// Requests refused by the limits before any work (`http::limits`).
@@ -81,6 +85,14 @@ impl Metrics {
         if let Some(i) = REFUSALS.iter().position(|r| *r == why) {
             self.refused[i].fetch_add(1, Relaxed);
         }
+    }
+
+    /// One finished retention sweep.
+    pub fn swept(&self, swept: &crate::store::retention::Swept, now: i64) {
+        for (i, (_, n)) in swept.counts().iter().enumerate() {
+            self.retention[i].fetch_add(*n, Relaxed);
+        }
+        self.retention_last.store(now.max(0) as u64, Relaxed);
     }
 
     pub fn signin(&self, result: SigninResult) {
@@ -124,6 +136,25 @@ impl Metrics {
                 self.refused[i].load(Relaxed)
             );
         }
+        out.push_str(
+            "# HELP converge_retention_removed_total Records removed or pseudonymised by the retention sweeps of this instance.\n",
+        );
+        out.push_str("# TYPE converge_retention_removed_total counter\n");
+        let kinds = crate::store::retention::Swept::default().counts();
+        for (i, (kind, _)) in kinds.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "converge_retention_removed_total{{kind=\"{kind}\"}} {}",
+                self.retention[i].load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP converge_retention_last_sweep_timestamp_seconds When this instance last finished a retention sweep.\n\
+             # TYPE converge_retention_last_sweep_timestamp_seconds gauge\n\
+             converge_retention_last_sweep_timestamp_seconds {}",
+            self.retention_last.load(Relaxed)
+        );
         self.radius.render(&mut out);
         out
     }

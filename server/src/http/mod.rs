@@ -58,6 +58,10 @@ pub struct AppState {
     pub app_mfa: Arc<crate::domain::flows::app_mfa::AppMfa>,
     /// REST API tokens this instance recently found valid (they skip the guessing count).
     pub api_tokens_seen: Arc<crate::api::tokens::Seen>,
+    /// How mail leaves this instance (the outbox worker's transport; `/readyz` probes it).
+    pub email: Arc<dyn crate::notify::transport::EmailTransport>,
+    /// `/readyz`'s last dependency checks.
+    pub readiness: Arc<health::Readiness>,
 }
 
 impl AppState {

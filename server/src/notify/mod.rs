@@ -65,6 +65,10 @@ pub enum NotifyError {
     UnknownNumber(String),
     #[error("the configured SMS provider cannot place voice calls")]
     VoiceUnsupported,
+    /// The channel is switched off by configuration (`email.enabled = false`,
+    /// `sms.provider = "none"`): a code cannot be sent that way.
+    #[error("{0} is switched off")]
+    ChannelOff(&'static str),
 }
 
 pub const SCOPE_SMS_NUMBER: &str = "sms_number";
@@ -81,6 +85,8 @@ pub struct Notifier {
     per_number_per_hour: u32,
     per_account_per_hour: u32,
     voice_supported: bool,
+    email_enabled: bool,
+    phone_enabled: bool,
     wake: Arc<Notify>,
 }
 
@@ -107,7 +113,9 @@ impl Notifier {
             report_link_seconds: i64::from(config.email.report_link_days) * 86_400,
             per_number_per_hour: config.sms.per_number_per_hour,
             per_account_per_hour: config.sms.per_account_per_hour,
-            voice_supported: config.sms.provider != "email_gateway",
+            voice_supported: !matches!(config.sms.provider.as_str(), "email_gateway" | "none"),
+            email_enabled: config.email.enabled,
+            phone_enabled: config.sms.provider != "none",
             wake,
         }
     }
@@ -135,13 +143,22 @@ impl Notifier {
             tracing::info!(user = %user.username, message = notice.name(), "no email address on file; nothing queued");
             return Ok(None);
         };
-        self.email_address_in(conn, user, to, notice, now)
-            .await
-            .map(Some)
+        self.email_address_in(conn, user, to, notice, now).await
+    }
+
+    /// Is mail switched on (`email.enabled`)?
+    pub fn email_enabled(&self) -> bool {
+        self.email_enabled
+    }
+
+    /// Are texts and calls switched on (`sms.provider` is not `none`)?
+    pub fn phone_enabled(&self) -> bool {
+        self.phone_enabled
     }
 
     /// Queues `notice` for one address that belongs to the user (a verified email method, or
-    /// the old address after a change) inside the caller's transaction.
+    /// the old address after a change) inside the caller's transaction. With mail switched
+    /// off, a notice is skipped (None) and a message that carries a code is refused.
     pub async fn email_address_in(
         &self,
         conn: &mut AnyConnection,
@@ -149,7 +166,23 @@ impl Notifier {
         to: &str,
         notice: &Notice,
         now: i64,
-    ) -> Result<String, NotifyError> {
+    ) -> Result<Option<String>, NotifyError> {
+        if !self.email_enabled {
+            let carries_code = matches!(
+                notice,
+                Notice::VerificationCode { .. }
+                    | Notice::PasswordReset { .. }
+                    | Notice::HelpdeskVerification { .. }
+            );
+            if carries_code {
+                return Err(NotifyError::ChannelOff("email"));
+            }
+            tracing::debug!(
+                message = notice.name(),
+                "mail is switched off; notice not queued"
+            );
+            return Ok(None);
+        }
         let not_me = if notice.wants_report_link() {
             let mut bytes = [0u8; 32];
             rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -177,6 +210,7 @@ impl Notifier {
         };
         self.queue_in(conn, to, notice.name(), Some(&user.id), &payload, now)
             .await
+            .map(Some)
     }
 
     /// Same as [`Self::email_user_in`] in its own transaction, then wakes the worker.
@@ -237,6 +271,9 @@ impl Notifier {
         voice: bool,
         now: i64,
     ) -> Result<String, NotifyError> {
+        if !self.phone_enabled {
+            return Err(NotifyError::ChannelOff("sms"));
+        }
         let (payload, message) = if voice {
             if !self.voice_supported {
                 return Err(NotifyError::VoiceUnsupported);
@@ -307,6 +344,9 @@ impl Notifier {
     ) -> Result<(), NotifyError> {
         use crate::domain::flows::throttle::{self, Key};
         use crate::domain::policy::Bucket;
+        if !self.phone_enabled {
+            return Err(NotifyError::ChannelOff("sms"));
+        }
         let keys = vec![
             Key::shared(
                 SCOPE_SMS_NUMBER,

@@ -20,6 +20,38 @@ use std::time::Duration;
 pub trait EmailTransport: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     async fn send(&self, to: &str, email: &RenderedEmail) -> Result<(), String>;
+    /// Can mail be handed over now? (`/readyz`): the reason when not.
+    async fn probe(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A channel switched off by configuration (`email.enabled = false`, `sms.provider = "none"`):
+/// nothing is queued for it; a message queued before it was switched off fails (and, after its
+/// retries, becomes a dead letter) with this reason.
+pub struct SwitchedOff(pub &'static str);
+
+#[async_trait::async_trait]
+impl EmailTransport for SwitchedOff {
+    fn name(&self) -> &'static str {
+        "off"
+    }
+    async fn send(&self, _to: &str, _email: &RenderedEmail) -> Result<(), String> {
+        Err(format!("switched off ({})", self.0))
+    }
+}
+
+#[async_trait::async_trait]
+impl SmsProvider for SwitchedOff {
+    fn name(&self) -> &'static str {
+        "off"
+    }
+    async fn send(&self, _id: &str, _to: &str, _text: &str) -> Result<(), String> {
+        Err(format!("switched off ({})", self.0))
+    }
+    async fn call(&self, _id: &str, _to: &str, _text: &str, _cb: &str) -> Result<(), String> {
+        Err(format!("switched off ({})", self.0))
+    }
 }
 
 #[async_trait::async_trait]
@@ -222,6 +254,21 @@ impl EmailTransport for SmtpTransport {
                 .map(|_| ())
                 .map_err(|e| format!("SMTP: {e}")),
             None => self.send_pooled(&message).await,
+        }
+    }
+    /// Opens a connection (with STARTTLS and authentication as configured) and closes it.
+    async fn probe(&self) -> Result<(), String> {
+        match &self.implicit {
+            Some(transport) => match transport.test_connection().await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(format!("SMTP: {}:{} did not answer", self.host, self.port)),
+                Err(e) => Err(format!("SMTP: {e}")),
+            },
+            None => {
+                let mut conn = self.connect().await?;
+                let _ = conn.quit().await;
+                Ok(())
+            }
         }
     }
 }

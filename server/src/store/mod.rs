@@ -12,6 +12,7 @@ pub mod methods;
 pub mod oath;
 pub mod outbox;
 pub mod reset;
+pub mod retention;
 pub mod sessions;
 pub mod sync;
 mod throttles;

@@ -3,11 +3,96 @@
 use converge::config::{create_secret_key, read_secret_key, Settings};
 use std::io::Write;
 
+/// The environment of a test instance: `dev_mode` on (the dev mailbox and SMS provider), then
+/// `pairs`.
 fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
+    std::iter::once(&("CONVERGE__DEV_MODE", "true"))
+        .chain(pairs)
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
+}
+
+/// Outside `dev_mode` nothing is kept in a dev mailbox: a missing transport is a start-up error
+/// naming the key, unless the channel is switched off, and then its method is not offered.
+#[test]
+fn transports_are_never_silently_dev() {
+    let err = Settings::load_from(None, &[])
+        .expect("load")
+        .validate()
+        .expect_err("no transports")
+        .to_string();
+    for key in [
+        "email.smtp_url",
+        "email.enabled = false",
+        "sms.provider",
+        "dev_mode = true",
+    ] {
+        assert!(err.contains(key), "`{key}` not named in: {err}");
+    }
+    let prod = |pairs: &[(&str, &str)]| {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load_from(None, &pairs).expect("load").validate()
+    };
+    for (pairs, expect) in [
+        (
+            vec![
+                ("CONVERGE__EMAIL__SMTP_URL", "smtp://mail:25"),
+                ("CONVERGE__SMS__PROVIDER", "dev"),
+            ],
+            "sms.provider `dev`: needs `dev_mode = true`",
+        ),
+        (
+            vec![
+                ("CONVERGE__EMAIL__SMTP_URL", "smtp://mail:25"),
+                ("CONVERGE__SMS__PROVIDER", "none"),
+                ("CONVERGE__SMS__DEV_PAGE", "true"),
+            ],
+            "sms.dev_page: needs `dev_mode = true`",
+        ),
+        (
+            vec![
+                ("CONVERGE__EMAIL__ENABLED", "false"),
+                ("CONVERGE__SMS__PROVIDER", "email_gateway"),
+                (
+                    "CONVERGE__SMS__EMAIL_GATEWAY_PATTERN",
+                    "{number}@sms.example.net",
+                ),
+            ],
+            "needs mail",
+        ),
+        (
+            vec![
+                ("CONVERGE__EMAIL__ENABLED", "false"),
+                ("CONVERGE__SMS__PROVIDER", "none"),
+                ("CONVERGE__REGISTRATION__MANDATORY_METHODS", "[\"email\"]"),
+            ],
+            "`email` is mandatory but `email.enabled = false` switches it off",
+        ),
+    ] {
+        let err = prod(&pairs).expect_err("refused").to_string();
+        assert!(err.contains(expect), "{pairs:?}: {err}");
+    }
+    // both channels switched off: a valid instance that offers neither email nor phone
+    let c = prod(&[
+        ("CONVERGE__EMAIL__ENABLED", "false"),
+        ("CONVERGE__SMS__PROVIDER", "none"),
+    ])
+    .expect("valid without mail and texts");
+    assert!(!c.dev_mode);
+    use converge::domain::policy::MethodKind;
+    let allowed = &c.policy.registration.allowed;
+    assert!(!allowed.contains(&MethodKind::Email) && !allowed.contains(&MethodKind::Phone));
+    assert!(allowed.contains(&MethodKind::Totp));
+    // dev_mode: the dev mailbox and the dev provider, by default
+    let c = Settings::load_from(None, &env(&[]))
+        .expect("load")
+        .validate()
+        .expect("dev");
+    assert!(c.dev_mode && c.email.smtp_url.is_empty());
+    assert_eq!(c.sms.provider, "dev");
 }
 
 fn temp_file(text: &str) -> std::path::PathBuf {
@@ -23,7 +108,7 @@ fn temp_file(text: &str) -> std::path::PathBuf {
 
 #[test]
 fn defaults_are_sane() {
-    let c = Settings::load_from(None, &[])
+    let c = Settings::load_from(None, &env(&[]))
         .expect("load")
         .validate()
         .expect("valid");

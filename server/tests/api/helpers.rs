@@ -73,6 +73,8 @@ pub async fn fresh_database(db: Db) -> String {
 pub fn settings(database_url: &str) -> Settings {
     let mut s = Settings::default();
     s.public_url = PUBLIC_URL.into();
+    // the dev mailbox and dev SMS provider keep what the tests read back
+    s.dev_mode = true;
     s.server.bind = "127.0.0.1:0".into();
     s.database.url = database_url.into();
     s.database.max_connections = 4;

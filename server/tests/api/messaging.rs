@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex};
 both_databases! {
     lockout_mail_arrives_with_public_links_only => lockout_mail_arrives_with_public_links_only;
     smtp_outage_keeps_mail_queued => smtp_outage_keeps_mail_queued;
+    readiness_follows_the_mail_server => readiness_follows_the_mail_server;
+    switched_off_channels_queue_nothing => switched_off_channels_queue_nothing;
     crashed_worker_claims_come_back => crashed_worker_claims_come_back;
     two_workers_deliver_each_message_once => two_workers_deliver_each_message_once;
     dead_letters_and_retry => dead_letters_and_retry;
@@ -350,6 +352,66 @@ async fn smtp_outage_keeps_mail_queued(db: Db) {
     let parsed = MessageParser::default().parse(&mail[0]).expect("MIME");
     assert!(parsed.body_text(0).expect("text").contains("918273"));
     assert_eq!(state.store.count_outbox("sent").await.expect("count"), 1);
+}
+
+/// `/readyz` is red, with the reason, while the SMTP server cannot be reached and green again
+/// once it answers (a failed check is repeated after a second, a good one after five).
+async fn readiness_follows_the_mail_server(db: Db) {
+    let port = free_port();
+    let app = spawn_app_with(db, move |s| {
+        s.email.smtp_url = format!("smtp://127.0.0.1:{port}")
+    })
+    .await;
+    let res = app.get("/readyz", None).await;
+    assert_eq!(res.status(), 503);
+    let body = res.text().await.expect("body");
+    assert!(
+        body.contains("mail server unreachable") && body.contains(&port.to_string()),
+        "{body}"
+    );
+    let _sink = SmtpSink::start_on(port).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let res = app.get("/readyz", None).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+}
+
+/// Mail and texts switched off: notices are skipped, codes are refused with a specific error,
+/// nothing is queued, and neither method can be registered.
+async fn switched_off_channels_queue_nothing(db: Db) {
+    let (state, clock) = messaging_state(db, "", |s| {
+        s.dev_mode = false;
+        s.email.enabled = false;
+        s.sms.provider = "none".into();
+    })
+    .await;
+    let alice = add_user(&state, "alice").await;
+    let queued = state
+        .notifier
+        .email_user(&alice, &changed(), clock.now())
+        .await;
+    assert!(matches!(queued, Ok(None)), "{queued:?}");
+    let code = Notice::VerificationCode {
+        code: "918273".into(),
+        expires_minutes: 10,
+        signin: false,
+    };
+    let refused = state.notifier.email_user(&alice, &code, clock.now()).await;
+    assert!(
+        matches!(refused, Err(NotifyError::ChannelOff("email"))),
+        "{refused:?}"
+    );
+    let refused = state
+        .notifier
+        .phone_code(&alice, "+31612345678", "code 918273", false, clock.now())
+        .await;
+    assert!(
+        matches!(refused, Err(NotifyError::ChannelOff("sms"))),
+        "{refused:?}"
+    );
+    assert_eq!(state.store.count_outbox("pending").await.expect("count"), 0);
+    let allowed = &state.config.policy.registration.allowed;
+    use converge::domain::policy::MethodKind;
+    assert!(!allowed.contains(&MethodKind::Email) && !allowed.contains(&MethodKind::Phone));
 }
 
 async fn crashed_worker_claims_come_back(db: Db) {

@@ -14,6 +14,136 @@ both_databases! {
     migrations_are_idempotent => migrations_are_idempotent;
     the_instance_key_must_match_the_database => the_instance_key_must_match_the_database;
     outbox_depth_and_age_for_status => outbox_depth_and_age_for_status;
+    key_rotation_reseals_every_kind => key_rotation_reseals_every_kind;
+    retention_sweep_removes_what_is_kept_no_longer => retention_sweep_removes_what_is_kept_no_longer;
+}
+
+/// The retention sweep: old audit events deleted, older client details pseudonymised (the same
+/// address, the same pseudonym), expired throttles, sent / dead messages, report links, sync
+/// runs and dev messages removed, recent ones kept; the audit trail stays append-only for
+/// everyone else; one instance at a time.
+async fn retention_sweep_removes_what_is_kept_no_longer(db: Db) {
+    use converge::domain::flows::retention::{sweep, Outcome, LEASE};
+    let app = spawn_app(db).await;
+    let (store, sealer) = (&app.state.store, &app.state.sealer);
+    let policy = app.state.config.policy.retention.clone();
+    let day = 86_400;
+    let now = T0 + 1000 * day;
+    for (age, ip) in [
+        (401, "192.0.2.1"),
+        (100, "192.0.2.7"),
+        (95, "192.0.2.7"),
+        (10, "192.0.2.9"),
+    ] {
+        let mut e = AuditEntry::new("signin", true, now - age * day);
+        e.client_ip = Some(ip.into());
+        e.user_agent = Some("Mozilla/5.0 (X11; Linux x86_64)".into());
+        e.reason = Some(format!("{age} days"));
+        store.append_audit(&e).await.expect("audit");
+    }
+    let old = now - 3 * day;
+    let recent = now - 3600;
+    for sql in [
+        format!("INSERT INTO throttle_buckets (scope, subject, tat, last_at, consecutive, in_flight, in_flight_at) VALUES ('signin_account', 'mistyped', {old}, {old}, 3, 0, {old})"),
+        format!("INSERT INTO throttle_buckets (scope, subject, tat, last_at, consecutive, in_flight, in_flight_at) VALUES ('signin_account', 'alice', {now}, {recent}, 3, 0, {recent})"),
+        format!("INSERT INTO outbox (id, channel, recipient, message, payload, status, attempts, next_attempt_at, created_at, sent_at) VALUES ('sent-1', 'email', 'a@example.org', 'password_changed', '', 'sent', 1, {recent}, {recent}, {recent})"),
+        format!("INSERT INTO outbox (id, channel, recipient, message, payload, status, attempts, next_attempt_at, created_at, sent_at) VALUES ('call-1', 'voice', '+31612345678', 'voice', '', 'sent', 1, {t}, {t}, {t})", t = now - 600),
+        format!("INSERT INTO outbox (id, channel, recipient, message, payload, status, attempts, next_attempt_at, created_at) VALUES ('dead-old', 'email', 'a@example.org', 'password_changed', 'v1:x', 'dead', 10, {}, {})", now - 31 * day, now - 31 * day),
+        format!("INSERT INTO outbox (id, channel, recipient, message, payload, status, attempts, next_attempt_at, created_at) VALUES ('dead-new', 'email', 'a@example.org', 'password_changed', 'v1:x', 'dead', 10, {recent}, {recent})"),
+        format!("INSERT INTO outbox (id, channel, recipient, message, payload, status, attempts, next_attempt_at, created_at) VALUES ('waiting', 'email', 'a@example.org', 'password_changed', 'v1:x', 'pending', 0, {now}, {old})"),
+        format!("INSERT INTO report_tokens (token_hash, user_id, message, created_at, expires_at) VALUES ('h-old', 'u1', 'method_added', {old}, {})", now - 1),
+        format!("INSERT INTO report_tokens (token_hash, user_id, message, created_at, expires_at) VALUES ('h-new', 'u1', 'method_added', {old}, {})", now + day),
+        format!("INSERT INTO sync_runs (id, source, kind, dry_run, status, actor, started_at) VALUES ('run-old', 'ldap:x', 'full', 0, 'done', 'schedule', {})", now - 91 * day),
+        format!("INSERT INTO sync_runs (id, source, kind, dry_run, status, actor, started_at) VALUES ('run-new', 'ldap:x', 'full', 0, 'done', 'schedule', {old})"),
+        format!("INSERT INTO dev_messages (id, channel, recipient, subject, body, created_at) VALUES ('dev-old', 'sms', '+31612345678', '', 'code', {old})"),
+    ] {
+        sqlx_exec(store, &sql).await.expect(&sql);
+    }
+
+    // another instance holds the lease: this one waits its turn
+    assert!(store
+        .take_lease(LEASE, "other", now, 60)
+        .await
+        .expect("lease"));
+    let busy = sweep(store, sealer, &policy, "me", false, now)
+        .await
+        .expect("busy");
+    assert_eq!(busy, Outcome::Busy);
+    store.release_lease(LEASE, "other").await.expect("release");
+
+    let Outcome::Swept(swept) = sweep(store, sealer, &policy, "me", true, now)
+        .await
+        .expect("sweep")
+    else {
+        panic!("a first sweep is due");
+    };
+    assert_eq!(
+        (
+            swept.audit_deleted,
+            swept.audit_pseudonymised,
+            swept.throttles
+        ),
+        (1, 2, 1),
+        "{swept:?}"
+    );
+    assert_eq!((swept.outbox_sent, swept.outbox_dead), (1, 1), "{swept:?}");
+    assert_eq!(
+        (swept.report_tokens, swept.sync_runs, swept.dev_messages),
+        (1, 1, 1),
+        "{swept:?}"
+    );
+    let audit = store.audit_recent(Some("signin"), 10).await.expect("audit");
+    let by_age = |d: &str| {
+        audit
+            .iter()
+            .find(|e| e.reason.as_deref() == Some(d))
+            .cloned()
+    };
+    assert!(by_age("401 days").is_none(), "older than audit_days: gone");
+    let (a, b) = (
+        by_age("100 days").expect("kept"),
+        by_age("95 days").expect("kept"),
+    );
+    let ip = a.client_ip.clone().expect("pseudonym");
+    assert!(ip.starts_with('~') && !ip.contains("192.0.2"), "{ip}");
+    assert_eq!(
+        b.client_ip, a.client_ip,
+        "the same address, the same pseudonym"
+    );
+    assert!(a.user_agent.as_deref().is_some_and(|u| u.starts_with('~')));
+    let fresh = by_age("10 days").expect("kept");
+    assert_eq!(
+        fresh.client_ip.as_deref(),
+        Some("192.0.2.9"),
+        "recent: as recorded"
+    );
+    let left: Vec<String> = sqlx::query_scalar("SELECT id FROM outbox ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .expect("outbox");
+    assert_eq!(
+        left,
+        ["call-1", "dead-new", "waiting"],
+        "a call waits an hour for its answer"
+    );
+    let swept_event = store
+        .audit_recent(Some("retention_swept"), 1)
+        .await
+        .expect("audit");
+    assert!(swept_event[0]
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.contains("audit_deleted=1")));
+
+    // not due again for an interval; the schema still refuses anyone else's UPDATE / DELETE
+    let again = sweep(store, sealer, &policy, "me", true, now + 60)
+        .await
+        .expect("again");
+    assert_eq!(again, Outcome::NotDue);
+    assert!(sqlx_exec(store, "DELETE FROM audit_events").await.is_err());
+    assert!(sqlx_exec(store, "UPDATE audit_events SET client_ip = NULL")
+        .await
+        .is_err());
 }
 
 async fn outbox_depth_and_age_for_status(db: Db) {
@@ -543,4 +673,178 @@ async fn backup_while_busy_then_restore_elsewhere_and_sign_in() {
         .mfa_code(&who, &app_id, &code, None, false, now)
         .await
         .expect("the app registered before the backup signs in");
+}
+
+/// Every kind of sealed value (an app's secret, a hardware token's, queued mail, a passkey
+/// ceremony, a pass, a replayable API answer) survives `converge key rotate`, interrupted and run
+/// again; stored hashes (recovery codes, API tokens) keep matching.
+async fn key_rotation_reseals_every_kind(db: Db) {
+    use crate::rest::{token, Api};
+    use crate::security::{actor, add_totp, sec};
+    use converge::api::Scope;
+    use converge::clock::Clock;
+    use converge::domain::totp;
+    use converge::keys::{check, next_key_path, rotate};
+    use serde_json::json;
+    let url = fresh_database(db).await;
+    let dir = std::env::temp_dir().join(format!("converge-rot-{}", uuid::Uuid::new_v4().simple()));
+    let app = spawn_app_on(&url, |s| s.data_dir = dir.clone()).await;
+    app.add_user("alice", "Alice Andersen", "correct-horse-alice", true)
+        .await;
+    let mut cookie = app.alice().await;
+    let a = actor(&app, &cookie).await;
+    let (totp_id, secret) = add_totp(&app, &a, "Phone").await;
+    app.clock.advance(30);
+    let now = app.clock.now();
+    let code = totp::code_at(&sec(&app).policy.totp, &secret, now as u64);
+    sec(&app)
+        .mfa_code(&a, &totp_id, &code, None, false, now)
+        .await
+        .expect("fresh second factor");
+    let a = crate::tokens::after_mfa(&app, &a, &mut cookie).await;
+    let codes = sec(&app)
+        .recovery_generate(&a, now)
+        .await
+        .expect("codes")
+        .codes;
+    let op = converge::domain::flows::helpdesk::Agent::operator();
+    let csv = ",T-1,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,30,Contoso,Key\n";
+    app.state
+        .helpdesk
+        .import_tokens(&op, csv, None, false, now)
+        .await
+        .expect("token");
+    sec(&app)
+        .passkey_start(&a, "Key", now)
+        .await
+        .expect("ceremony");
+    let api = Api {
+        app: &app,
+        token: token(
+            &app,
+            "desk",
+            &[Scope::RegistrationWrite, Scope::MfaVerify],
+            &[],
+        )
+        .await,
+    };
+    let idem = [("Idempotency-Key", "pass-1")];
+    let body = json!({"minutes": 600});
+    let tap_path = "/users/alice/temporary-access-pass";
+    let (status, issued) = api
+        .call_with("POST", tap_path, Some(body.clone()), &idem)
+        .await;
+    assert_eq!(status, 201, "{issued}");
+    // a message still waiting in the outbox (due tomorrow: the worker leaves it sealed)
+    let alice = app
+        .state
+        .store
+        .find_user_by_username("alice")
+        .await
+        .expect("db")
+        .expect("alice");
+    let notice = converge::notify::messages::Notice::PasswordChanged {
+        changed_at: "today".into(),
+    };
+    app.state
+        .notifier
+        .email_user(&alice, &notice, now + 86_400)
+        .await
+        .expect("queued");
+    for (table, column) in [
+        ("methods", "secret"),
+        ("oath_tokens", "secret"),
+        ("outbox", "payload"),
+        ("ceremonies", "state"),
+        // (a pass issued through the API is shown at once: its sealed copy lives in the
+        // idempotent answer instead of temporary_passes.pass_sealed)
+        ("api_idempotency", "body_sealed"),
+    ] {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM {table} WHERE {column} LIKE 'v1:%'"
+        ))
+        .fetch_one(app.state.store.pool())
+        .await
+        .expect("count");
+        assert!(n > 0, "a sealed {table}.{column} to rotate");
+    }
+    let before = check(&app.state.store, &app.state.sealer)
+        .await
+        .expect("check");
+    assert_eq!(before.unreadable_count, 0);
+
+    let mut s = settings(&url);
+    s.data_dir = dir.clone();
+    let config = s.validate().expect("config");
+    let cut = rotate(&config, now, Some(2))
+        .await
+        .expect("interrupted run");
+    assert!(!cut.finished && cut.resealed == 2, "{cut:?}");
+    let e = start_with_key_in(&url, &dir)
+        .await
+        .expect("refused meanwhile");
+    assert!(e.contains("unfinished") && e.contains(&cut.to), "{e}");
+    let done = rotate(&config, now, None).await.expect("finished");
+    assert!(done.finished && done.unreadable.is_empty(), "{done:?}");
+    assert_eq!((&done.from, &done.to), (&cut.from, &cut.to));
+    assert_eq!(done.already, 2, "the first run's work kept");
+    assert_eq!(done.resealed + done.already, before.opened);
+    assert!(done.retired.as_ref().is_some_and(|p| p.exists()));
+    assert!(!next_key_path(&config).exists());
+    let audit = app.state.store.audit_recent(None, 50).await.expect("audit");
+    for ev in ["instance_key_rotation_started", "instance_key_rotated"] {
+        assert!(audit.iter().any(|e| e.event == ev), "{ev} audited");
+    }
+
+    let new = spawn_app_on(&url, |s| s.data_dir = dir.clone()).await;
+    assert_eq!(new.state.sealer.fingerprint(), done.to);
+    let after = check(&new.state.store, &new.state.sealer)
+        .await
+        .expect("check");
+    assert_eq!((after.opened, after.unreadable_count), (before.opened, 0));
+    let old = check(&new.state.store, &app.state.sealer)
+        .await
+        .expect("check");
+    assert_eq!(old.opened, 0, "the old key opens nothing any more");
+    // the app, a recovery code, the pass, the stored answer and the API token all still work
+    new.clock.set(now + 120);
+    let signed_in = |res: reqwest::Response| {
+        assert_eq!(location(&res), "/signin/verify");
+        session_cookie(&res).expect("pending session")
+    };
+    let pending = signed_in(new.sign_in("alice", "correct-horse-alice", None).await);
+    let who = actor(&new, &pending).await;
+    let code = totp::code_at(&sec(&new).policy.totp, &secret, (now + 120) as u64);
+    sec(&new)
+        .mfa_code(&who, &totp_id, &code, None, false, now + 120)
+        .await
+        .expect("the app");
+    let pending = signed_in(new.sign_in("alice", "correct-horse-alice", None).await);
+    let who = actor(&new, &pending).await;
+    sec(&new)
+        .mfa_recovery(&who, &codes[0], now + 120)
+        .await
+        .expect("a recovery code");
+    let api = Api {
+        app: &new,
+        token: api.token.clone(),
+    };
+    let (status, replayed) = api.call_with("POST", tap_path, Some(body), &idem).await;
+    assert_eq!((status, &replayed), (201, &issued), "the stored answer");
+    let (_, ch) = api
+        .call(
+            "POST",
+            "/mfa/challenges",
+            Some(json!({"user": "alice", "delivery": "tap"})),
+        )
+        .await;
+    let id = ch["id"].as_str().expect("challenge").to_string();
+    let (_, v) = api
+        .call(
+            "POST",
+            &format!("/mfa/challenges/{id}/verify"),
+            Some(json!({ "code": issued["pass"] })),
+        )
+        .await;
+    assert_eq!(v["result"], "verified", "{v}");
 }

@@ -326,7 +326,7 @@ async fn csv_import_reports_every_bad_line(db: Db) {
 }
 
 /// The actor again after a second factor (which may have rotated the session cookie).
-async fn after_mfa(app: &TestApp, a: &Actor, cookie: &mut String) -> Actor {
+pub(crate) async fn after_mfa(app: &TestApp, a: &Actor, cookie: &mut String) -> Actor {
     if let Some(t) = a.take_new_session() {
         *cookie = format!("converge_session={t}");
     }

@@ -126,7 +126,9 @@ impl Choice {
 pub(crate) fn choices(security: &Security, methods: &[Method]) -> Vec<(u8, Choice, String)> {
     let mut usable: Vec<&Method> = methods
         .iter()
-        .filter(|m| m.kind.is_otp() || m.kind == MethodKind::Phone)
+        .filter(|m| {
+            m.kind.is_otp() || (m.kind == MethodKind::Phone && security.notifier.phone_enabled())
+        })
         .collect();
     usable.sort_by_key(|m| (!m.row.is_default, !m.kind.is_otp(), m.row.id.clone()));
     let mut out = Vec::new();

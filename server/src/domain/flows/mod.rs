@@ -7,6 +7,7 @@ pub mod fraud;
 pub mod gateway;
 pub mod helpdesk;
 pub mod reset;
+pub mod retention;
 pub mod security;
 pub mod session;
 pub mod signin;

@@ -609,6 +609,9 @@ impl Reset {
         if failures >= i64::from(policy.code_max_failures) {
             return Err(DomainError::Refused(ErrorCode::TooManyAttempts));
         }
+        if channel == "email" && !self.security.notifier.email_enabled() {
+            return Err(DomainError::Refused(ErrorCode::MethodNotAllowed));
+        }
         if channel != "email" {
             if channel == "voice" && !self.security.notifier.voice_supported() {
                 return Err(DomainError::Refused(ErrorCode::VoiceUnsupported));
@@ -1159,7 +1162,7 @@ impl Reset {
         let mut r = [0u8; 12];
         rand::rngs::OsRng.fill_bytes(&mut r);
         let body = format!("{bits}.{}.{}", now + POW_SECONDS, hex::encode(r));
-        let mac = self.security.sealer.mac("reset-pow", &body);
+        let mac = self.security.sealer.sign("reset-pow", &body);
         Some((format!("{body}.{mac}"), bits))
     }
 
@@ -1172,7 +1175,7 @@ impl Reset {
         let Some((body, mac)) = challenge.rsplit_once('.') else {
             return Ok(false);
         };
-        if !self.security.sealer.mac_matches("reset-pow", body, mac) {
+        if !self.security.sealer.sign_matches("reset-pow", body, mac) {
             return Ok(false);
         }
         let mut parts = body.split('.');

@@ -124,7 +124,7 @@ pub mod device {
 
     /// The device value for `nonce` (front doors without cookies keep the nonce and rebuild it).
     pub fn value(sealer: &Sealer, username: &str, nonce: &str) -> String {
-        let mac = sealer.mac(CONTEXT, &format!("{username}\0{nonce}"));
+        let mac = sealer.sign(CONTEXT, &format!("{username}\0{nonce}"));
         format!("{nonce}.{mac}")
     }
 
@@ -135,7 +135,7 @@ pub mod device {
             let (nonce, mac) = one.trim().split_once('.')?;
             (nonce.len() == 32 && nonce.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())?;
             sealer
-                .mac_matches(CONTEXT, &format!("{username}\0{nonce}"), mac)
+                .sign_matches(CONTEXT, &format!("{username}\0{nonce}"), mac)
                 .then(|| nonce.to_string())
         })
     }
