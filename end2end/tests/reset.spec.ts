@@ -107,6 +107,14 @@ test("forgot password: email code from the SMTP server, then the app, then a new
   expect(log).toContain("/report/{token}");
   expect(log).not.toContain(linkToken);
   expect(log).not.toContain(report?.[1] ?? "never");
+  expect(log).not.toContain(NEW_PASSWORD);
+  expect(log).not.toContain(frank.password);
+  // log.format = "json": one object per line, each request's lines carry its id and route
+  const lines = log.split("\n").filter((l) => l.trim() !== "");
+  const records = lines.map((l) => JSON.parse(l));
+  const requests = records.filter((r) => r.span?.name === "request" || r.span?.request_id);
+  expect(requests.length, "request lines in the log").toBeGreaterThan(0);
+  expect(requests.every((r) => typeof r.span.request_id === "string" && r.span.route)).toBe(true);
 
   // the old password no longer works; the new one does, and still asks for the second factor
   await signIn(page, frank.username, frank.password);

@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod directory;
 pub mod domain;
 pub mod http;
+pub mod instruments;
 pub mod keys;
 pub mod notify;
 pub mod radius;

@@ -34,17 +34,28 @@ impl Histogram {
 
     pub fn render(&self, out: &mut String, name: &str, help: &str) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        self.render_series(out, name, "");
+    }
+
+    /// The bucket, sum and count lines of one series (`labels`: `k="v",…` or empty).
+    pub fn render_series(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
         for (i, le) in BUCKETS.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "{name}_bucket{{le=\"{le}\"}} {}",
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {}",
                 self.buckets[i].load(Relaxed)
             );
         }
         let count = self.count.load(Relaxed);
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
         let _ = writeln!(
             out,
-            "{name}_bucket{{le=\"+Inf\"}} {count}\n{name}_sum {}\n{name}_count {count}",
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}\n{name}_sum{braces} {}\n{name}_count{braces} {count}",
             self.sum_micros.load(Relaxed) as f64 / 1e6
         );
     }
@@ -156,6 +167,7 @@ impl Metrics {
             self.retention_last.load(Relaxed)
         );
         self.radius.render(&mut out);
+        crate::instruments::render(&mut out);
         out
     }
 }
@@ -193,12 +205,38 @@ pub async fn render(
         )
             .into_response();
     }
+    let mut body = state.metrics.render();
+    outbox_gauges(&state, &mut body).await;
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        body,
     )
         .into_response()
+}
+
+/// The outbox as the database holds it (shared by every instance): depth by status and the age
+/// of the oldest waiting message. Left out when the database cannot be read.
+async fn outbox_gauges(state: &AppState, out: &mut String) {
+    let store = &state.store;
+    let (Ok(pending), Ok(dead), Ok(oldest)) = (
+        store.count_outbox("pending").await,
+        store.count_outbox("dead").await,
+        store.oldest_pending_outbox().await,
+    ) else {
+        return;
+    };
+    let age = oldest.map_or(0, |t| (state.clock.now() - t).max(0));
+    let _ = writeln!(
+        out,
+        "# HELP converge_outbox_messages Messages in the outbox by status (pending: waiting or being retried; dead: gave up).\n\
+         # TYPE converge_outbox_messages gauge\n\
+         converge_outbox_messages{{status=\"pending\"}} {pending}\n\
+         converge_outbox_messages{{status=\"dead\"}} {dead}\n\
+         # HELP converge_outbox_oldest_pending_age_seconds Age of the oldest message still waiting (0: none).\n\
+         # TYPE converge_outbox_oldest_pending_age_seconds gauge\n\
+         converge_outbox_oldest_pending_age_seconds {age}"
+    );
 }

@@ -67,6 +67,12 @@ impl Worker {
     }
 
     async fn deliver(&self, row: OutboxRow) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        let provider = if row.channel == "email" {
+            self.email.name()
+        } else {
+            self.sms.name()
+        };
         let outcome = match self.sealer.open(&row.payload, &row.id) {
             Err(e) => Err(e.to_string()),
             Ok(bytes) => match serde_json::from_slice::<Payload>(&bytes) {
@@ -96,6 +102,27 @@ impl Worker {
             },
         };
         let now = self.clock.now();
+        let channel = row.channel.as_str();
+        crate::instruments::observe(
+            crate::instruments::DELIVERY_SECONDS,
+            &[("channel", channel)],
+            started.elapsed().as_secs_f64(),
+        );
+        let dead = outcome.is_err() && row.attempts >= i64::from(self.settings.max_attempts);
+        let result = match (&outcome, dead) {
+            (Ok(()), _) => "sent",
+            (Err(_), false) => "retry",
+            (Err(_), true) => "dead",
+        };
+        crate::instruments::count(
+            crate::instruments::DELIVERIES,
+            &[
+                ("channel", channel),
+                ("provider", provider),
+                ("result", result),
+            ],
+            1,
+        );
         match outcome {
             Ok(()) => {
                 if !self.store.outbox_sent(&row.id, &self.id, now).await? {
@@ -105,7 +132,6 @@ impl Worker {
                 }
             }
             Err(error) => {
-                let dead = row.attempts >= i64::from(self.settings.max_attempts);
                 let retry_at = now + backoff(&self.settings, row.attempts);
                 self.store
                     .outbox_failed(&row.id, &self.id, &error, retry_at, dead)

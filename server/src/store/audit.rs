@@ -81,5 +81,11 @@ pub async fn append_audit_in(
     .bind(&e.user_agent)
     .execute(&mut *conn)
     .await?;
+    let result = if e.success { "success" } else { "failure" };
+    crate::instruments::count(
+        crate::instruments::AUDIT_EVENTS,
+        &[("event", &e.event), ("result", result)],
+        1,
+    );
     Ok(())
 }

@@ -122,6 +122,14 @@ async fn health_and_metrics(db: Db) {
     assert!(metrics.contains("converge_signin_total{result=\"rejected\"} 1"));
     assert!(metrics.contains("converge_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
     assert!(metrics.contains("converge_http_requests_total{status=\"3xx\"}"));
+    // the work behind the doors: audit events by name, the outbox as the database holds it
+    assert!(
+        metrics.contains("converge_audit_events_total{event=\"signin\",result=\"success\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("converge_outbox_messages{status=\"dead\"} 0"));
+    assert!(metrics.contains("# TYPE converge_outbox_oldest_pending_age_seconds gauge"));
+    assert!(metrics.contains("converge_retention_removed_total{kind=\"audit_deleted\"}"));
     // readiness follows the database; users are told clearly, not signed out
     let cookie = app.alice().await;
     app.state.store.close().await;

@@ -402,6 +402,15 @@ async fn full_and_incremental_sync(db: Db) {
         .expect("run")
         .expect("kept");
     assert_eq!((stored.status.as_str(), stored.created), ("done", 3));
+    let metrics = app.state.metrics.render();
+    for series in [
+        "converge_directory_sync_runs_total{kind=\"full\",result=\"done\"}",
+        "converge_directory_sync_changes_total{change=\"created\"}",
+        "converge_directory_sync_duration_seconds_count{kind=\"full\"}",
+        "converge_directory_bind_duration_seconds_count{operation=\"service\",result=\"ok\"}",
+    ] {
+        assert!(metrics.contains(series), "{series} in {metrics}");
+    }
     // check-config's view of the directory
     let service = app.state.sync_service().expect("ldap configured");
     let lines = service.check().await.expect("check").join("\n");

@@ -352,6 +352,14 @@ async fn smtp_outage_keeps_mail_queued(db: Db) {
     let parsed = MessageParser::default().parse(&mail[0]).expect("MIME");
     assert!(parsed.body_text(0).expect("text").contains("918273"));
     assert_eq!(state.store.count_outbox("sent").await.expect("count"), 1);
+    let metrics = state.metrics.render();
+    for result in ["retry", "sent"] {
+        let series = format!(
+            "converge_outbox_deliveries_total{{channel=\"email\",provider=\"smtp\",result=\"{result}\"}}"
+        );
+        assert!(metrics.contains(&series), "{series} in {metrics}");
+    }
+    assert!(metrics.contains("converge_outbox_delivery_duration_seconds_count{channel=\"email\"}"));
 }
 
 /// `/readyz` is red, with the reason, while the SMTP server cannot be reached and green again

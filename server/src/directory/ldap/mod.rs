@@ -353,6 +353,18 @@ impl LdapDirectory {
 
     /// A connection bound as the service account.
     pub async fn service(&self) -> Result<Ldap, DomainError> {
+        let started = std::time::Instant::now();
+        let bound = self.service_bind().await;
+        let result = if bound.is_ok() { "ok" } else { "error" };
+        crate::instruments::observe(
+            crate::instruments::DIRECTORY_SECONDS,
+            &[("operation", "service"), ("result", result)],
+            started.elapsed().as_secs_f64(),
+        );
+        bound
+    }
+
+    async fn service_bind(&self) -> Result<Ldap, DomainError> {
         let mut ldap = self.connect().await?;
         let res = ldap
             .with_timeout(self.config.timeout)
@@ -426,6 +438,7 @@ impl LdapDirectory {
                 self.config.base_dn
             ),
         };
+        let started = std::time::Instant::now();
         let mut ldap = self.connect().await?;
         let res = ldap
             .with_controls(RawControl {
@@ -437,6 +450,16 @@ impl LdapDirectory {
             .simple_bind(&dn, password)
             .await;
         let _ = ldap.unbind().await;
+        let result = match &res {
+            Ok(r) if r.rc == 0 => "ok",
+            Ok(r) if r.rc == 49 || r.rc == 50 || r.rc == 53 => "refused",
+            _ => "error",
+        };
+        crate::instruments::observe(
+            crate::instruments::DIRECTORY_SECONDS,
+            &[("operation", "user"), ("result", result)],
+            started.elapsed().as_secs_f64(),
+        );
         match res {
             Ok(r) if r.rc == 0 => Ok(Ok(())),
             Ok(r) if r.rc == 49 || r.rc == 50 || r.rc == 53 => Ok(Err(bind_failure(&r))),

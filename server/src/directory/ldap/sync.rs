@@ -107,10 +107,12 @@ impl SyncService<'_> {
                 STALE_RUN_SECONDS / 60
             )));
         }
-        match self
+        let started = std::time::Instant::now();
+        let applied = self
             .read_and_apply(&mut run, opts, (high_water, full), now)
-            .await
-        {
+            .await;
+        record_run(&run, applied.is_ok(), started.elapsed().as_secs_f64());
+        match applied {
             Ok(()) => Ok(run),
             Err(e) => {
                 tracing::warn!(run = %run.id, error = %e, "directory sync failed; nothing was changed");
@@ -791,4 +793,27 @@ fn phone_changes(before: &User, after: &UserProfile) -> Vec<String> {
         }
     }
     out
+}
+
+/// The run's figures for `/metrics` (a dry run changes nothing, so counts no changes).
+fn record_run(run: &SyncRun, ok: bool, seconds: f64) {
+    use crate::instruments::{count, observe, SYNC_CHANGES, SYNC_RUNS, SYNC_SECONDS};
+    let result = if !ok {
+        "failed"
+    } else if run.status == "held" {
+        "held"
+    } else {
+        "done"
+    };
+    count(SYNC_RUNS, &[("kind", &run.kind), ("result", result)], 1);
+    observe(SYNC_SECONDS, &[("kind", &run.kind)], seconds);
+    if ok && !run.dry_run {
+        for (change, n) in [
+            ("created", run.created),
+            ("updated", run.updated),
+            ("disabled", run.disabled),
+        ] {
+            count(SYNC_CHANGES, &[("change", change)], n.max(0) as u64);
+        }
+    }
 }
