@@ -1031,6 +1031,7 @@ fn refusals_and_encodings() {
 #[test]
 fn configuration_is_checked() {
     let mut s = Settings::default();
+    s.dev_mode = true;
     s.ldap.enabled = true;
     let err = s.clone().validate().expect_err("incomplete").to_string();
     for needle in [

@@ -101,9 +101,11 @@ pub struct Actor {
     pub session: SessionRow,
     pub client: Client,
     pub budget: Budget,
-    /// Set when a guess in [`Security::guarded`] work was wrong (the count then stays).
+    /// Wrong guesses made in [`Security::guarded`] work (an attempt whose work added one keeps
+    /// its count). A counter, not a flag: parallel attempts on one actor never reset each
+    /// other's mark (one could otherwise be taken back and let one more guess through).
     #[doc(hidden)]
-    pub guessed_wrong: Arc<std::sync::atomic::AtomicBool>,
+    pub guessed_wrong: Arc<std::sync::atomic::AtomicU64>,
     /// The session's new cookie value after a privilege change rotated its id (the front door
     /// hands it to the browser).
     pub new_session: Arc<std::sync::Mutex<Option<String>>>,
@@ -680,11 +682,11 @@ impl Security {
                 return Err(refused(ErrorCode::TooManyAttempts));
             }
         };
-        actor.guessed_wrong.store(false, Ordering::SeqCst);
+        let wrong_before = actor.guessed_wrong.load(Ordering::SeqCst);
         let result = work.await;
         if result.is_ok() {
             attempt.succeeded(&self.store).await?;
-        } else if actor.guessed_wrong.load(Ordering::SeqCst) {
+        } else if actor.guessed_wrong.load(Ordering::SeqCst) != wrong_before {
             let taken = attempt.failed(&self.store).await?;
             if taken
                 .first()
@@ -716,7 +718,7 @@ impl Security {
     ) -> Result<(), DomainError> {
         actor
             .guessed_wrong
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut e = self.audit(actor, event::METHOD_VERIFY, false, now);
         e.reason = Some(what.to_string());
         self.store.append_audit(&e).await?;
