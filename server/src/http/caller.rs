@@ -69,6 +69,8 @@ pub async fn establish(State(state): State<AppState>, mut req: Request, next: Ne
         .await
         {
             Ok(Some((user, row))) => {
+                // the request's log lines name the user (an id, never a token)
+                tracing::Span::current().record("user_id", user.id.as_str());
                 ctx.attached = converge_app::ssr::Attached(Some(std::sync::Arc::new(user.clone())));
                 let signed_in = SignedIn {
                     user_id: user.id.clone(),

@@ -181,7 +181,8 @@ pub fn router(state: AppState) -> Router {
                 .make_span_with(|req: &axum::http::Request<_>| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
                     // the route, never the raw path or query: tokens live in some paths
-                    tracing::info_span!("request", method = %req.method(), route = route_of(req.uri().path()), request_id = %id)
+                    // (`user_id` is filled in once the session is known: http::caller)
+                    tracing::info_span!("request", method = %req.method(), route = route_of(req.uri().path()), request_id = %id, user_id = tracing::field::Empty)
                 })
                 // one line per request (status, latency) inside the request's span
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
