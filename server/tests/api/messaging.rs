@@ -21,6 +21,7 @@ both_databases! {
     smtp_outage_keeps_mail_queued => smtp_outage_keeps_mail_queued;
     readiness_follows_the_mail_server => readiness_follows_the_mail_server;
     switched_off_channels_queue_nothing => switched_off_channels_queue_nothing;
+    a_switched_off_channel_is_not_offered_at_sign_in => a_switched_off_channel_is_not_offered_at_sign_in;
     crashed_worker_claims_come_back => crashed_worker_claims_come_back;
     two_workers_deliver_each_message_once => two_workers_deliver_each_message_once;
     dead_letters_and_retry => dead_letters_and_retry;
@@ -420,6 +421,45 @@ async fn switched_off_channels_queue_nothing(db: Db) {
     let allowed = &state.config.policy.registration.allowed;
     use converge::domain::policy::MethodKind;
     assert!(!allowed.contains(&MethodKind::Email) && !allowed.contains(&MethodKind::Phone));
+}
+
+/// A phone registered while texts worked is not offered as a second factor once
+/// `sms.provider = "none"`: the sign-in choices leave it out and a code cannot be asked for it.
+async fn a_switched_off_channel_is_not_offered_at_sign_in(db: Db) {
+    use crate::security::{actor, add_phone, add_totp, sec};
+    let url = fresh_database(db).await;
+    let dir = std::env::temp_dir().join(format!("converge-off-{}", uuid::Uuid::new_v4().simple()));
+    let app = spawn_app_on(&url, |s| s.data_dir = dir.clone()).await;
+    app.add_user("alice", "Alice Andersen", "correct-horse-alice", true)
+        .await;
+    let mut cookie = app.alice().await;
+    let a = actor(&app, &cookie).await;
+    let (totp_id, secret) = add_totp(&app, &a, "Phone app").await;
+    app.clock.advance(30);
+    let now = app.clock.now();
+    let code = converge::domain::totp::code_at(&sec(&app).policy.totp, &secret, now as u64);
+    sec(&app)
+        .mfa_code(&a, &totp_id, &code, None, false, now)
+        .await
+        .expect("a fresh second factor");
+    let a = crate::tokens::after_mfa(&app, &a, &mut cookie).await;
+    let phone = add_phone(&app, &a).await;
+    let methods = sec(&app).methods(&a.user.id).await.expect("methods");
+    assert_eq!(sec(&app).factor_methods(methods, false).len(), 2);
+
+    let off = spawn_app_on(&url, |s| {
+        s.data_dir = dir.clone();
+        s.sms.provider = "none".into();
+    })
+    .await;
+    let methods = sec(&off).methods(&a.user.id).await.expect("methods");
+    let offered = sec(&off).factor_methods(methods, false);
+    assert_eq!(offered.len(), 1, "{offered:?}");
+    assert_eq!(offered[0].kind.as_str(), "totp");
+    let asked = sec(&off)
+        .mfa_send(&a, &phone, false, false, off.clock.now())
+        .await;
+    assert!(asked.is_err(), "no code for a switched-off channel");
 }
 
 async fn crashed_worker_claims_come_back(db: Db) {
