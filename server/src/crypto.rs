@@ -104,11 +104,7 @@ impl Sealer {
 
     /// Compares a candidate against a [`Sealer::sign`] value in constant time.
     pub fn sign_matches(&self, context: &str, data: &str, stored: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        self.sign(context, data)
-            .as_bytes()
-            .ct_eq(stored.as_bytes())
-            .into()
+        same(&self.sign(context, data), stored)
     }
 
     /// HMAC-SHA256 of `data` bound to `context`, hex: how short codes are stored, so a copy of
@@ -119,11 +115,7 @@ impl Sealer {
 
     /// Compares a candidate against a stored [`Sealer::mac`] in constant time.
     pub fn mac_matches(&self, context: &str, data: &str, stored: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        self.mac(context, data)
-            .as_bytes()
-            .ct_eq(stored.as_bytes())
-            .into()
+        same(&self.mac(context, data), stored)
     }
 
     pub fn open(&self, sealed: &str, context: &str) -> Result<Vec<u8>, OpenError> {
@@ -161,4 +153,10 @@ fn hmac_hex(key: &[u8; 32], context: &str, data: &str) -> String {
     m.update(&[0]);
     m.update(data.as_bytes());
     hex::encode(m.finalize().into_bytes())
+}
+
+/// Constant-time equality of a computed and a stored hex value.
+fn same(computed: &str, stored: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    computed.as_bytes().ct_eq(stored.as_bytes()).into()
 }

@@ -299,8 +299,9 @@ async fn rotate_on(
     Ok(r)
 }
 
-/// The sealer for `key` with the hash key the database keeps (after an earlier rotation).
-async fn with_stored_hash_key(
+/// The sealer for `key` with the hash key the database keeps (after an earlier rotation): what
+/// every start and every rotation seals and hashes with.
+pub(crate) async fn with_stored_hash_key(
     store: &Store,
     key: &SecretKey,
     sealer: Sealer,
@@ -308,9 +309,9 @@ async fn with_stored_hash_key(
     Ok(match store.instance_meta(HASH_KEY).await? {
         None => sealer,
         Some(sealed) => {
-            let hash_key = sealer
-                .open_hash_key(&sealed)
-                .map_err(|_| anyhow::anyhow!("the stored hash key does not open with this key"))?;
+            let hash_key = sealer.open_hash_key(&sealed).map_err(|_| {
+                anyhow::anyhow!("the hash key in instance_meta does not open with the instance key")
+            })?;
             Sealer::with_hash_key(key, hash_key)
         }
     })

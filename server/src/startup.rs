@@ -14,7 +14,7 @@ use crate::notify::transport::{
 };
 use crate::notify::worker::Worker;
 use crate::notify::Notifier;
-use crate::store::instance::{HASH_KEY, KEY_FINGERPRINT, KEY_ROTATION_TO};
+use crate::store::instance::{KEY_FINGERPRINT, KEY_ROTATION_TO};
 use crate::store::Store;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -239,11 +239,7 @@ pub fn outbox_worker(state: &AppState) -> anyhow::Result<Worker> {
         _ => Arc::new(SwitchedOff("sms.provider = \"none\"")),
     };
     Ok(Worker {
-        id: format!(
-            "{}-{}",
-            hostname_or_pid(),
-            &uuid::Uuid::new_v4().simple().to_string()[..8]
-        ),
+        id: instance_id(),
         store: state.store.clone(),
         sealer: state.sealer.clone(),
         email,
@@ -252,6 +248,15 @@ pub fn outbox_worker(state: &AppState) -> anyhow::Result<Worker> {
         settings: c.outbox.clone(),
         wake: state.outbox_wake.clone(),
     })
+}
+
+/// Names this process in leases and claims: host (or pid) and a random suffix.
+fn instance_id() -> String {
+    format!(
+        "{}-{}",
+        hostname_or_pid(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    )
 }
 
 fn hostname_or_pid() -> String {
@@ -370,11 +375,7 @@ async fn sweep_sessions(state: AppState) {
 /// several sweeps, by the lease in the database).
 async fn retention_sweeps(state: AppState) {
     use crate::domain::flows::retention::{sweep, Outcome};
-    let holder = format!(
-        "{}-{}",
-        hostname_or_pid(),
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    );
+    let holder = instance_id();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -506,15 +507,7 @@ async fn instance_key(config: &Configuration, store: &Store, now: i64) -> anyhow
              rotate` again to finish it; no instance serves until then"
         );
     }
-    let sealer = match store.instance_meta(HASH_KEY).await? {
-        None => sealer,
-        Some(sealed) => {
-            let hash_key = sealer.open_hash_key(&sealed).map_err(|_| {
-                anyhow::anyhow!("the hash key in instance_meta does not open with the instance key")
-            })?;
-            Sealer::with_hash_key(&key, hash_key)
-        }
-    };
+    let sealer = crate::keys::with_stored_hash_key(store, &key, sealer).await?;
     tracing::info!(fingerprint = %mine, "instance key matches the database");
     Ok(sealer)
 }

@@ -132,6 +132,16 @@ impl Notice {
         }
     }
 
+    /// A code or a reset link the user needs in order to go on (not a notice to skip).
+    pub fn carries_code(&self) -> bool {
+        matches!(
+            self,
+            Notice::VerificationCode { .. }
+                | Notice::PasswordReset { .. }
+                | Notice::HelpdeskVerification { .. }
+        )
+    }
+
     /// Security notifications carry a "This wasn't me" link.
     pub fn wants_report_link(&self) -> bool {
         if let Notice::VerificationCode { signin, .. } = self {

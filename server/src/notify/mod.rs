@@ -151,9 +151,14 @@ impl Notifier {
         self.email_enabled
     }
 
-    /// Are texts and calls switched on (`sms.provider` is not `none`)?
-    pub fn phone_enabled(&self) -> bool {
-        self.phone_enabled
+    /// Can a method of `kind` be used now? Phones and email need their channel switched on.
+    pub fn reaches(&self, kind: crate::domain::policy::MethodKind) -> bool {
+        use crate::domain::policy::MethodKind;
+        match kind {
+            MethodKind::Phone => self.phone_enabled,
+            MethodKind::Email => self.email_enabled,
+            _ => true,
+        }
     }
 
     /// Queues `notice` for one address that belongs to the user (a verified email method, or
@@ -168,13 +173,7 @@ impl Notifier {
         now: i64,
     ) -> Result<Option<String>, NotifyError> {
         if !self.email_enabled {
-            let carries_code = matches!(
-                notice,
-                Notice::VerificationCode { .. }
-                    | Notice::PasswordReset { .. }
-                    | Notice::HelpdeskVerification { .. }
-            );
-            if carries_code {
+            if notice.carries_code() {
                 return Err(NotifyError::ChannelOff("email"));
             }
             tracing::debug!(

@@ -70,16 +70,8 @@ impl Store {
         value: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO instance_meta (name, value, changed_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (name) DO UPDATE SET value = excluded.value, changed_at = excluded.changed_at",
-        )
-        .bind(name)
-        .bind(value)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        set_instance_meta_in(&mut conn, name, value, now).await
     }
 
     /// The end of a key rotation, at once: the new fingerprint and the hash key sealed under the
@@ -92,16 +84,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         for (name, value) in [(KEY_FINGERPRINT, fingerprint), (HASH_KEY, sealed_hash_key)] {
-            sqlx::query(
-                "INSERT INTO instance_meta (name, value, changed_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, \
-                 changed_at = excluded.changed_at",
-            )
-            .bind(name)
-            .bind(value)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            set_instance_meta_in(&mut tx, name, value, now).await?;
         }
         sqlx::query("DELETE FROM instance_meta WHERE name = $1")
             .bind(KEY_ROTATION_TO)
@@ -182,4 +165,23 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Records `name = value` in the caller's transaction (or connection).
+async fn set_instance_meta_in(
+    conn: &mut sqlx::AnyConnection,
+    name: &str,
+    value: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO instance_meta (name, value, changed_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, changed_at = excluded.changed_at",
+    )
+    .bind(name)
+    .bind(value)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

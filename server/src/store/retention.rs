@@ -37,6 +37,10 @@ impl Swept {
 /// A pseudonym already written by the sweep starts with this (a client address never does).
 pub const PSEUDONYM_PREFIX: &str = "~";
 
+/// How long a sent call's row (and its answer) outlive the other sent messages: the gateway
+/// reports the answer to it.
+const CALL_ANSWER_SECONDS: i64 = 3600;
+
 /// Audit rows rewritten per statement batch (the sweep never holds the write lock for long).
 const BATCH: i64 = 500;
 
@@ -84,61 +88,66 @@ impl Store {
         pseudonym: &(dyn Fn(&str) -> String + Sync),
     ) -> Result<Swept, StoreError> {
         let mut out = Swept::default();
-        let delete = |sql: &'static str, before: i64| async move {
-            Ok::<u64, StoreError>(
-                sqlx::query(sql)
-                    .bind(before)
-                    .execute(self.pool())
-                    .await?
-                    .rows_affected(),
-            )
-        };
-        out.throttles = delete(
-            "DELETE FROM throttle_buckets WHERE last_at <= $1 AND tat <= $1 AND in_flight_at <= $1",
-            now - policy.throttle_seconds,
-        )
-        .await?
-            + delete(
+        type Slot = Option<fn(&mut Swept) -> &mut u64>;
+        let p = policy;
+        let rules: [(&str, i64, Slot); 9] = [
+            (
+                "DELETE FROM throttle_buckets WHERE last_at <= $1 AND tat <= $1 AND in_flight_at <= $1",
+                p.throttle_seconds,
+                Some(|s| &mut s.throttles),
+            ),
+            (
                 "DELETE FROM throttles WHERE last_failure_at <= $1 AND blocked_until <= $1",
-                now - policy.throttle_seconds,
-            )
-            .await?;
-        // a call's row is what its answer is matched to: kept an hour longer
-        out.outbox_sent = delete(
-            "DELETE FROM outbox WHERE status = 'sent' AND sent_at <= $1 AND channel <> 'voice'",
-            now - policy.sent_seconds,
-        )
-        .await?
-            + delete(
+                p.throttle_seconds,
+                Some(|s| &mut s.throttles),
+            ),
+            (
+                "DELETE FROM outbox WHERE status = 'sent' AND sent_at <= $1 AND channel <> 'voice'",
+                p.sent_seconds,
+                Some(|s| &mut s.outbox_sent),
+            ),
+            // a call's row is what its answer is matched to: kept longer
+            (
                 "DELETE FROM outbox WHERE status = 'sent' AND sent_at <= $1 AND channel = 'voice'",
-                now - policy.sent_seconds - 3600,
-            )
-            .await?;
-        delete(
-            "DELETE FROM voice_results WHERE received_at <= $1",
-            now - policy.sent_seconds - 3600,
-        )
-        .await?;
-        out.outbox_dead = delete(
-            "DELETE FROM outbox WHERE status = 'dead' AND next_attempt_at <= $1",
-            now - policy.dead_seconds,
-        )
-        .await?;
-        out.report_tokens = delete(
-            "DELETE FROM report_tokens WHERE expires_at <= $1",
-            now - policy.report_token_seconds,
-        )
-        .await?;
-        out.sync_runs = delete(
-            "DELETE FROM sync_runs WHERE status <> 'running' AND started_at <= $1",
-            now - policy.sync_run_seconds,
-        )
-        .await?;
-        out.dev_messages = delete(
-            "DELETE FROM dev_messages WHERE created_at <= $1",
-            now - policy.dev_message_seconds,
-        )
-        .await?;
+                p.sent_seconds + CALL_ANSWER_SECONDS,
+                Some(|s| &mut s.outbox_sent),
+            ),
+            (
+                "DELETE FROM voice_results WHERE received_at <= $1",
+                p.sent_seconds + CALL_ANSWER_SECONDS,
+                None,
+            ),
+            (
+                "DELETE FROM outbox WHERE status = 'dead' AND next_attempt_at <= $1",
+                p.dead_seconds,
+                Some(|s| &mut s.outbox_dead),
+            ),
+            (
+                "DELETE FROM report_tokens WHERE expires_at <= $1",
+                p.report_token_seconds,
+                Some(|s| &mut s.report_tokens),
+            ),
+            (
+                "DELETE FROM sync_runs WHERE status <> 'running' AND started_at <= $1",
+                p.sync_run_seconds,
+                Some(|s| &mut s.sync_runs),
+            ),
+            (
+                "DELETE FROM dev_messages WHERE created_at <= $1",
+                p.dev_message_seconds,
+                Some(|s| &mut s.dev_messages),
+            ),
+        ];
+        for (sql, keep, slot) in rules {
+            let n = sqlx::query(sql)
+                .bind(now - keep)
+                .execute(self.pool())
+                .await?
+                .rows_affected();
+            if let Some(slot) = slot {
+                *slot(&mut out) += n;
+            }
+        }
         let mut tx = self.begin().await?;
         open_gate(&mut tx).await?;
         out.audit_deleted = sqlx::query("DELETE FROM audit_events WHERE at <= $1")
@@ -188,12 +197,13 @@ async fn pseudonymise_batch(
 ) -> Result<u64, StoreError> {
     let rows = sqlx::query(
         "SELECT id, client_ip, user_agent FROM audit_events WHERE at <= $1 \
-         AND ((client_ip IS NOT NULL AND client_ip NOT LIKE '~%') \
-           OR (user_agent IS NOT NULL AND user_agent NOT LIKE '~%')) \
+         AND ((client_ip IS NOT NULL AND client_ip NOT LIKE $3) \
+           OR (user_agent IS NOT NULL AND user_agent NOT LIKE $3)) \
          ORDER BY id LIMIT $2",
     )
     .bind(before)
     .bind(BATCH)
+    .bind(format!("{PSEUDONYM_PREFIX}%"))
     .fetch_all(&mut **tx)
     .await?;
     let rewrite = |v: Option<String>| {

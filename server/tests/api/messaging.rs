@@ -426,23 +426,14 @@ async fn switched_off_channels_queue_nothing(db: Db) {
 /// A phone registered while texts worked is not offered as a second factor once
 /// `sms.provider = "none"`: the sign-in choices leave it out and a code cannot be asked for it.
 async fn a_switched_off_channel_is_not_offered_at_sign_in(db: Db) {
-    use crate::security::{actor, add_phone, add_totp, sec};
+    use crate::security::{add_phone, sec};
     let url = fresh_database(db).await;
     let dir = std::env::temp_dir().join(format!("converge-off-{}", uuid::Uuid::new_v4().simple()));
     let app = spawn_app_on(&url, |s| s.data_dir = dir.clone()).await;
     app.add_user("alice", "Alice Andersen", "correct-horse-alice", true)
         .await;
     let mut cookie = app.alice().await;
-    let a = actor(&app, &cookie).await;
-    let (totp_id, secret) = add_totp(&app, &a, "Phone app").await;
-    app.clock.advance(30);
-    let now = app.clock.now();
-    let code = converge::domain::totp::code_at(&sec(&app).policy.totp, &secret, now as u64);
-    sec(&app)
-        .mfa_code(&a, &totp_id, &code, None, false, now)
-        .await
-        .expect("a fresh second factor");
-    let a = crate::tokens::after_mfa(&app, &a, &mut cookie).await;
+    let (a, _, _) = crate::tokens::with_fresh_app(&app, &mut cookie).await;
     let phone = add_phone(&app, &a).await;
     let methods = sec(&app).methods(&a.user.id).await.expect("methods");
     assert_eq!(sec(&app).factor_methods(methods, false).len(), 2);

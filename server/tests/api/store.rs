@@ -680,7 +680,7 @@ async fn backup_while_busy_then_restore_elsewhere_and_sign_in() {
 /// again; stored hashes (recovery codes, API tokens) keep matching.
 async fn key_rotation_reseals_every_kind(db: Db) {
     use crate::rest::{token, Api};
-    use crate::security::{actor, add_totp, sec};
+    use crate::security::{actor, sec};
     use converge::api::Scope;
     use converge::clock::Clock;
     use converge::domain::totp;
@@ -692,16 +692,8 @@ async fn key_rotation_reseals_every_kind(db: Db) {
     app.add_user("alice", "Alice Andersen", "correct-horse-alice", true)
         .await;
     let mut cookie = app.alice().await;
-    let a = actor(&app, &cookie).await;
-    let (totp_id, secret) = add_totp(&app, &a, "Phone").await;
-    app.clock.advance(30);
+    let (a, totp_id, secret) = crate::tokens::with_fresh_app(&app, &mut cookie).await;
     let now = app.clock.now();
-    let code = totp::code_at(&sec(&app).policy.totp, &secret, now as u64);
-    sec(&app)
-        .mfa_code(&a, &totp_id, &code, None, false, now)
-        .await
-        .expect("fresh second factor");
-    let a = crate::tokens::after_mfa(&app, &a, &mut cookie).await;
     let codes = sec(&app)
         .recovery_generate(&a, now)
         .await

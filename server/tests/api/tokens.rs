@@ -325,6 +325,22 @@ async fn csv_import_reports_every_bad_line(db: Db) {
     assert_eq!(state(&app).await, "assigned");
 }
 
+/// Alice's actor after registering an authenticator app and proving it (so changes to her
+/// security info are allowed): (actor, the app's method id, its secret). The clock moves on one
+/// time step first.
+pub(crate) async fn with_fresh_app(app: &TestApp, cookie: &mut String) -> (Actor, String, Vec<u8>) {
+    let a = actor(app, cookie).await;
+    let (totp_id, secret) = add_totp(app, &a, "Phone").await;
+    app.clock.advance(30);
+    let now = app.clock.now();
+    let code = totp::code_at(&sec(app).policy.totp, &secret, now as u64);
+    sec(app)
+        .mfa_code(&a, &totp_id, &code, None, false, now)
+        .await
+        .expect("fresh second factor");
+    (after_mfa(app, &a, cookie).await, totp_id, secret)
+}
+
 /// The actor again after a second factor (which may have rotated the session cookie).
 pub(crate) async fn after_mfa(app: &TestApp, a: &Actor, cookie: &mut String) -> Actor {
     if let Some(t) = a.take_new_session() {
@@ -424,16 +440,8 @@ async fn hotp_look_ahead_resync_and_one_winner(db: Db) {
 async fn recovery_codes_once_each(db: Db) {
     let app = spawn_app(db).await;
     let mut cookie = app.alice().await;
-    let a = actor(&app, &cookie).await;
-    let (totp_id, secret) = add_totp(&app, &a, "Phone").await;
-    app.clock.advance(30);
+    let (a, totp_id, secret) = with_fresh_app(&app, &mut cookie).await;
     let now = app.clock.now();
-    let code = totp::code_at(&sec(&app).policy.totp, &secret, now as u64);
-    sec(&app)
-        .mfa_code(&a, &totp_id, &code, None, false, now)
-        .await
-        .expect("fresh second factor");
-    let a = after_mfa(&app, &a, &mut cookie).await;
     let s = sec(&app);
     let set = s.recovery_generate(&a, now).await.expect("generated");
     assert_eq!(set.codes.len(), 10);

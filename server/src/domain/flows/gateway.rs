@@ -127,7 +127,7 @@ pub(crate) fn choices(security: &Security, methods: &[Method]) -> Vec<(u8, Choic
     let mut usable: Vec<&Method> = methods
         .iter()
         .filter(|m| {
-            m.kind.is_otp() || (m.kind == MethodKind::Phone && security.notifier.phone_enabled())
+            (m.kind.is_otp() || m.kind == MethodKind::Phone) && security.notifier.reaches(m.kind)
         })
         .collect();
     usable.sort_by_key(|m| (!m.row.is_default, !m.kind.is_otp(), m.row.id.clone()));

@@ -48,28 +48,33 @@ pub async fn sweep(
         return Ok(Outcome::Busy);
     }
     let pseudonym = |v: &str| sealer.mac(PSEUDONYM_CONTEXT, v)[..16].to_string();
-    let result = store.sweep_retention(policy, now, &pseudonym).await;
-    let finished = match result {
-        Ok(swept) => {
-            store
-                .set_instance_meta(LAST_SWEEP, &now.to_string(), now)
-                .await?;
-            if swept != Swept::default() {
-                let mut e = AuditEntry::new(event::RETENTION_SWEPT, true, now);
-                e.actor = Some(holder.to_string());
-                let counts: Vec<String> = swept
-                    .counts()
-                    .iter()
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(k, n)| format!("{k}={n}"))
-                    .collect();
-                e.reason = Some(counts.join(", "));
-                store.append_audit(&e).await?;
-            }
-            Ok(Outcome::Swept(swept))
-        }
-        Err(e) => Err(e),
-    };
+    // the lease is given up whatever happened
+    let finished = async {
+        let swept = store.sweep_retention(policy, now, &pseudonym).await?;
+        record(store, holder, &swept, now).await?;
+        Ok(Outcome::Swept(swept))
+    }
+    .await;
     store.release_lease(LEASE, holder).await?;
     finished
+}
+
+/// Notes the sweep's time, and audits what it changed (if anything).
+async fn record(store: &Store, holder: &str, swept: &Swept, now: i64) -> Result<(), StoreError> {
+    store
+        .set_instance_meta(LAST_SWEEP, &now.to_string(), now)
+        .await?;
+    if *swept == Swept::default() {
+        return Ok(());
+    }
+    let mut e = AuditEntry::new(event::RETENTION_SWEPT, true, now);
+    e.actor = Some(holder.to_string());
+    let counts: Vec<String> = swept
+        .counts()
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| format!("{k}={n}"))
+        .collect();
+    e.reason = Some(counts.join(", "));
+    store.append_audit(&e).await
 }

@@ -27,11 +27,7 @@ impl Security {
                     || (reauth && m.kind == MethodKind::Email)
             })
             // a channel switched off by configuration takes its methods out of the choice
-            .filter(|m| match m.kind {
-                MethodKind::Phone => self.notifier.phone_enabled(),
-                MethodKind::Email => self.notifier.email_enabled(),
-                _ => true,
-            })
+            .filter(|m| self.notifier.reaches(m.kind))
             .collect();
         // the default first
         out.sort_by_key(|m| !m.row.is_default);
