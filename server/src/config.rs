@@ -1187,6 +1187,13 @@ impl Settings {
             proof_of_work_bits: r.proof_of_work_bits,
             extra_blocklist_file: Some(PathBuf::from(&r.extra_blocklist_file))
                 .filter(|p| !p.as_os_str().is_empty()),
+            // a write takes at most a connection, a bind, a search, a modify and the unlock's
+            // own three, each bounded by the directory timeout; local writes are one statement
+            writeback_settled_seconds: if self.ldap.enabled {
+                8 * i64::from(self.ldap.timeout_seconds.max(1))
+            } else {
+                30
+            },
         }
     }
 

@@ -50,6 +50,10 @@ const SEALED: &[(SealedColumn, Ctx)] = &[
         ),
         Ctx::Fixed("api-idempotency"),
     ),
+    (
+        col("password_writebacks", "flow_id", "password"),
+        Ctx::Prefixed(crate::domain::flows::reset::WRITEBACK_CONTEXT),
+    ),
 ];
 
 impl Ctx {

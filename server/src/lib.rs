@@ -10,6 +10,7 @@ pub mod config;
 pub mod crypto;
 pub mod directory;
 pub mod domain;
+pub mod faults;
 pub mod http;
 pub mod instruments;
 pub mod keys;

@@ -226,6 +226,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let config = Settings::load(cli.config.as_deref())?.validate()?;
     converge::telemetry::init(&config.log_filter, config.log_json);
+    converge::faults::arm_from_env(config.dev_mode)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -323,6 +323,7 @@ impl Application {
         let store = self.state.store.clone();
         let sweeper = tokio::spawn(sweep_sessions(self.state.clone()));
         let retention = tokio::spawn(retention_sweeps(self.state.clone()));
+        let writebacks = tokio::spawn(settle_writebacks(self.state.clone()));
         let worker = tokio::spawn(self.worker.run());
         let sync = tokio::spawn(scheduled_sync(self.state.clone()));
         let radius = self.radius.map(|r| tokio::spawn(r.run()));
@@ -335,6 +336,7 @@ impl Application {
         .await;
         sweeper.abort();
         retention.abort();
+        writebacks.abort();
         worker.abort();
         sync.abort();
         if let Some(r) = radius {
@@ -367,6 +369,23 @@ async fn sweep_sessions(state: AppState) {
         }
         if let Err(e) = state.store.sweep_reset_flows(state.clock.now()).await {
             tracing::warn!(error = %e, "reset flow sweep failed");
+        }
+    }
+}
+
+/// Settles password writes to the directory that a stopped instance left unfinished (at
+/// start-up and every ten seconds; an empty, indexed query when there are none).
+async fn settle_writebacks(state: AppState) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match state.reset.recover_writebacks(state.clock.now()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(settled = n, "interrupted password writes settled"),
+            Err(e) => {
+                tracing::warn!(error = %e, "settling interrupted password writes failed; tried again later")
+            }
         }
     }
 }

@@ -45,6 +45,14 @@ pub trait Directory: Send + Sync + 'static {
         now: i64,
     ) -> Result<(), DomainError>;
 
+    /// Whether the directory now takes `password` for the user (a bind with it, whatever the
+    /// portal thinks of the account): how a reset interrupted by a crash learns whether its
+    /// write took. A refusal is `false`; an unreachable directory is an error.
+    async fn holds_password(&self, user: &User, password: &Password) -> Result<bool, DomainError> {
+        let name = Username::parse(&user.username).map_err(DomainError::Invalid)?;
+        Ok(self.authenticate(&name, password).await?.verified && !password.expose().is_empty())
+    }
+
     /// Clears the directory's own lockout of the user, where it has one (the local directory's
     /// lockout is the portal's, cleared by the reset flow itself).
     async fn unlock(&self, _user: &User) -> Result<(), DomainError> {
@@ -127,6 +135,16 @@ impl Directory for Directories {
         match self.ldap_for(user) {
             Some(l) => l.set_password(user, password, now).await,
             None => self.local.set_password(user, password, now).await,
+        }
+    }
+
+    async fn holds_password(&self, user: &User, password: &Password) -> Result<bool, DomainError> {
+        match self.ldap_for(user) {
+            Some(l) => Ok(l
+                .bind_as(&user.username, password.expose(), true)
+                .await?
+                .is_ok()),
+            None => self.local.holds_password(user, password).await,
         }
     }
 

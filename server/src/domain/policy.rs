@@ -87,6 +87,9 @@ pub struct ResetPolicy {
     pub proof_of_work_bits: u32,
     /// More refused passwords, one per line.
     pub extra_blocklist_file: Option<std::path::PathBuf>,
+    /// A recorded directory write older than this was left by a stopped instance (longer than
+    /// any write can take under the directory's timeouts): the recovery pass settles it.
+    pub writeback_settled_seconds: i64,
 }
 
 #[derive(Debug, Clone)]

@@ -24,6 +24,17 @@ pub struct ResetFlowRow {
     pub finished_at: i64,
 }
 
+/// A password write to the directory under way (`password` sealed with the instance key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Writeback {
+    pub flow_id: String,
+    pub user_id: String,
+    pub password: String,
+    pub client_ip: String,
+    pub user_agent: String,
+    pub started_at: i64,
+}
+
 const COLUMNS: &str =
     "id, token_hash, user_id, subject, purpose, gates_required, passed, questions, \
      failures, client_ip, created_at, expires_at, finished_at";
@@ -173,6 +184,92 @@ impl Store {
         Ok(())
     }
 
+    /// Claims the flow (as [`Store::reset_claim`]) and records the directory write about to
+    /// happen, in one transaction: a crash after the write leaves the record for
+    /// [`Store::writebacks_before`]. False when the flow was already claimed or expired.
+    pub async fn reset_claim_for_writeback(&self, w: &Writeback) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE reset_flows SET finished_at = $1 WHERE id = $2 AND finished_at = 0 AND expires_at > $1",
+        )
+        .bind(w.started_at)
+        .bind(&w.flow_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !claimed {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO password_writebacks (flow_id, user_id, password, client_ip, user_agent, started_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&w.flow_id)
+        .bind(&w.user_id)
+        .bind(&w.password)
+        .bind(&w.client_ip)
+        .bind(&w.user_agent)
+        .bind(w.started_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The directory did not take the password: the record goes and the flow is given back.
+    pub async fn writeback_abandon(&self, flow_id: &str) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("DELETE FROM password_writebacks WHERE flow_id = $1")
+            .bind(flow_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE reset_flows SET finished_at = 0 WHERE id = $1")
+            .bind(flow_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Takes a left-over write for settling: moves its time to `now`, so no other instance takes
+    /// it meanwhile (and, left unsettled, it comes back after the settling time). False when
+    /// another instance took it first.
+    pub async fn writeback_take(&self, w: &Writeback, now: i64) -> Result<bool, StoreError> {
+        let r = sqlx::query(
+            "UPDATE password_writebacks SET started_at = $1 WHERE flow_id = $2 AND started_at = $3",
+        )
+        .bind(now)
+        .bind(&w.flow_id)
+        .bind(w.started_at)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Directory writes recorded before `cutoff` and never completed (a stopped instance).
+    pub async fn writebacks_before(&self, cutoff: i64) -> Result<Vec<Writeback>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT flow_id, user_id, password, client_ip, user_agent, started_at \
+             FROM password_writebacks WHERE started_at < $1 ORDER BY started_at LIMIT 100",
+        )
+        .bind(cutoff)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Writeback {
+                    flow_id: r.try_get("flow_id")?,
+                    user_id: r.try_get("user_id")?,
+                    password: r.try_get("password")?,
+                    client_ip: r.try_get("client_ip")?,
+                    user_agent: r.try_get("user_agent")?,
+                    started_at: r.try_get("started_at")?,
+                })
+            })
+            .collect()
+    }
+
     /// After a successful reset or unlock, in the caller's transaction: ends every other open
     /// flow of the user and their pending reset codes and links; with `signed_out`, every session
     /// of the user too; and unlocks the account (`lock_scope` is the sign-in throttle's).
@@ -206,6 +303,10 @@ impl Store {
         sqlx::query("DELETE FROM throttle_buckets WHERE scope = $1 AND subject = $2")
             .bind(lock_scope.0)
             .bind(lock_scope.1)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM password_writebacks WHERE flow_id = $1")
+            .bind(flow_id)
             .execute(&mut *conn)
             .await?;
         let mut ended = 0;

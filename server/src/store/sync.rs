@@ -74,8 +74,8 @@ fn json(list: &[String]) -> String {
 
 impl Store {
     /// Starts a run unless another run of the same directory is under way (returns `None`).
-    /// Runs left `running` for longer than `stale_after` seconds (a crashed instance) are
-    /// marked failed first.
+    /// Runs left `running` without a heartbeat for `stale_after` seconds (a crashed instance)
+    /// are marked failed first.
     pub async fn sync_run_start(
         &self,
         run: &SyncRun,
@@ -84,7 +84,7 @@ impl Store {
         sqlx::query(
             "UPDATE sync_runs SET status = 'failed', finished_at = $1, \
              report = '[\"abandoned: the instance running it stopped\"]' \
-             WHERE source = $2 AND status = 'running' AND started_at < $3",
+             WHERE source = $2 AND status = 'running' AND started_at < $3 AND heartbeat_at < $3",
         )
         .bind(run.started_at)
         .bind(&run.source)
@@ -92,8 +92,8 @@ impl Store {
         .execute(self.pool())
         .await?;
         let inserted = sqlx::query(
-            "INSERT INTO sync_runs (id, source, kind, dry_run, status, actor, started_at) \
-             VALUES ($1, $2, $3, $4, 'running', $5, $6)",
+            "INSERT INTO sync_runs (id, source, kind, dry_run, status, actor, started_at, heartbeat_at) \
+             VALUES ($1, $2, $3, $4, 'running', $5, $6, $6)",
         )
         .bind(&run.id)
         .bind(&run.source)
@@ -108,6 +108,16 @@ impl Store {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A running run is alive at `at`.
+    pub async fn sync_heartbeat(&self, id: &str, at: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sync_runs SET heartbeat_at = $1 WHERE id = $2 AND status = 'running'")
+            .bind(at)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     pub async fn sync_run(&self, id: &str) -> Result<Option<SyncRun>, StoreError> {

@@ -583,8 +583,17 @@ async fn threshold_holds_and_approval(db: Db) {
             .contains("another sync of ldap:corp is running"),
         "{busy}"
     );
-    // an hour later the lease counts as abandoned
-    app.clock.advance(3600);
+    // a heartbeat keeps the lease: 100 s later it is still held
+    app.clock.advance(50);
+    app.state
+        .store
+        .sync_heartbeat("other-instance", app.clock.now())
+        .await
+        .expect("heartbeat");
+    app.clock.advance(50);
+    assert!(sync(&app, false, false).await.is_err(), "held while alive");
+    // a minute without one, the lease counts as abandoned
+    app.clock.advance(11);
     sync(&app, false, false)
         .await
         .expect("after the stale lease");

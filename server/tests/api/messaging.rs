@@ -451,6 +451,33 @@ async fn a_switched_off_channel_is_not_offered_at_sign_in(db: Db) {
         .mfa_send(&a, &phone, false, false, off.clock.now())
         .await;
     assert!(asked.is_err(), "no code for a switched-off channel");
+    // nor is it a reset gate, for alice or (so nobody tells them apart) for an unknown name
+    let client = converge::domain::flows::session::Client {
+        ip: "192.0.2.9".into(),
+        user_agent: "test".into(),
+        device: None,
+    };
+    let now = off.clock.now();
+    for name in ["alice", "nobody-here"] {
+        let token = off
+            .state
+            .reset
+            .start(
+                name,
+                converge::domain::flows::reset::Purpose::Reset,
+                "",
+                &client,
+                now,
+            )
+            .await
+            .expect("start");
+        let view = off.state.reset.view(&token, now).await.expect("view");
+        let kinds: Vec<&str> = view.choices.iter().map(|c| c.kind.as_str()).collect();
+        assert!(
+            !kinds.is_empty() && !kinds.contains(&"phone"),
+            "{name}: {kinds:?}"
+        );
+    }
 }
 
 async fn crashed_worker_claims_come_back(db: Db) {

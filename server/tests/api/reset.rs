@@ -26,6 +26,7 @@ both_databases! {
     expiry_and_failure_limits => expiry_and_failure_limits;
     questions_passkey_and_unlock => questions_passkey_and_unlock;
     writeback_failures_keep_the_flow => writeback_failures_keep_the_flow;
+    a_crash_during_the_write_is_settled => a_crash_during_the_write_is_settled;
     proof_of_work_when_configured => proof_of_work_when_configured;
     every_step_answers_alike => every_step_answers_alike;
     an_approved_call_proves_a_gate => an_approved_call_proves_a_gate;
@@ -859,6 +860,168 @@ async fn writeback_failures_keep_the_flow(db: Db) {
         refused(r.set_password(&token, pw, pw, &client(), now).await),
         ErrorCode::PasswordHistory
     );
+}
+
+/// A directory where the instance "dies" during the write: after writing (`writes`) or before,
+/// the call never returns (the test drops it, as a SIGKILL would).
+struct Dies {
+    inner: Arc<dyn Directory>,
+    writes: bool,
+}
+
+#[async_trait::async_trait]
+impl Directory for Dies {
+    fn name(&self) -> &str {
+        "dies"
+    }
+    async fn authenticate(
+        &self,
+        username: &Username,
+        password: &Password,
+    ) -> Result<Authentication, DomainError> {
+        self.inner.authenticate(username, password).await
+    }
+    async fn set_password(
+        &self,
+        user: &User,
+        password: &Password,
+        now: i64,
+    ) -> Result<(), DomainError> {
+        if self.writes {
+            self.inner.set_password(user, password, now).await?;
+        }
+        std::future::pending().await
+    }
+}
+
+async fn a_crash_during_the_write_is_settled(db: Db) {
+    let app = spawn_app(db).await;
+    let (_, _, email_id, _) = alice_with_email_and_app(&app).await;
+    let base = reset(&app);
+    let settled = base.policy.writeback_settled_seconds;
+    let dying = |writes| Reset {
+        security: base.security.clone(),
+        directory: Arc::new(Dies {
+            inner: app.state.directory.clone(),
+            writes,
+        }),
+        rules: base.rules.clone(),
+        policy: base.policy.clone(),
+    };
+    let crash = |r: Reset, token: String, pw: &'static str, now: i64| async move {
+        let who = client();
+        let write = r.set_password(&token, pw, pw, &who, now);
+        let stopped = tokio::time::timeout(std::time::Duration::from_millis(300), write).await;
+        assert!(stopped.is_err(), "the write never returns: {stopped:?}");
+    };
+    let holds = |password: &'static str| {
+        let app = &app;
+        async move {
+            let alice = app
+                .state
+                .store
+                .find_user_by_username("alice")
+                .await
+                .unwrap()
+                .unwrap();
+            let password = Password::parse(password.into()).unwrap();
+            app.state
+                .directory
+                .holds_password(&alice, &password)
+                .await
+                .expect("local")
+        }
+    };
+    let old = "correct-horse-alice";
+    let (first, second) = (NEW_PASSWORD, "amber finch delta orchard");
+
+    // 1. the instance stops before the directory took the password
+    let (token, now, code) = emailed_flow(&app, base, &email_id).await;
+    base.code(&token, &email_id, &code, &client(), now)
+        .await
+        .expect("gate");
+    crash(dying(false), token.clone(), first, now).await;
+    assert_eq!(
+        refused(base.view(&token, now).await),
+        ErrorCode::ResetExpired,
+        "claimed"
+    );
+    assert_eq!(
+        base.recover_writebacks(now + 1).await.expect("early"),
+        0,
+        "still settling"
+    );
+    app.clock.advance(settled + 1);
+    let now = app.clock.now();
+    settle(&app, base).await;
+    assert!(
+        holds(old).await && !holds(first).await,
+        "nothing was written"
+    );
+    assert!(audit_of(&app, "alice")
+        .await
+        .iter()
+        .any(|(e, r)| e == "password_reset"
+            && r.contains("interrupted before the directory took it")));
+    // the flow was given back: the user finishes the same reset
+    base.set_password(&token, first, first, &client(), now)
+        .await
+        .expect("again");
+    assert!(holds(first).await);
+
+    // 2. the instance stops after the directory took it: nobody told, sessions alive
+    let alice = user_id(&app, "alice").await;
+    let sessions = || app.state.store.count_user_sessions(&alice);
+    app.sign_in("alice", first, None).await;
+    assert!(sessions().await.expect("count") > 0);
+    let (token, now, code) = emailed_flow(&app, base, &email_id).await;
+    base.code(&token, &email_id, &code, &client(), now)
+        .await
+        .expect("gate");
+    let told = count_messages(&app, "password_changed").await;
+    crash(dying(true), token.clone(), second, now).await;
+    assert!(holds(second).await, "written");
+    assert_eq!(
+        count_messages(&app, "password_changed").await,
+        told,
+        "not yet told"
+    );
+    assert!(sessions().await.expect("count") > 0, "still signed in");
+    app.clock.advance(settled + 1);
+    settle(&app, base).await;
+    // completed as the reset would have been: every address told once, signed out, audited
+    assert!(count_messages(&app, "password_changed").await > told);
+    assert_eq!(sessions().await.expect("count"), 0, "signed out");
+    assert!(audit_of(&app, "alice")
+        .await
+        .iter()
+        .any(|(e, r)| e == "password_reset" && r.contains("completed after a restart")));
+    assert_eq!(
+        refused(base.view(&token, app.clock.now()).await),
+        ErrorCode::ResetExpired
+    );
+    assert_eq!(
+        base.recover_writebacks(app.clock.now() + settled)
+            .await
+            .expect("pass"),
+        0
+    );
+}
+
+/// Runs the recovery pass (the instance's own pass may take a record first: then waits for it).
+async fn settle(app: &TestApp, r: &Reset) {
+    r.recover_writebacks(app.clock.now()).await.expect("pass");
+    for _ in 0..100 {
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM password_writebacks")
+            .fetch_one(app.state.store.pool())
+            .await
+            .expect("count");
+        if left == 0 {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the interrupted write was not settled");
 }
 
 async fn proof_of_work_when_configured(db: Db) {

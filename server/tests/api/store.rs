@@ -743,10 +743,26 @@ async fn key_rotation_reseals_every_kind(db: Db) {
         .email_user(&alice, &notice, now + 86_400)
         .await
         .expect("queued");
+    // a password write a crash interrupted
+    let sealed_pw = app
+        .state
+        .sealer
+        .seal(b"plum kettle orbit lantern", "writeback:flow-x");
+    sqlx::query(
+        "INSERT INTO password_writebacks (flow_id, user_id, password, client_ip, user_agent, started_at) \
+         VALUES ('flow-x', $1, $2, '', '', $3)",
+    )
+    .bind(&alice.id)
+    .bind(&sealed_pw)
+    .bind(now)
+    .execute(app.state.store.pool())
+    .await
+    .expect("writeback");
     for (table, column) in [
         ("methods", "secret"),
         ("oath_tokens", "secret"),
         ("outbox", "payload"),
+        ("password_writebacks", "password"),
         ("ceremonies", "state"),
         // (a pass issued through the API is shown at once: its sealed copy lives in the
         // idempotent answer instead of temporary_passes.pass_sealed)
@@ -798,6 +814,18 @@ async fn key_rotation_reseals_every_kind(db: Db) {
         .await
         .expect("check");
     assert_eq!(old.opened, 0, "the old key opens nothing any more");
+    let resealed: String =
+        sqlx::query_scalar("SELECT password FROM password_writebacks WHERE flow_id = 'flow-x'")
+            .fetch_one(new.state.store.pool())
+            .await
+            .expect("row");
+    assert_eq!(
+        new.state
+            .sealer
+            .open(&resealed, "writeback:flow-x")
+            .expect("opens"),
+        b"plum kettle orbit lantern"
+    );
     // the app, a recovery code, the pass, the stored answer and the API token all still work
     new.clock.set(now + 120);
     let signed_in = |res: reqwest::Response| {

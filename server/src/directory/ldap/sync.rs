@@ -30,9 +30,12 @@ use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Scope, SearchEntry};
 use std::collections::{HashMap, HashSet};
 
-/// Runs left `running` longer than this were abandoned by a stopped instance (a full run of
-/// 100,000 users takes about a minute).
-const STALE_RUN_SECONDS: i64 = 3600;
+/// A running run's heartbeat comes this often; one whose heartbeat stopped for
+/// [`STALE_RUN_SECONDS`] was abandoned by a stopped instance and no longer blocks the next run.
+/// (On SQLite the heartbeat waits while the run's own write transaction holds the database: a
+/// 100,000-user apply takes well under a minute, BENCHMARKS.md.)
+const HEARTBEAT_SECONDS: u64 = 10;
+const STALE_RUN_SECONDS: i64 = 60;
 /// Error lines kept in a run's report.
 const REPORT_LINES: usize = 200;
 
@@ -102,15 +105,28 @@ impl SyncService<'_> {
         if !self.store.sync_run_start(&run, STALE_RUN_SECONDS).await? {
             return Err(DomainError::Invalid(format!(
                 "another sync of {} is running; try again when it has finished (a run left by a \
-                 stopped instance counts as abandoned after {} minutes)",
-                cfg.source,
-                STALE_RUN_SECONDS / 60
+                 stopped instance counts as abandoned {} seconds after its last heartbeat)",
+                cfg.source, STALE_RUN_SECONDS
             )));
         }
         let started = std::time::Instant::now();
+        let heartbeat = {
+            let (store, id) = (self.store.clone(), run.id.clone());
+            tokio::spawn(async move {
+                let period = std::time::Duration::from_secs(HEARTBEAT_SECONDS);
+                loop {
+                    tokio::time::sleep(period).await;
+                    let at = now + started.elapsed().as_secs() as i64;
+                    if let Err(e) = store.sync_heartbeat(&id, at).await {
+                        tracing::debug!(error = %e, "sync heartbeat not written (tried again)");
+                    }
+                }
+            })
+        };
         let applied = self
             .read_and_apply(&mut run, opts, (high_water, full), now)
             .await;
+        heartbeat.abort();
         record_run(&run, applied.is_ok(), started.elapsed().as_secs_f64());
         match applied {
             Ok(()) => Ok(run),
@@ -344,6 +360,7 @@ impl SyncService<'_> {
         report.truncate(REPORT_LINES);
         run.report = report;
         sync_run_finish_in(&mut tx, run).await?;
+        crate::faults::point(crate::faults::SYNC_BEFORE_COMMIT).await;
         tx.commit().await.map_err(crate::store::StoreError::from)?;
         if mails {
             self.notifier.wake();

@@ -33,7 +33,7 @@ use crate::domain::policy::Bucket;
 use crate::domain::policy::{MethodKind, ResetPolicy};
 use crate::domain::users::{Role, User};
 use crate::notify::messages::Notice;
-use crate::store::reset::ResetFlowRow;
+use crate::store::reset::{ResetFlowRow, Writeback};
 use crate::store::Store;
 use converge_app::api::ErrorCode;
 use rand::seq::SliceRandom;
@@ -128,6 +128,13 @@ pub struct Reset {
     pub directory: Arc<dyn Directory>,
     pub rules: Arc<PasswordRules>,
     pub policy: ResetPolicy,
+}
+
+/// The associated-data prefix of a recorded directory write's sealed password (+ flow id).
+pub const WRITEBACK_CONTEXT: &str = "writeback:";
+
+fn writeback_context(flow_id: &str) -> String {
+    format!("{WRITEBACK_CONTEXT}{flow_id}")
 }
 
 /// An open flow and, unless it is a decoy, its user.
@@ -378,6 +385,8 @@ impl Reset {
         let mut out: Vec<(u8, Choice)> = methods
             .iter()
             .filter(|m| !f.row.passed.contains(&m.row.id))
+            // a switched-off channel (`email.enabled = false`, `sms.provider = "none"`) is no gate
+            .filter(|m| self.security.notifier.reaches(m.kind))
             .filter(|m| {
                 is_gate(m.kind)
                     || (m.kind == MethodKind::Questions
@@ -425,7 +434,7 @@ impl Reset {
         // people register a private address for reset (the work mailbox is what they lose):
         // a made-up one at a large provider, never at the portal's own sender domain
         let domain = DECOY_MAIL_DOMAINS[usize::from(byte(24)) % DECOY_MAIL_DOMAINS.len()];
-        vec![
+        let mut decoys: Vec<Choice> = [
             Choice {
                 id: id(1),
                 kind: MethodKind::Email,
@@ -439,6 +448,19 @@ impl Reset {
                 detail: mask(&number),
             },
         ]
+        .into_iter()
+        // what a real user could be offered: no switched-off channel, never an empty list
+        .filter(|c| self.security.notifier.reaches(c.kind))
+        .collect();
+        if decoys.is_empty() {
+            decoys.push(Choice {
+                id: id(3),
+                kind: MethodKind::Totp,
+                name: t.sec.kind_totp.into(),
+                detail: String::new(),
+            });
+        }
+        decoys
     }
 
     /// One of this gate's choices and, unless the flow is a decoy, its method (one read).
@@ -1040,12 +1062,25 @@ impl Reset {
         let pw = Password::parse(password.to_string())
             .map_err(|_| DomainError::Refused(ErrorCode::PasswordTooLong))?;
         let store = self.store();
-        if !store.reset_claim(&f.row.id, now).await? {
+        // recorded before the directory is asked: a crash after the write is settled by
+        // `recover_writebacks`, never left as a changed password nobody was told about
+        let writeback = Writeback {
+            flow_id: f.row.id.clone(),
+            user_id: user.id.clone(),
+            password: self
+                .security
+                .sealer
+                .seal(password.as_bytes(), &writeback_context(&f.row.id)),
+            client_ip: client.ip.clone(),
+            user_agent: client.user_agent.clone(),
+            started_at: now,
+        };
+        if !store.reset_claim_for_writeback(&writeback).await? {
             return Err(DomainError::Refused(ErrorCode::ResetExpired));
         }
         let actor = Self::actor(user, client);
         if let Err(err) = self.directory.set_password(user, &pw, now).await {
-            store.reset_release(&f.row.id).await?;
+            store.writeback_abandon(&f.row.id).await?;
             let mut e = self
                 .security
                 .audit(&actor, event::PASSWORD_RESET, false, now);
@@ -1061,8 +1096,103 @@ impl Reset {
         if let Err(err) = self.directory.unlock(user).await {
             tracing::warn!(user = %user.username, error = %err, "directory unlock after reset failed");
         }
-        self.finish(&f, user, &actor, (Purpose::Reset, &methods), now)
-            .await
+        crate::faults::point(crate::faults::RESET_AFTER_DIRECTORY_WRITE).await;
+        self.finish(
+            &f.row.id,
+            user,
+            &actor,
+            (Purpose::Reset, &methods),
+            false,
+            now,
+        )
+        .await
+    }
+
+    /// Settles the directory writes a stopped instance left behind (recorded longer ago than
+    /// any write takes): a bind with the new password tells whether the directory took it. If it
+    /// did, the reset completes as it would have (sessions end, the account unlocks, every
+    /// address is told, audited as completed after a restart); if not, the flow is given back
+    /// and the failure audited; an unreachable directory leaves the record for the next pass.
+    /// Returns how many were settled.
+    pub async fn recover_writebacks(&self, now: i64) -> Result<u32, DomainError> {
+        let store = self.store();
+        let mut settled = 0;
+        for w in store
+            .writebacks_before(now - self.policy.writeback_settled_seconds)
+            .await?
+        {
+            if !store.writeback_take(&w, now).await? {
+                continue;
+            }
+            let client = Client {
+                ip: w.client_ip.clone(),
+                user_agent: w.user_agent.clone(),
+                device: None,
+            };
+            let password = self
+                .security
+                .sealer
+                .open(&w.password, &writeback_context(&w.flow_id))
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .and_then(|p| Password::parse(p).ok());
+            let (Some(user), Some(password)) = (store.find_user(&w.user_id).await?, password)
+            else {
+                // the user is gone, or the record does not open: nothing can be checked
+                store.writeback_abandon(&w.flow_id).await?;
+                tracing::warn!(flow = %w.flow_id, "an interrupted password write could not be checked; dropped");
+                settled += 1;
+                continue;
+            };
+            let actor = Self::actor(&user, &client);
+            let took = match self.took(&user, &password).await {
+                Ok(took) => took,
+                Err(err) => {
+                    tracing::warn!(user = %user.username, error = %err, "cannot check an interrupted password write yet; tried again later");
+                    continue;
+                }
+            };
+            if took {
+                let methods = self.security.methods(&user.id).await?;
+                self.finish(
+                    &w.flow_id,
+                    &user,
+                    &actor,
+                    (Purpose::Reset, &methods),
+                    true,
+                    now,
+                )
+                .await?;
+                tracing::info!(user = %user.username, "an interrupted password reset was completed");
+            } else {
+                store.writeback_abandon(&w.flow_id).await?;
+                let mut e = self
+                    .security
+                    .audit(&actor, event::PASSWORD_RESET, false, now);
+                e.reason = Some(format!(
+                    "{}: interrupted before the directory took it",
+                    user.source
+                ));
+                store.append_audit(&e).await?;
+                tracing::info!(user = %user.username, "an interrupted password reset had not reached the directory; the flow was given back");
+            }
+            settled += 1;
+        }
+        Ok(settled)
+    }
+
+    /// Whether the directory holds `password` for the user. A directory lockout refuses even the
+    /// right password (ppolicy answers 49): a locked account is unlocked and asked again — the
+    /// user proved every gate of a reset, which unlocks anyway.
+    async fn took(&self, user: &User, password: &Password) -> Result<bool, DomainError> {
+        if self.directory.holds_password(user, password).await? {
+            return Ok(true);
+        }
+        if !self.directory.is_locked(user).await? {
+            return Ok(false);
+        }
+        self.directory.unlock(user).await?;
+        self.directory.holds_password(user, password).await
     }
 
     /// Unlocks the account once every gate is proven.
@@ -1089,7 +1219,7 @@ impl Reset {
         }
         let actor = Self::actor(user, client);
         // nobody is mailed after an unlock: no methods needed
-        self.finish(&f, user, &actor, (Purpose::Unlock, &[]), now)
+        self.finish(&f.row.id, user, &actor, (Purpose::Unlock, &[]), false, now)
             .await
     }
 
@@ -1108,12 +1238,14 @@ impl Reset {
 
     /// Sessions, other flows, codes and links end; the account is unlocked; after a new
     /// password every address (the user's and those among `methods`) is told; one transaction.
+    /// `recovered`: completed by [`Reset::recover_writebacks`] after a restart.
     async fn finish(
         &self,
-        f: &Open,
+        flow_id: &str,
         user: &User,
         actor: &Actor,
         (purpose, methods): (Purpose, &[Method]),
+        recovered: bool,
         now: i64,
     ) -> Result<(), DomainError> {
         let store = self.store();
@@ -1121,7 +1253,7 @@ impl Reset {
         let ended = Store::reset_complete_in(
             &mut tx,
             &user.id,
-            &f.row.id,
+            flow_id,
             (super::signin::SCOPE_ACCOUNT, &user.username),
             purpose == Purpose::Reset,
             now,
@@ -1133,7 +1265,15 @@ impl Reset {
         };
         let mut e = self.security.audit(actor, audit_event, true, now);
         e.reason = Some(match purpose {
-            Purpose::Reset => format!("written to {}; {ended} sessions signed out", user.source),
+            Purpose::Reset => format!(
+                "written to {}{}; {ended} sessions signed out",
+                user.source,
+                if recovered {
+                    " (completed after a restart)"
+                } else {
+                    ""
+                }
+            ),
             Purpose::Unlock => "self-service".into(),
         });
         crate::store::audit::append_audit_in(&mut tx, &e).await?;
