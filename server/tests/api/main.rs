@@ -5,6 +5,7 @@
 #![allow(clippy::field_reassign_with_default)]
 mod helpers;
 
+mod ad;
 mod config;
 mod domain;
 mod helpdesk;

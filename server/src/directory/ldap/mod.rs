@@ -547,9 +547,12 @@ impl Directory for LdapDirectory {
         let (mut ldap, entry) = self.entry_for_write(user, vec![]).await?;
         let res = if self.is_ad() {
             let value: HashSet<Vec<u8>> = [ad_unicode_pwd(password.expose())].into();
+            // not critical: Windows (2012 R2+) honours it and enforces history on the reset;
+            // Samba does not implement it and refuses a critical one ("Critical extension is
+            // unavailable", rc 12), so with Samba the reset skips history (README, "Directory")
             ldap.with_controls(RawControl {
                 ctype: AD_POLICY_HINTS_OID.into(),
-                crit: true,
+                crit: false,
                 val: Some(AD_POLICY_HINTS_VALUE.to_vec()),
             })
             .modify(&entry.dn, vec![Mod::Replace(b"unicodePwd".to_vec(), value)])

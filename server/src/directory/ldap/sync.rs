@@ -148,10 +148,19 @@ impl SyncService<'_> {
         now: i64,
     ) -> Result<(), DomainError> {
         let since = position.clone().filter(|_| !full);
+        // the groups' own marks, read before the entries: with AD's uSNChanged (one counter
+        // for the whole domain) a group changed after its members would otherwise look newer
+        // than every mark, making each run a full one; a change after this read is newer
+        let groups_mark = self.groups_mark().await?;
         let (found, high_water, mut report) = self.read(opts, since.as_deref()).await?;
         run.seen = found.len() as i64;
-        // the position never moves back (a full run may see only older entries)
         let preset = self.ldap.config.preset;
+        let high_water = match (high_water, groups_mark) {
+            (Some(h), Some(g)) if newer(preset, &g, &h) => Some(g),
+            (None, g) => g,
+            (h, _) => h,
+        };
+        // the position never moves back (a full run may see only older entries)
         run.high_water = match (high_water, position) {
             (Some(h), Some(p)) if newer(preset, &p, &h) => p,
             (Some(h), _) => h,
@@ -501,14 +510,46 @@ impl SyncService<'_> {
     }
 
     /// Whether any configured group (scope, administrators, helpdesk) changed after `mark`.
-    async fn groups_changed_since(&self, mark: &str) -> Result<bool, DomainError> {
+    /// The configured groups (scope, admin, helpdesk).
+    fn groups(&self) -> HashSet<&String> {
         let cfg = &self.ldap.config;
-        let groups: HashSet<&String> = cfg
-            .groups
+        cfg.groups
             .iter()
             .chain(&cfg.admin_groups)
             .chain(&cfg.helpdesk_groups)
-            .collect();
+            .collect()
+    }
+
+    /// The newest change mark among the configured groups (AD only: `modifyTimestamp` marks
+    /// are times, and a group changed before its members' changes is older anyway).
+    async fn groups_mark(&self) -> Result<Option<String>, DomainError> {
+        let cfg = &self.ldap.config;
+        let groups = self.groups();
+        if cfg.preset != Preset::ActiveDirectory || groups.is_empty() {
+            return Ok(None);
+        }
+        let mut ldap = self.ldap.service().await?;
+        let mut mark: Option<String> = None;
+        for g in groups {
+            let entries = ldap
+                .search(g, Scope::Base, "(objectClass=*)", vec![cfg.attrs.changed.as_str()])
+                .await
+                .map_err(|e| DomainError::Directory(format!("group check: {e}")))?;
+            for e in entries.0.into_iter().map(SearchEntry::construct) {
+                if let Some(v) = first(&e, &cfg.attrs.changed) {
+                    if mark.as_deref().is_none_or(|m| newer(cfg.preset, v, m)) {
+                        mark = Some(v.to_string());
+                    }
+                }
+            }
+        }
+        let _ = ldap.unbind().await;
+        Ok(mark)
+    }
+
+    async fn groups_changed_since(&self, mark: &str) -> Result<bool, DomainError> {
+        let cfg = &self.ldap.config;
+        let groups = self.groups();
         if groups.is_empty() {
             return Ok(false);
         }
