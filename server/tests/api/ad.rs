@@ -112,6 +112,7 @@ fn ad_settings(s: &mut Settings, dc: &Samba) {
     s.ldap.bind_password = "Service-Pass-1".into();
     s.ldap.base_dn = format!("OU=Staff,{BASE}");
     s.ldap.groups = vec![format!("CN=mfa-users,CN=Users,{BASE}")];
+    s.ldap.admin_groups = vec![format!("CN=it-admins,CN=Users,{BASE}")];
     s.ldap.sync_interval_minutes = 0;
     s.ldap.timeout_seconds = 5;
     s.ldap.page_size = 2;
@@ -146,17 +147,29 @@ async fn a_samba_domain_controller(db: Db) {
         }
     };
 
-    // a full run imports the group's members (not the service account), by sAMAccountName
+    // a full run imports the group's members, also through a nested group (dan), not the
+    // service account nor eve; ann is an administrator through two levels of nesting
     let run = sync(false).await.expect("first sync");
-    assert_eq!((run.kind.as_str(), run.created), ("full", 3), "{run:?}");
+    assert_eq!((run.kind.as_str(), run.created), ("full", 4), "{run:?}");
     let ann = user("ann").await;
     assert_eq!(ann.source, "ldap:corp");
     assert_eq!(ann.email.as_deref(), Some("ann@example.test"));
-    assert!(app.state.store.find_user_by_username("svc").await.expect("db").is_none());
+    assert_eq!(ann.role, converge::domain::users::Role::Admin);
+    assert_eq!(user("dan").await.role, converge::domain::users::Role::User);
+    for outside in ["svc", "eve"] {
+        assert!(app.state.store.find_user_by_username(outside).await.expect("db").is_none());
+    }
     // an incremental run by uSNChanged sees a changed entry
     set_attribute(&dc, "ann", "mobile", "+31 6 11223344");
     let run = sync(false).await.expect("incremental");
     assert_eq!((run.kind.as_str(), run.updated), ("incremental", 1), "{run:?}");
+    // a member added to the nested group: the next run notices (a full one) and imports her
+    dc.tool(&["group", "addmembers", "contractors", "eve"]);
+    let run = sync(false).await.expect("after the nested change");
+    assert_eq!((run.kind.as_str(), run.created), ("full", 1), "{run:?}");
+    user("eve").await;
+    let run = sync(false).await.expect("quiet");
+    assert_eq!((run.kind.as_str(), run.created, run.updated), ("incremental", 0, 0), "{run:?}");
 
     // sign-in by bind: the right password (no methods yet: the wizard), a wrong one
     let res = app.sign_in("ann", PASSWORD, None).await;

@@ -397,6 +397,7 @@ impl SyncService<'_> {
             None => format!("(&{}{})", cfg.user_filter, self.scope_filter()),
         };
         let attrs = self.attributes();
+        let nested = self.nested_members().await?;
         let mut ldap = self.ldap.service().await?;
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
             Box::new(EntriesOnly::new()),
@@ -421,7 +422,7 @@ impl SyncService<'_> {
                     high = Some(mark.to_string());
                 }
             }
-            match self.parse_entry(&entry) {
+            match self.parse_entry(&entry, &nested) {
                 Ok(f) => {
                     if seen.insert(f.profile.username.as_str().to_string()) {
                         found.push(f);
@@ -455,7 +456,50 @@ impl SyncService<'_> {
         Ok((found, high, errors))
     }
 
-    fn parse_entry(&self, e: &SearchEntry) -> Result<Found, String> {
+    /// AD: the members (DNs) of each configured group through any depth of nesting, one
+    /// DN-only paged search per group with LDAP_MATCHING_RULE_IN_CHAIN; empty elsewhere
+    /// (OpenLDAP's memberOf lists direct memberships).
+    async fn nested_members(&self) -> Result<HashMap<String, HashSet<String>>, DomainError> {
+        let cfg = &self.ldap.config;
+        let mut out = HashMap::new();
+        if cfg.preset != Preset::ActiveDirectory {
+            return Ok(out);
+        }
+        let mut ldap = self.ldap.service().await?;
+        for g in self.groups() {
+            let filter = format!("(&{}{})", cfg.user_filter, in_chain(g));
+            let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+                Box::new(EntriesOnly::new()),
+                Box::new(PagedResults::new(cfg.page_size)),
+            ];
+            let mut search = ldap
+                .streaming_search_with(adapters, &cfg.base_dn, Scope::Subtree, &filter, vec!["1.1"])
+                .await
+                .map_err(|e| DomainError::Directory(format!("nested groups: {e}")))?;
+            let mut members = HashSet::new();
+            while let Some(entry) = search
+                .next()
+                .await
+                .map_err(|e| DomainError::Directory(format!("nested groups: {e}")))?
+            {
+                members.insert(normalize_dn(&SearchEntry::construct(entry).dn));
+            }
+            search
+                .finish()
+                .await
+                .success()
+                .map_err(|e| DomainError::Directory(format!("nested groups: {e}")))?;
+            out.insert(normalize_dn(g), members);
+        }
+        let _ = ldap.unbind().await;
+        Ok(out)
+    }
+
+    fn parse_entry(
+        &self,
+        e: &SearchEntry,
+        nested: &HashMap<String, HashSet<String>>,
+    ) -> Result<Found, String> {
         let cfg = &self.ldap.config;
         let a = &cfg.attrs;
         let username =
@@ -471,11 +515,19 @@ impl SyncService<'_> {
         let phone = |attr: &str| {
             first(e, attr).and_then(|n| PhoneNumber::parse(n, self.default_country).ok())
         };
-        let memberships: Vec<String> = e
+        let mut memberships: Vec<String> = e
             .attrs
             .get(&a.member_of)
             .map(|v| v.iter().map(|d| normalize_dn(d)).collect())
             .unwrap_or_default();
+        // a configured group the entry belongs to through nesting counts as a membership
+        let dn = normalize_dn(&e.dn);
+        memberships.extend(
+            nested
+                .iter()
+                .filter(|(_, members)| members.contains(&dn))
+                .map(|(g, _)| g.clone()),
+        );
         let in_scope = cfg.groups.is_empty() || memberships.iter().any(|g| cfg.groups.contains(g));
         let role = if memberships.iter().any(|g| cfg.admin_groups.contains(g)) {
             Role::Admin
@@ -520,8 +572,9 @@ impl SyncService<'_> {
             .collect()
     }
 
-    /// The newest change mark among the configured groups (AD only: `modifyTimestamp` marks
-    /// are times, and a group changed before its members' changes is older anyway).
+    /// The newest change mark among the configured groups and the groups nested in them (AD
+    /// only: `modifyTimestamp` marks are times, and a group changed before its members' changes
+    /// is older anyway).
     async fn groups_mark(&self) -> Result<Option<String>, DomainError> {
         let cfg = &self.ldap.config;
         let groups = self.groups();
@@ -531,11 +584,20 @@ impl SyncService<'_> {
         let mut ldap = self.ldap.service().await?;
         let mut mark: Option<String> = None;
         for g in groups {
-            let entries = ldap
+            let mut entries = ldap
                 .search(g, Scope::Base, "(objectClass=*)", vec![cfg.attrs.changed.as_str()])
                 .await
-                .map_err(|e| DomainError::Directory(format!("group check: {e}")))?;
-            for e in entries.0.into_iter().map(SearchEntry::construct) {
+                .map_err(|e| DomainError::Directory(format!("group check: {e}")))?
+                .0;
+            // and every group nested in it, wherever it lives in the domain
+            let nested = format!("(&(objectClass=group){})", in_chain(g));
+            entries.extend(
+                ldap.search(&domain_root(g), Scope::Subtree, &nested, vec![cfg.attrs.changed.as_str()])
+                    .await
+                    .map_err(|e| DomainError::Directory(format!("group check: {e}")))?
+                    .0,
+            );
+            for e in entries.into_iter().map(SearchEntry::construct) {
                 if let Some(v) = first(&e, &cfg.attrs.changed) {
                     if mark.as_deref().is_none_or(|m| newer(cfg.preset, v, m)) {
                         mark = Some(v.to_string());
@@ -564,7 +626,18 @@ impl SyncService<'_> {
                 .await
                 .map_err(|e| DomainError::Directory(format!("group check: {e}")))?;
             // 32: noSuchObject — a configured group that is gone changed the scope too
-            if !res.0.is_empty() || res.1.rc == 32 {
+            let mut changed = !res.0.is_empty() || res.1.rc == 32;
+            if !changed && cfg.preset == Preset::ActiveDirectory {
+                // a group nested in it changed (a member added to a subgroup)
+                let nested = format!("(&(objectClass=group){}{filter})", in_chain(g));
+                changed = !ldap
+                    .search(&domain_root(g), Scope::Subtree, &nested, vec!["1.1"])
+                    .await
+                    .map_err(|e| DomainError::Directory(format!("group check: {e}")))?
+                    .0
+                    .is_empty();
+            }
+            if changed {
                 let _ = ldap.unbind().await;
                 return Ok(true);
             }
@@ -636,7 +709,7 @@ impl SyncService<'_> {
         }
         Ok(res.0.into_iter().next().map(|e| {
             let e = SearchEntry::construct(e);
-            let parsed = self.parse_entry(&e);
+            let parsed = self.parse_entry(&e, &HashMap::new());
             (e.dn, parsed)
         }))
     }
@@ -649,12 +722,13 @@ impl SyncService<'_> {
         let any: String = cfg
             .groups
             .iter()
-            .map(|g| {
-                format!(
+            .map(|g| match cfg.preset {
+                Preset::ActiveDirectory => in_chain(g),
+                Preset::OpenLdap => format!(
                     "({}={})",
                     cfg.attrs.member_of,
                     ldap3::ldap_escape(g.as_str())
-                )
+                ),
             })
             .collect();
         format!("(|{any})")
@@ -771,6 +845,24 @@ async fn disable_in(
     e.reason = Some(why.to_string());
     append_audit_in(tx, &e).await?;
     Ok(())
+}
+
+/// AD's LDAP_MATCHING_RULE_IN_CHAIN: members of `group` through any depth of nesting.
+fn in_chain(group: &str) -> String {
+    format!(
+        "(memberOf:1.2.840.113556.1.4.1941:={})",
+        ldap3::ldap_escape(group)
+    )
+}
+
+/// The `DC=` suffix of a DN (the domain a group lives in).
+fn domain_root(dn: &str) -> String {
+    let parts: Vec<&str> = dn.split(',').map(str::trim).collect();
+    let at = parts
+        .iter()
+        .position(|p| p.len() > 3 && p[..3].eq_ignore_ascii_case("dc="))
+        .unwrap_or(parts.len().saturating_sub(1));
+    parts[at..].join(",")
 }
 
 fn first<'e>(e: &'e SearchEntry, attr: &str) -> Option<&'e str> {
