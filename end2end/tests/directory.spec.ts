@@ -52,12 +52,8 @@ test("a directory user signs in with the directory password and resets it back i
   await page.getByRole("button", { name: "Verify" }).click();
   await expect(page).toHaveURL(/\/reset\/finish$/);
 
-  // the directory's password policy (at least 20 characters) speaks through the page
-  const tooShort = "amber finch delta";
-  await page.getByLabel("New password", { exact: true }).fill(tooShort);
-  await page.getByLabel("Confirm new password").fill(tooShort);
-  await page.getByRole("button", { name: "Reset password" }).click();
-  await expect(page.getByTestId(testid.error)).toContainText("PWD-007");
+  // the directory's password policy (ppolicy: at least 20 characters) is shown before she types
+  await expect(page.getByTestId(testid.passwordRules)).toContainText("At least 20 characters");
   expect(directoryAccepts("lena", DIRECTORY_PASSWORD), "nothing changed").toBe(true);
 
   await page.getByLabel("New password", { exact: true }).fill(NEW_PASSWORD);

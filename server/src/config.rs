@@ -175,6 +175,10 @@ pub struct LdapSettings {
     pub directory_lockout_threshold: u32,
     /// Write reset passwords to the directory (Password Modify / unicodePwd).
     pub password_writeback: bool,
+    /// OpenLDAP: the ppolicy entry whose rules (pwdMinLength, pwdInHistory) the new-password
+    /// page shows (slapd's `ppolicy_default`; a user's own `pwdPolicySubentry` wins). Active
+    /// Directory's domain policy is read from the domain object without it.
+    pub password_policy_dn: String,
 }
 
 impl Default for LdapSettings {
@@ -209,6 +213,7 @@ impl Default for LdapSettings {
             mail_updated_users: true,
             directory_lockout_threshold: 0,
             password_writeback: true,
+            password_policy_dn: String::new(),
         }
     }
 }

@@ -28,7 +28,26 @@ pub struct ResetView {
     pub choices: Vec<ResetChoice>,
     pub questions: Vec<String>,
     pub min_length: u32,
+    /// The directory wants three of: capitals, small letters, digits, symbols (AD complexity).
+    pub complexity: bool,
     pub username: String,
+}
+
+/// Active Directory's complexity rule (the part that does not depend on the account): at least
+/// three of capitals, small letters, digits and other characters. Checked live on the page and
+/// again by the server before the directory is asked.
+pub fn meets_complexity(password: &str) -> bool {
+    let has = |f: fn(&char) -> bool| password.chars().any(|c| f(&c));
+    [
+        has(|c| c.is_uppercase()),
+        has(|c| c.is_lowercase()),
+        has(|c| c.is_ascii_digit()),
+        has(|c| !c.is_alphanumeric()),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count()
+        >= 3
 }
 
 /// The first page's proof-of-work challenge (empty when the policy has none).

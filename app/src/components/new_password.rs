@@ -6,7 +6,7 @@ use crate::{routes, text};
 use leptos::prelude::*;
 
 #[island]
-pub fn NewPasswordFields(min_length: u32, username: String) -> impl IntoView {
+pub fn NewPasswordFields(min_length: u32, complexity: bool, username: String) -> impl IntoView {
     let t = text::en();
     let r = t.reset;
     let (password, set_password) = signal(String::new());
@@ -21,6 +21,7 @@ pub fn NewPasswordFields(min_length: u32, username: String) -> impl IntoView {
     let user = username.to_lowercase();
     let no_name =
         move || user.chars().count() < 3 || !password.with(|p| p.to_lowercase().contains(&user));
+    let complex = move || password.with(|p| crate::api::meets_complexity(p));
     let input_type = move || if visible.get() { "text" } else { "password" };
     let mark = move |ok: bool| if ok { "rule ok" } else { "rule" };
     let min_text = r.rule_length.replace("{min}", &min.to_string());
@@ -75,6 +76,7 @@ pub fn NewPasswordFields(min_length: u32, username: String) -> impl IntoView {
                     " (" {move || r.characters.replace("{n}", &count().to_string())} ")"
                 </span>
             </li>
+            {complexity.then(|| view! { <li class=move || mark(complex())>{r.rule_complexity}</li> })}
             <li class=move || mark(matches())>{r.rule_match}</li>
             <li class=move || mark(no_name())>{r.rule_name}</li>
             <li class="rule-note">{r.rule_common}</li>

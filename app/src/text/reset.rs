@@ -45,6 +45,7 @@ strings!(ResetTexts, EN {
     new_password_label: "New password",
     confirm_label: "Confirm new password",
     rule_length: "At least {min} characters",
+    rule_complexity: "At least three of: capital letters, small letters, digits, symbols",
     rule_match: "Both entries match",
     rule_name: "Doesn't contain your username",
     rule_common: "Very common passwords are refused when you submit.",

@@ -22,6 +22,17 @@ pub struct Authentication {
     pub detail: Option<String>,
 }
 
+/// The directory's own password rules, as far as it tells them: shown on the new-password
+/// page before the user types and checked there first (0 / false: none known).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DirectoryRules {
+    pub min_length: usize,
+    /// AD's complexity: three of capitals, small letters, digits, symbols.
+    pub complexity: bool,
+    /// Previous passwords refused (self-service changes; admin resets differ per directory).
+    pub history: u32,
+}
+
 #[async_trait::async_trait]
 pub trait Directory: Send + Sync + 'static {
     /// A short name for logs and the audit log (`local`, `ldap:corp`).
@@ -51,6 +62,12 @@ pub trait Directory: Send + Sync + 'static {
     async fn holds_password(&self, user: &User, password: &Password) -> Result<bool, DomainError> {
         let name = Username::parse(&user.username).map_err(DomainError::Invalid)?;
         Ok(self.authenticate(&name, password).await?.verified && !password.expose().is_empty())
+    }
+
+    /// The directory's password rules for the user (the local directory has none beyond the
+    /// portal's own).
+    async fn password_rules(&self, _user: &User) -> Result<DirectoryRules, DomainError> {
+        Ok(DirectoryRules::default())
     }
 
     /// Clears the directory's own lockout of the user, where it has one (the local directory's
@@ -145,6 +162,13 @@ impl Directory for Directories {
                 .await?
                 .is_ok()),
             None => self.local.holds_password(user, password).await,
+        }
+    }
+
+    async fn password_rules(&self, user: &User) -> Result<DirectoryRules, DomainError> {
+        match self.ldap_for(user) {
+            Some(l) => l.password_rules_for(user).await,
+            None => Ok(DirectoryRules::default()),
         }
     }
 

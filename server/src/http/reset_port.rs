@@ -95,6 +95,7 @@ pub async fn handle(state: &AppState, ctx: &RequestCtx, req: R) -> Result<S, Api
                     .collect(),
                 questions: v.questions,
                 min_length: v.min_length as u32,
+                complexity: v.complexity,
                 username: v.username,
             })
         }),

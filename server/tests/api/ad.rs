@@ -29,7 +29,8 @@ pub struct Samba {
 
 impl Samba {
     async fn start(addr: &'static str) -> Samba {
-        let dir = std::env::temp_dir().join(format!("converge-ad-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("converge-ad-{}", uuid::Uuid::new_v4().simple()));
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../end2end/ad/samba-dc");
         let run = |step: &str| {
             let out = Command::new(script)
@@ -73,7 +74,15 @@ impl Samba {
     fn binds(&self, user: &str, password: &str) -> bool {
         Command::new("ldapsearch")
             .env("LDAPTLS_CACERT", self.dir.join("tls/ca.pem"))
-            .args(["-x", "-H", &self.url(), "-D", &format!("{user}@example.test"), "-w", password])
+            .args([
+                "-x",
+                "-H",
+                &self.url(),
+                "-D",
+                &format!("{user}@example.test"),
+                "-w",
+                password,
+            ])
             .args(["-s", "base", "-b", ""])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -89,7 +98,11 @@ impl Samba {
             .args(["-s", self.dir.join("etc/smb.conf").to_str().expect("path")])
             .output()
             .expect("samba-tool");
-        assert!(out.status.success(), "samba-tool {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "samba-tool {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -143,7 +156,12 @@ async fn a_samba_domain_controller(db: Db) {
     let user = |name: &'static str| {
         let app = &app;
         async move {
-            app.state.store.find_user_by_username(name).await.expect("db").expect("synchronised")
+            app.state
+                .store
+                .find_user_by_username(name)
+                .await
+                .expect("db")
+                .expect("synchronised")
         }
     };
 
@@ -157,25 +175,43 @@ async fn a_samba_domain_controller(db: Db) {
     assert_eq!(ann.role, converge::domain::users::Role::Admin);
     assert_eq!(user("dan").await.role, converge::domain::users::Role::User);
     for outside in ["svc", "eve"] {
-        assert!(app.state.store.find_user_by_username(outside).await.expect("db").is_none());
+        assert!(app
+            .state
+            .store
+            .find_user_by_username(outside)
+            .await
+            .expect("db")
+            .is_none());
     }
     // an incremental run by uSNChanged sees a changed entry
     set_attribute(&dc, "ann", "mobile", "+31 6 11223344");
     let run = sync(false).await.expect("incremental");
-    assert_eq!((run.kind.as_str(), run.updated), ("incremental", 1), "{run:?}");
+    assert_eq!(
+        (run.kind.as_str(), run.updated),
+        ("incremental", 1),
+        "{run:?}"
+    );
     // a member added to the nested group: the next run notices (a full one) and imports her
     dc.tool(&["group", "addmembers", "contractors", "eve"]);
     let run = sync(false).await.expect("after the nested change");
     assert_eq!((run.kind.as_str(), run.created), ("full", 1), "{run:?}");
     user("eve").await;
     let run = sync(false).await.expect("quiet");
-    assert_eq!((run.kind.as_str(), run.created, run.updated), ("incremental", 0, 0), "{run:?}");
+    assert_eq!(
+        (run.kind.as_str(), run.created, run.updated),
+        ("incremental", 0, 0),
+        "{run:?}"
+    );
 
     // sign-in by bind: the right password (no methods yet: the wizard), a wrong one
     let res = app.sign_in("ann", PASSWORD, None).await;
     assert_eq!(location(&res), "/setup");
     let res = app.sign_in("ann", "Wrong-Pass-1", None).await;
-    assert!(location(&res).contains("error=SIG-001"), "{}", location(&res));
+    assert!(
+        location(&res).contains("error=SIG-001"),
+        "{}",
+        location(&res)
+    );
 
     // the domain's own refusals reach the audit trail with their reason
     dc.tool(&["user", "disable", "bob"]);
@@ -183,16 +219,31 @@ async fn a_samba_domain_controller(db: Db) {
     assert!(location(&res).contains("error="), "{}", location(&res));
     let bob = user("bob").await;
     let reasons = audit_reasons(&app, &bob.id).await;
-    assert!(reasons.iter().any(|r| r.contains("account disabled")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("account disabled")),
+        "{reasons:?}"
+    );
     set_attribute(&dc, "cat", "pwdLastSet", "0");
     let res = app.sign_in("cat", PASSWORD, None).await;
     let cat = user("cat").await;
     let reasons = audit_reasons(&app, &cat.id).await;
     assert!(location(&res).contains("error="), "{}", location(&res));
-    assert!(reasons.iter().any(|r| r.contains("must be changed")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("must be changed")),
+        "{reasons:?}"
+    );
+
+    // the domain's password policy, read for the new-password page
+    dc.tool(&["domain", "passwordsettings", "set", "--min-pwd-length=12"]);
+    let dir = &app.state.directory;
+    let rules = dir.password_rules(&ann).await.expect("domain policy");
+    assert_eq!(
+        (rules.min_length, rules.complexity, rules.history),
+        (12, true, 24),
+        "{rules:?}"
+    );
 
     // writeback through unicodePwd over LDAPS: the domain's refusals mapped, then a good one
-    let dir = &app.state.directory;
     let pw = |s: &str| Password::parse(s.to_string()).expect("password");
     let now = app.clock.now();
     for (weak, why) in [("Ab1!", "too short"), ("alllowercaseletters", "complexity")] {
@@ -206,14 +257,20 @@ async fn a_samba_domain_controller(db: Db) {
     assert!(dc.binds("ann", PASSWORD), "nothing changed");
     let new = "Plum-Kettle-Orbit-7";
     dir.set_password(&ann, &pw(new), now).await.expect("reset");
-    assert!(dc.binds("ann", new) && !dc.binds("ann", PASSWORD), "written back");
+    assert!(
+        dc.binds("ann", new) && !dc.binds("ann", PASSWORD),
+        "written back"
+    );
     assert!(dir.holds_password(&ann, &pw(new)).await.expect("bind"));
 
     // locked by the domain (three wrong binds), unlocked by lockoutTime = 0
     for _ in 0..3 {
         assert!(!dc.binds("ann", "Wrong-Pass-1"));
     }
-    assert!(!dc.binds("ann", new), "locked: even the right password is refused");
+    assert!(
+        !dc.binds("ann", new),
+        "locked: even the right password is refused"
+    );
     assert!(dir.is_locked(&ann).await.expect("read"), "lockoutTime set");
     dir.unlock(&ann).await.expect("unlock");
     assert!(!dir.is_locked(&ann).await.expect("read"));
@@ -237,12 +294,27 @@ fn set_attribute(dc: &Samba, user: &str, attr: &str, value: &str) {
     use std::io::Write;
     let mut child = Command::new("ldapmodify")
         .env("LDAPTLS_CACERT", dc.dir.join("tls/ca.pem"))
-        .args(["-x", "-H", &dc.url(), "-D", "Administrator@example.test", "-w", "Admin-Pass-2026!"])
+        .args([
+            "-x",
+            "-H",
+            &dc.url(),
+            "-D",
+            "Administrator@example.test",
+            "-w",
+            "Admin-Pass-2026!",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
         .expect("ldapmodify");
-    let ldif = format!("dn: CN={user},OU=Staff,{BASE}\nchangetype: modify\nreplace: {attr}\n{attr}: {value}\n");
-    child.stdin.take().expect("stdin").write_all(ldif.as_bytes()).expect("write");
+    let ldif = format!(
+        "dn: CN={user},OU=Staff,{BASE}\nchangetype: modify\nreplace: {attr}\n{attr}: {value}\n"
+    );
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(ldif.as_bytes())
+        .expect("write");
     assert!(child.wait().expect("ldapmodify").success(), "set {attr}");
 }

@@ -294,6 +294,7 @@ fn ldap_settings(s: &mut Settings, slapd: &Slapd) {
     s.ldap.base_dn = format!("ou=people,{BASE}");
     s.ldap.groups = vec![GROUP.into()];
     s.ldap.admin_groups = vec![ADMINS.into()];
+    s.ldap.password_policy_dn = format!("cn=default,ou=policies,{BASE}");
     s.ldap.sync_interval_minutes = 0;
     s.ldap.timeout_seconds = 3;
     s.ldap.page_size = 2; // several pages even for a handful of users
@@ -731,12 +732,14 @@ async fn reset_writes_back_to_the_directory(db: Db) {
         .await
         .expect("gate");
 
-    // the directory's policy speaks: long enough for the portal (15), too short for ppolicy
-    // (20); and the history
+    // the directory's policy is shown up front: ppolicy's 20 characters, not the portal's 15,
+    // and checked before the directory is asked; then the history
+    let view = r.view(&token, now).await.expect("view");
+    assert_eq!((view.min_length, view.complexity), (20, false));
     let short = "amber finch delta";
     assert_eq!(
         refused(r.set_password(&token, short, short, &client(), now).await),
-        ErrorCode::PasswordDirectoryPolicy
+        ErrorCode::PasswordTooShort
     );
     let old = "quiet harbour lantern nine";
     assert_eq!(

@@ -349,7 +349,7 @@ pub fn ResetFinishPage() -> impl IntoView {
                         <h2>{r.new_password_title}</h2>
                         <p class="muted">{intro}</p>
                         <ActionForm action>
-                            <NewPasswordFields min_length=v.min_length username=v.username/>
+                            <NewPasswordFields min_length=v.min_length complexity=v.complexity username=v.username/>
                             <button type="submit" class="button primary wide">{r.save_password}</button>
                         </ActionForm>
                     }

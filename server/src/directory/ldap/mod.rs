@@ -10,7 +10,7 @@
 pub mod errors;
 pub mod sync;
 
-use super::{Authentication, Directory};
+use super::{Authentication, Directory, DirectoryRules};
 use crate::domain::error::DomainError;
 use crate::domain::password::Password;
 use crate::domain::users::{User, Username};
@@ -122,6 +122,7 @@ pub struct LdapConfig {
     pub mail_updated_users: bool,
     pub directory_lockout_threshold: u32,
     pub password_writeback: bool,
+    pub password_policy_dn: Option<String>,
 }
 
 /// DNs compare case-insensitively and without the spaces around `,` and `=`.
@@ -266,6 +267,8 @@ impl LdapConfig {
             mail_updated_users: s.mail_updated_users,
             directory_lockout_threshold: s.directory_lockout_threshold,
             password_writeback: s.password_writeback,
+            password_policy_dn: Some(s.password_policy_dn.trim().to_string())
+                .filter(|d| !d.is_empty()),
         })
     }
 
@@ -280,6 +283,16 @@ impl LdapConfig {
     }
 }
 
+/// The `DC=` suffix of a DN (the domain object).
+pub(super) fn domain_root(dn: &str) -> String {
+    let parts: Vec<&str> = dn.split(',').map(str::trim).collect();
+    let at = parts
+        .iter()
+        .position(|p| p.len() > 3 && p[..3].eq_ignore_ascii_case("dc="))
+        .unwrap_or(parts.len().saturating_sub(1));
+    parts[at..].join(",")
+}
+
 fn directory_error(context: &str, e: impl fmt::Display) -> DomainError {
     DomainError::Directory(format!("{context}: {e}"))
 }
@@ -289,7 +302,12 @@ fn directory_error(context: &str, e: impl fmt::Display) -> DomainError {
 pub struct LdapDirectory {
     pub config: LdapConfig,
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// The domain's / default policy's password rules, read at most every five minutes.
+    rules: std::sync::Mutex<Option<(std::time::Instant, String, DirectoryRules)>>,
 }
+
+/// How long the directory's password rules are kept before they are read again.
+const RULES_KEPT: Duration = Duration::from_secs(300);
 
 impl LdapDirectory {
     pub fn new(config: LdapConfig) -> anyhow::Result<LdapDirectory> {
@@ -320,7 +338,11 @@ impl LdapDirectory {
                 ))
             }
         };
-        Ok(LdapDirectory { config, tls })
+        Ok(LdapDirectory {
+            config,
+            tls,
+            rules: Default::default(),
+        })
     }
 
     /// An unbound connection to the first server that answers.
@@ -469,6 +491,76 @@ impl LdapDirectory {
             ))),
             Err(e) => Err(directory_error("user bind", e)),
         }
+    }
+
+    /// The directory's password rules for `user`: AD's domain policy (`minPwdLength`,
+    /// `pwdProperties` complexity, `pwdHistoryLength` on the domain object); OpenLDAP's ppolicy
+    /// entry (`pwdPolicySubentry` of the user, else `password_policy_dn`; `pwdMinLength`,
+    /// `pwdInHistory`). Unknown rules are 0 / false; the directory still has the last word.
+    pub async fn password_rules_for(&self, user: &User) -> Result<DirectoryRules, DomainError> {
+        let mut service = self.service().await?;
+        let policy = if self.is_ad() {
+            Some(domain_root(&self.config.base_dn))
+        } else {
+            let own = self
+                .find_dn(&mut service, &user.username, vec!["pwdPolicySubentry"])
+                .await?
+                .and_then(|e| {
+                    e.attrs
+                        .get("pwdPolicySubentry")
+                        .and_then(|v| v.first().cloned())
+                });
+            own.or_else(|| self.config.password_policy_dn.clone())
+        };
+        let Some(dn) = policy else {
+            let _ = service.unbind().await;
+            return Ok(DirectoryRules::default());
+        };
+        let kept = self.rules.lock().ok().and_then(|c| c.clone());
+        if let Some((_, _, rules)) =
+            kept.filter(|(at, of, _)| at.elapsed() < RULES_KEPT && *of == dn)
+        {
+            let _ = service.unbind().await;
+            return Ok(rules);
+        }
+        let attrs = if self.is_ad() {
+            vec!["minPwdLength", "pwdProperties", "pwdHistoryLength"]
+        } else {
+            vec!["pwdMinLength", "pwdInHistory"]
+        };
+        let (entries, _) = service
+            .with_timeout(self.config.timeout)
+            .search(&dn, Scope::Base, "(objectClass=*)", attrs)
+            .await
+            .map_err(|e| directory_error("password policy", e))?
+            .success()
+            .map_err(|e| directory_error("password policy", e))?;
+        let _ = service.unbind().await;
+        let e = entries.into_iter().next().map(SearchEntry::construct);
+        let num = |attr: &str| {
+            e.as_ref()
+                .and_then(|e| e.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(attr)))
+                .and_then(|(_, v)| v.first())
+                .and_then(|v| v.parse::<u32>().ok())
+                .unwrap_or(0)
+        };
+        let rules = if self.is_ad() {
+            DirectoryRules {
+                min_length: num("minPwdLength") as usize,
+                complexity: num("pwdProperties") & 1 == 1,
+                history: num("pwdHistoryLength"),
+            }
+        } else {
+            DirectoryRules {
+                min_length: num("pwdMinLength") as usize,
+                complexity: false,
+                history: num("pwdInHistory"),
+            }
+        };
+        if let Ok(mut c) = self.rules.lock() {
+            *c = Some((std::time::Instant::now(), dn, rules));
+        }
+        Ok(rules)
     }
 
     fn is_ad(&self) -> bool {

@@ -14,7 +14,7 @@
 //! run (`modifyTimestamp` / `uSNChanged`) and cannot see deletions, so a full run happens at
 //! least every `full_sync_hours`. A run never half-applies: it is one transaction.
 
-use super::{normalize_dn, LdapDirectory, Preset};
+use super::{domain_root, normalize_dn, LdapDirectory, Preset};
 use crate::domain::audit::{event, AuditEntry};
 use crate::domain::error::DomainError;
 use crate::domain::users::{
@@ -585,17 +585,27 @@ impl SyncService<'_> {
         let mut mark: Option<String> = None;
         for g in groups {
             let mut entries = ldap
-                .search(g, Scope::Base, "(objectClass=*)", vec![cfg.attrs.changed.as_str()])
+                .search(
+                    g,
+                    Scope::Base,
+                    "(objectClass=*)",
+                    vec![cfg.attrs.changed.as_str()],
+                )
                 .await
                 .map_err(|e| DomainError::Directory(format!("group check: {e}")))?
                 .0;
             // and every group nested in it, wherever it lives in the domain
             let nested = format!("(&(objectClass=group){})", in_chain(g));
             entries.extend(
-                ldap.search(&domain_root(g), Scope::Subtree, &nested, vec![cfg.attrs.changed.as_str()])
-                    .await
-                    .map_err(|e| DomainError::Directory(format!("group check: {e}")))?
-                    .0,
+                ldap.search(
+                    &domain_root(g),
+                    Scope::Subtree,
+                    &nested,
+                    vec![cfg.attrs.changed.as_str()],
+                )
+                .await
+                .map_err(|e| DomainError::Directory(format!("group check: {e}")))?
+                .0,
             );
             for e in entries.into_iter().map(SearchEntry::construct) {
                 if let Some(v) = first(&e, &cfg.attrs.changed) {
@@ -853,16 +863,6 @@ fn in_chain(group: &str) -> String {
         "(memberOf:1.2.840.113556.1.4.1941:={})",
         ldap3::ldap_escape(group)
     )
-}
-
-/// The `DC=` suffix of a DN (the domain a group lives in).
-fn domain_root(dn: &str) -> String {
-    let parts: Vec<&str> = dn.split(',').map(str::trim).collect();
-    let at = parts
-        .iter()
-        .position(|p| p.len() > 3 && p[..3].eq_ignore_ascii_case("dc="))
-        .unwrap_or(parts.len().saturating_sub(1));
-    parts[at..].join(",")
 }
 
 fn first<'e>(e: &'e SearchEntry, attr: &str) -> Option<&'e str> {

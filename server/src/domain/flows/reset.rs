@@ -112,6 +112,8 @@ pub struct FlowView {
     pub questions: Vec<String>,
     /// Minimum length of the new password.
     pub min_length: usize,
+    /// The directory's complexity rule applies (shown and checked before the directory is asked).
+    pub complexity: bool,
     /// Username, for the page's live "must not contain" hint (only once all gates passed).
     pub username: String,
 }
@@ -334,6 +336,7 @@ impl Reset {
             choices: vec![],
             questions: vec![],
             min_length: 0,
+            complexity: false,
             username: String::new(),
         };
         if passed >= gates {
@@ -345,7 +348,8 @@ impl Reset {
                 Purpose::Reset => Stage::NewPassword,
                 Purpose::Unlock => Stage::Unlock,
             };
-            view.min_length = self.min_length(&self.security.methods(&user.id).await?);
+            let methods = self.security.methods(&user.id).await?;
+            (view.min_length, view.complexity) = self.password_rules(user, &methods).await;
             view.username = user.username.clone();
             return Ok(view);
         }
@@ -476,6 +480,20 @@ impl Reset {
             .ok_or(DomainError::Refused(ErrorCode::SetupExpired))?;
         let m = methods.into_iter().find(|m| m.row.id == c.id);
         Ok((c, m))
+    }
+
+    /// The new password's rules: the portal's minimum or the directory's, whichever is longer,
+    /// and the directory's complexity rule. A directory that cannot be read now leaves the
+    /// portal's rules (the directory still has the last word when the password is written).
+    async fn password_rules(&self, user: &User, methods: &[Method]) -> (usize, bool) {
+        let own = self.min_length(methods);
+        match self.directory.password_rules(user).await {
+            Ok(d) => (own.max(d.min_length), d.complexity),
+            Err(err) => {
+                tracing::warn!(user = %user.username, error = %err, "cannot read the directory's password rules");
+                (own, false)
+            }
+        }
     }
 
     /// NIST SP 800-63B-4: shorter passwords only for accounts with a second factor.
@@ -1049,7 +1067,7 @@ impl Reset {
         let f = self.open(token, now).await?;
         let user = self.ready(&f, Purpose::Reset)?;
         let methods = self.security.methods(&user.id).await?;
-        let min = self.min_length(&methods);
+        let (min, complexity) = self.password_rules(user, &methods).await;
         let org = self.security.org_name.clone();
         self.rules
             .check(
@@ -1059,6 +1077,9 @@ impl Reset {
                 &[&user.username, &user.display_name, &org],
             )
             .map_err(DomainError::Refused)?;
+        if complexity && !converge_app::api::meets_complexity(password) {
+            return Err(DomainError::Refused(ErrorCode::PasswordDirectoryPolicy));
+        }
         let pw = Password::parse(password.to_string())
             .map_err(|_| DomainError::Refused(ErrorCode::PasswordTooLong))?;
         let store = self.store();
