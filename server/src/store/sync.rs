@@ -184,6 +184,27 @@ impl Store {
 
     /// The users that came from `source`, with groups, by username: all of them, or only those
     /// `named` (an incremental run looks at what changed, not at everyone).
+    /// Every user of `source` with a directory id: external id → (user id, username).
+    pub async fn external_ids(
+        &self,
+        source: &str,
+    ) -> Result<HashMap<String, (String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT external_id, id, username FROM users WHERE source = $1 AND external_id IS NOT NULL",
+        )
+        .bind(source)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("external_id")?,
+                    (r.try_get("id")?, r.try_get("username")?),
+                ))
+            })
+            .collect()
+    }
+
     pub async fn users_from_source(
         &self,
         source: &str,
@@ -304,5 +325,41 @@ pub async fn disable_user_in(
         .bind(user_id)
         .execute(&mut *conn)
         .await?;
+    Ok(())
+}
+
+/// A directory user renamed in the directory: the same user (id, methods, history) gets the new
+/// name, in the sync's transaction.
+pub async fn rename_user_in(
+    conn: &mut AnyConnection,
+    id: &str,
+    username: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET username = $1, updated_at = $2 WHERE id = $3")
+        .bind(username)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Records the directory's id of a user that has none yet (the first run after an upgrade,
+/// or a new user).
+pub async fn stamp_external_id_in(
+    conn: &mut AnyConnection,
+    source: &str,
+    username: &str,
+    external_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE users SET external_id = $1 WHERE source = $2 AND username = $3 AND external_id IS NULL",
+    )
+    .bind(external_id)
+    .bind(source)
+    .bind(username)
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }

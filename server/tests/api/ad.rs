@@ -275,6 +275,39 @@ async fn a_samba_domain_controller(db: Db) {
     dir.unlock(&ann).await.expect("unlock");
     assert!(!dir.is_locked(&ann).await.expect("read"));
     assert!(dc.binds("ann", new), "unlocked");
+
+    // stable identity: matched by objectGUID, a renamed account keeps its id (methods, history)
+    let guid: Option<String> = sqlx::query_scalar("SELECT external_id FROM users WHERE id = $1")
+        .bind(&ann.id)
+        .fetch_one(app.state.store.pool())
+        .await
+        .expect("external id");
+    assert_eq!(
+        guid.as_deref().map(str::len),
+        Some(36),
+        "objectGUID as a UUID: {guid:?}"
+    );
+    dc.tool(&["user", "rename", "ann", "--samaccountname=anna"]);
+    // (bob's and cat's changes made above come along: updated counts them too)
+    let run = sync(false).await.expect("after the rename");
+    assert_eq!(run.created, 0, "{run:?}");
+    let anna = user("anna").await;
+    assert_eq!(anna.id, ann.id, "the same user");
+    assert!(app
+        .state
+        .store
+        .find_user_by_username("ann")
+        .await
+        .expect("db")
+        .is_none());
+    let reasons = audit_reasons(&app, &ann.id).await;
+    assert!(
+        reasons.iter().any(|r| r.contains("renamed from ann")),
+        "{reasons:?}"
+    );
+    let run = sync(true).await.expect("full");
+    assert_eq!((run.created, run.disabled), (0, 0), "{run:?}");
+    assert!(user("anna").await.enabled);
 }
 
 /// The reasons of a user's audit lines.

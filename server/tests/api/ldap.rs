@@ -378,6 +378,17 @@ async fn full_and_incremental_sync(db: Db) {
     let lena = user(&app, "lena").await.expect("lena imported");
     assert_eq!(lena.source, "ldap:corp");
     assert_eq!(lena.display_name, "Lena Lindqvist");
+    // matched by entryUUID from now on (a rename keeps the user)
+    let uuid: Option<String> = sqlx::query_scalar("SELECT external_id FROM users WHERE id = $1")
+        .bind(&lena.id)
+        .fetch_one(app.state.store.pool())
+        .await
+        .expect("external id");
+    assert_eq!(
+        uuid.as_deref().map(str::len),
+        Some(36),
+        "entryUUID: {uuid:?}"
+    );
     assert_eq!(lena.email.as_deref(), Some("lena@example.org"));
     assert_eq!(lena.mobile_phone.as_deref(), Some("+31612345678"), "E.164");
     assert_eq!(lena.groups, vec![normalize_dn(GROUP)]);

@@ -49,6 +49,8 @@ pub struct AttributeMap {
     pub changed: String,
     /// Directory lockout: `pwdAccountLockedTime` or `lockoutTime`.
     pub lock: String,
+    /// The entry's immutable id: `entryUUID` or `objectGUID` (binary).
+    pub external_id: String,
 }
 
 impl Preset {
@@ -64,6 +66,7 @@ impl Preset {
                 member_of: s("memberOf"),
                 changed: s("modifyTimestamp"),
                 lock: s("pwdAccountLockedTime"),
+                external_id: s("entryUUID"),
             },
             Preset::ActiveDirectory => AttributeMap {
                 username: s("sAMAccountName"),
@@ -74,6 +77,7 @@ impl Preset {
                 member_of: s("memberOf"),
                 changed: s("uSNChanged"),
                 lock: s("lockoutTime"),
+                external_id: s("objectGUID"),
             },
         }
     }

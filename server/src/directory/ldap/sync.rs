@@ -23,7 +23,9 @@ use crate::domain::users::{
 use crate::notify::messages::Notice;
 use crate::notify::Notifier;
 use crate::store::audit::append_audit_in;
-use crate::store::sync::{disable_user_in, sync_run_finish_in, SyncRun};
+use crate::store::sync::{
+    disable_user_in, rename_user_in, stamp_external_id_in, sync_run_finish_in, SyncRun,
+};
 use crate::store::users::{upsert_user_in, Upserted};
 use crate::store::Store;
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
@@ -64,11 +66,15 @@ pub struct SyncService<'a> {
 struct Found {
     profile: UserProfile,
     in_scope: bool,
+    /// The entry's immutable id (objectGUID as a UUID, entryUUID), when the directory gives it.
+    external_id: Option<String>,
 }
 
 enum Change {
     Create(UserProfile),
     Update(Box<User>, UserProfile),
+    /// The same directory entry under a new name: (user id, old name, profile).
+    Rename(String, String, UserProfile),
 }
 
 impl SyncService<'_> {
@@ -148,9 +154,9 @@ impl SyncService<'_> {
         now: i64,
     ) -> Result<(), DomainError> {
         let since = position.clone().filter(|_| !full);
-        // the groups' own marks, read before the entries: with AD's uSNChanged (one counter
-        // for the whole domain) a group changed after its members would otherwise look newer
-        // than every mark, making each run a full one; a change after this read is newer
+        // the groups' own marks, read before the entries: a group changed after its members
+        // (AD's uSNChanged is one counter for the whole domain) would otherwise look newer than
+        // every mark, making the next run a full one; a change after this read is newer
         let groups_mark = self.groups_mark().await?;
         let (found, high_water, mut report) = self.read(opts, since.as_deref()).await?;
         run.seen = found.len() as i64;
@@ -184,12 +190,34 @@ impl SyncService<'_> {
             .into_iter()
             .collect();
 
+        // users are matched by the directory's id first: a renamed entry is the same person
+        let known_ids = self.store.external_ids(&cfg.source).await?;
+        let mut stamps: Vec<(&str, &str)> = Vec::new();
+
         // plan
         let mut changes = Vec::new();
         let mut to_disable: Vec<&User> = Vec::new();
         let mut in_scope: HashSet<&str> = HashSet::new();
         for f in &found {
             let name = f.profile.username.as_str();
+            let known = f.external_id.as_deref().and_then(|x| known_ids.get(x));
+            if let Some((id, old)) = known.filter(|(_, old)| old != name) {
+                if !f.in_scope {
+                    continue; // renamed and out of scope: a full run disables the old name
+                }
+                in_scope.insert(old.as_str());
+                if taken.contains(name) || existing.contains_key(name) {
+                    report.push(format!(
+                        "{name}: renamed from {old} in the directory, but another user has this name; not renamed"
+                    ));
+                } else {
+                    changes.push(Change::Rename(id.clone(), old.clone(), f.profile.clone()));
+                }
+                continue;
+            }
+            if let (Some(x), None) = (f.external_id.as_deref(), known) {
+                stamps.push((name, x));
+            }
             if !f.in_scope {
                 if let Some(u) = existing.get(name).filter(|u| u.enabled) {
                     to_disable.push(u);
@@ -226,6 +254,9 @@ impl SyncService<'_> {
                 match c {
                     Change::Create(p) => report.push(format!("would create {}", p.username)),
                     Change::Update(u, _) => report.push(format!("would update {}", u.username)),
+                    Change::Rename(_, old, p) => {
+                        report.push(format!("would rename {old} to {}", p.username))
+                    }
                 }
             }
             for u in &to_disable {
@@ -261,9 +292,22 @@ impl SyncService<'_> {
         let mut mails = false;
         for (i, change) in changes.iter().enumerate() {
             let profile = match change {
-                Change::Create(p) | Change::Update(_, p) => p,
+                Change::Create(p) | Change::Update(_, p) | Change::Rename(_, _, p) => p,
             };
+            if let Change::Rename(id, old, p) = change {
+                rename_user_in(&mut tx, id, p.username.as_str(), now).await?;
+                let mut e = AuditEntry::new(event::USER_UPDATED, true, now);
+                e.user_id = Some(id.clone());
+                e.username = Some(p.username.as_str().to_string());
+                e.actor = Some(format!("sync:{}", opts.actor));
+                e.reason = Some(format!("{} sync: renamed from {old}", cfg.source));
+                append_audit_in(&mut tx, &e).await?;
+            }
             let (id, outcome) = upsert_user_in(&mut tx, profile, None, &cfg.source, now).await?;
+            let outcome = match (change, outcome) {
+                (Change::Rename(..), Upserted::Unchanged) => Upserted::Updated,
+                (_, o) => o,
+            };
             let ev = match outcome {
                 Upserted::Created => {
                     run.created += 1;
@@ -357,6 +401,10 @@ impl SyncService<'_> {
                 run.disabled += 1;
             }
             run.status = "done".into();
+        }
+        // the directory's ids of users that had none (new ones, or the first run after an upgrade)
+        for (name, external_id) in &stamps {
+            stamp_external_id_in(&mut tx, &cfg.source, name, external_id).await?;
         }
         run.finished_at = now;
         let mut e = AuditEntry::new(event::SYNC_RUN, true, now);
@@ -545,7 +593,19 @@ impl SyncService<'_> {
         let mut groups = memberships;
         groups.sort();
         groups.dedup();
+        let external_id = match cfg.preset {
+            // objectGUID is 16 bytes in AD's mixed-endian GUID layout
+            Preset::ActiveDirectory => e
+                .bin_attrs
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(&a.external_id))
+                .and_then(|(_, v)| v.first())
+                .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+                .map(|b| uuid::Uuid::from_bytes_le(b).to_string()),
+            Preset::OpenLdap => first(e, &a.external_id).map(|v| v.to_ascii_lowercase()),
+        };
         Ok(Found {
+            external_id,
             profile: UserProfile {
                 username,
                 display_name,
@@ -572,13 +632,13 @@ impl SyncService<'_> {
             .collect()
     }
 
-    /// The newest change mark among the configured groups and the groups nested in them (AD
-    /// only: `modifyTimestamp` marks are times, and a group changed before its members' changes
-    /// is older anyway).
+    /// The newest change mark among the configured groups (and, on AD, the groups nested in
+    /// them): a group changed after its members would otherwise look newer than the mark and
+    /// make the next run a full one.
     async fn groups_mark(&self) -> Result<Option<String>, DomainError> {
         let cfg = &self.ldap.config;
         let groups = self.groups();
-        if cfg.preset != Preset::ActiveDirectory || groups.is_empty() {
+        if groups.is_empty() {
             return Ok(None);
         }
         let mut ldap = self.ldap.service().await?;
@@ -595,18 +655,20 @@ impl SyncService<'_> {
                 .map_err(|e| DomainError::Directory(format!("group check: {e}")))?
                 .0;
             // and every group nested in it, wherever it lives in the domain
-            let nested = format!("(&(objectClass=group){})", in_chain(g));
-            entries.extend(
-                ldap.search(
-                    &domain_root(g),
-                    Scope::Subtree,
-                    &nested,
-                    vec![cfg.attrs.changed.as_str()],
-                )
-                .await
-                .map_err(|e| DomainError::Directory(format!("group check: {e}")))?
-                .0,
-            );
+            if cfg.preset == Preset::ActiveDirectory {
+                let nested = format!("(&(objectClass=group){})", in_chain(g));
+                entries.extend(
+                    ldap.search(
+                        &domain_root(g),
+                        Scope::Subtree,
+                        &nested,
+                        vec![cfg.attrs.changed.as_str()],
+                    )
+                    .await
+                    .map_err(|e| DomainError::Directory(format!("group check: {e}")))?
+                    .0,
+                );
+            }
             for e in entries.into_iter().map(SearchEntry::construct) {
                 if let Some(v) = first(&e, &cfg.attrs.changed) {
                     if mark.as_deref().is_none_or(|m| newer(cfg.preset, v, m)) {
@@ -757,6 +819,7 @@ impl SyncService<'_> {
             &a.member_of,
             &a.changed,
             &a.lock,
+            &a.external_id,
         ]
         .iter()
         .map(|s| s.to_string())
