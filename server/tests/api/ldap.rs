@@ -25,6 +25,7 @@ both_databases! {
     sign_in_by_bind => sign_in_by_bind;
     reset_writes_back_to_the_directory => reset_writes_back_to_the_directory;
     directory_down => directory_down;
+    failover_and_readiness_per_server => failover_and_readiness_per_server;
     ldaps_and_starttls_with_a_private_ca => ldaps_and_starttls_with_a_private_ca;
     a_run_failing_midway_changes_nothing => a_run_failing_midway_changes_nothing;
     local_users_are_never_taken_over => local_users_are_never_taken_over;
@@ -791,6 +792,42 @@ async fn reset_writes_back_to_the_directory(db: Db) {
     assert!(
         matches!(again, Err(DomainError::Refused(ErrorCode::PasswordHistory))),
         "{again:?}"
+    );
+}
+
+async fn failover_and_readiness_per_server(db: Db) {
+    let dead = format!("ldap://127.0.0.1:{}", free_port());
+    let (app, mut slapd) = ldap_app(db, |s| {
+        s.ldap.timeout_seconds = 2;
+        let live = s.ldap.urls[0].clone();
+        s.ldap.urls = vec![dead.clone(), live];
+    })
+    .await;
+    // the first server is down: the second serves sync and sign-in
+    sync(&app, false, false)
+        .await
+        .expect("sync through the second server");
+    let res = app
+        .sign_in("lena", "quiet harbour lantern nine", None)
+        .await;
+    assert_eq!(location(&res), "/setup");
+    // ready, and the body names the server that is down
+    let res = app.get("/readyz", None).await;
+    assert_eq!(res.status(), 200);
+    let body = res.text().await.expect("body");
+    assert!(
+        body.starts_with("ready\n") && body.contains(&format!("degraded: directory server {dead}")),
+        "{body}"
+    );
+    // both down: not ready, each server's reason in the body (after the 5 s the answer is kept)
+    slapd.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(5100)).await;
+    let res = app.get("/readyz", None).await;
+    assert_eq!(res.status(), 503);
+    let body = res.text().await.expect("body");
+    assert!(
+        body.contains("directory unreachable") && body.contains(&dead),
+        "{body}"
     );
 }
 

@@ -353,18 +353,8 @@ impl LdapDirectory {
     pub async fn connect(&self) -> Result<Ldap, DomainError> {
         let mut failures = Vec::new();
         for url in &self.config.urls {
-            let mut settings = LdapConnSettings::new()
-                .set_conn_timeout(self.config.timeout)
-                .set_starttls(self.config.starttls && url.starts_with("ldap://"));
-            if let Some(tls) = &self.tls {
-                settings = settings.set_config(tls.clone());
-            }
-            match LdapConnAsync::with_settings(settings, url).await {
-                Ok((conn, mut ldap)) => {
-                    ldap3::drive!(conn);
-                    ldap.with_timeout(self.config.timeout);
-                    return Ok(ldap);
-                }
+            match self.connect_to(url).await {
+                Ok(ldap) => return Ok(ldap),
                 Err(e) => {
                     tracing::warn!(%url, error = %e, "LDAP server unreachable; trying the next");
                     failures.push(format!("{url}: {e}"));
@@ -375,6 +365,44 @@ impl LdapDirectory {
             "no LDAP server answered ({})",
             failures.join("; ")
         )))
+    }
+
+    /// An unbound connection to one server.
+    async fn connect_to(&self, url: &str) -> Result<Ldap, LdapError> {
+        let mut settings = LdapConnSettings::new()
+            .set_conn_timeout(self.config.timeout)
+            .set_starttls(self.config.starttls && url.starts_with("ldap://"));
+        if let Some(tls) = &self.tls {
+            settings = settings.set_config(tls.clone());
+        }
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, url).await?;
+        ldap3::drive!(conn);
+        ldap.with_timeout(self.config.timeout);
+        Ok(ldap)
+    }
+
+    /// Each server of `urls` on its own: connect and bind as the service account (for
+    /// `/readyz`: one server down is a degraded directory, all down an unreachable one).
+    pub async fn probe_each(&self) -> Vec<(String, Result<(), String>)> {
+        futures::future::join_all(self.config.urls.iter().map(|url| self.probe(url))).await
+    }
+
+    async fn probe(&self, url: &str) -> (String, Result<(), String>) {
+        let answer = match self.connect_to(url).await {
+            Err(e) => Err(e.to_string()),
+            Ok(mut ldap) => {
+                let bound = ldap
+                    .simple_bind(&self.config.bind_dn, &self.config.bind_password.0)
+                    .await;
+                let _ = ldap.unbind().await;
+                match bound {
+                    Ok(r) if r.rc == 0 => Ok(()),
+                    Ok(r) => Err(format!("the service account cannot bind (rc {})", r.rc)),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        };
+        (url.to_string(), answer)
     }
 
     /// A connection bound as the service account.
