@@ -165,23 +165,14 @@ impl Store {
 
     /// Claims the flow for completion: true for exactly one caller.
     pub async fn reset_claim(&self, id: &str, now: i64) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE reset_flows SET finished_at = $1 WHERE id = $2 AND finished_at = 0 AND expires_at > $1",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(self.pool())
-        .await?;
-        Ok(r.rows_affected() == 1)
+        let mut conn = self.pool().acquire().await?;
+        reset_claim_in(&mut conn, id, now).await
     }
 
     /// Gives a claimed flow back (the directory refused the password; the user may try again).
     pub async fn reset_release(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE reset_flows SET finished_at = 0 WHERE id = $1")
-            .bind(id)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        reset_release_in(&mut conn, id).await
     }
 
     /// Claims the flow (as [`Store::reset_claim`]) and records the directory write about to
@@ -189,16 +180,7 @@ impl Store {
     /// [`Store::writebacks_before`]. False when the flow was already claimed or expired.
     pub async fn reset_claim_for_writeback(&self, w: &Writeback) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
-        let claimed = sqlx::query(
-            "UPDATE reset_flows SET finished_at = $1 WHERE id = $2 AND finished_at = 0 AND expires_at > $1",
-        )
-        .bind(w.started_at)
-        .bind(&w.flow_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !claimed {
+        if !reset_claim_in(&mut tx, &w.flow_id, w.started_at).await? {
             return Ok(false);
         }
         sqlx::query(
@@ -224,10 +206,7 @@ impl Store {
             .bind(flow_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE reset_flows SET finished_at = 0 WHERE id = $1")
-            .bind(flow_id)
-            .execute(&mut *tx)
-            .await?;
+        reset_release_in(&mut tx, flow_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -413,4 +392,29 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+/// Claims an open, unexpired flow for its final step (false: claimed already, or expired).
+async fn reset_claim_in(
+    conn: &mut sqlx::AnyConnection,
+    id: &str,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let r = sqlx::query(
+        "UPDATE reset_flows SET finished_at = $1 WHERE id = $2 AND finished_at = 0 AND expires_at > $1",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// Gives a claimed flow back.
+async fn reset_release_in(conn: &mut sqlx::AnyConnection, id: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE reset_flows SET finished_at = 0 WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

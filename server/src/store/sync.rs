@@ -182,8 +182,6 @@ impl Store {
         Ok(())
     }
 
-    /// The users that came from `source`, with groups, by username: all of them, or only those
-    /// `named` (an incremental run looks at what changed, not at everyone).
     /// Every user of `source` with a directory id: external id → (user id, username).
     pub async fn external_ids(
         &self,
@@ -205,6 +203,8 @@ impl Store {
             .collect()
     }
 
+    /// The users that came from `source`, with groups, by username: all of them, or only those
+    /// `named` (an incremental run looks at what changed, not at everyone).
     pub async fn users_from_source(
         &self,
         source: &str,

@@ -5,6 +5,7 @@
 //! directory's refusals mapped, and unlock by `lockoutTime = 0`.
 
 use crate::helpers::*;
+use crate::ldap::{audit_reasons, external_id};
 use converge::clock::Clock;
 use converge::config::Settings;
 use converge::domain::error::DomainError;
@@ -277,11 +278,7 @@ async fn a_samba_domain_controller(db: Db) {
     assert!(dc.binds("ann", new), "unlocked");
 
     // stable identity: matched by objectGUID, a renamed account keeps its id (methods, history)
-    let guid: Option<String> = sqlx::query_scalar("SELECT external_id FROM users WHERE id = $1")
-        .bind(&ann.id)
-        .fetch_one(app.state.store.pool())
-        .await
-        .expect("external id");
+    let guid = external_id(&app, &ann.id).await;
     assert_eq!(
         guid.as_deref().map(str::len),
         Some(36),
@@ -308,18 +305,6 @@ async fn a_samba_domain_controller(db: Db) {
     let run = sync(true).await.expect("full");
     assert_eq!((run.created, run.disabled), (0, 0), "{run:?}");
     assert!(user("anna").await.enabled);
-}
-
-/// The reasons of a user's audit lines.
-async fn audit_reasons(app: &TestApp, user_id: &str) -> Vec<String> {
-    app.state
-        .store
-        .audit_for_user(user_id, 50)
-        .await
-        .expect("audit")
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect()
 }
 
 /// Sets one attribute as Administrator over LDAPS.

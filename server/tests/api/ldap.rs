@@ -338,7 +338,7 @@ async fn user(app: &TestApp, name: &str) -> Option<converge::domain::users::User
 }
 
 /// The reasons of a user's audit lines, newest first.
-async fn audit_reasons(app: &TestApp, user_id: &str) -> Vec<String> {
+pub async fn audit_reasons(app: &TestApp, user_id: &str) -> Vec<String> {
     app.state
         .store
         .audit_for_user(user_id, 50)
@@ -347,6 +347,15 @@ async fn audit_reasons(app: &TestApp, user_id: &str) -> Vec<String> {
         .into_iter()
         .filter_map(|e| e.reason)
         .collect()
+}
+
+/// The directory id the sync recorded for a user.
+pub async fn external_id(app: &TestApp, user_id: &str) -> Option<String> {
+    sqlx::query_scalar("SELECT external_id FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_one(app.state.store.pool())
+        .await
+        .expect("external id")
 }
 
 /// modifyTimestamp has a resolution of one second: let the directory's clock move on.
@@ -380,11 +389,7 @@ async fn full_and_incremental_sync(db: Db) {
     assert_eq!(lena.source, "ldap:corp");
     assert_eq!(lena.display_name, "Lena Lindqvist");
     // matched by entryUUID from now on (a rename keeps the user)
-    let uuid: Option<String> = sqlx::query_scalar("SELECT external_id FROM users WHERE id = $1")
-        .bind(&lena.id)
-        .fetch_one(app.state.store.pool())
-        .await
-        .expect("external id");
+    let uuid = external_id(&app, &lena.id).await;
     assert_eq!(
         uuid.as_deref().map(str::len),
         Some(36),

@@ -287,6 +287,17 @@ impl LdapConfig {
     }
 }
 
+/// An attribute's first value (attribute names are case-insensitive).
+pub(super) fn first<'e>(e: &'e SearchEntry, attr: &str) -> Option<&'e str> {
+    // the server answers in its own spelling
+    e.attrs
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+        .and_then(|(_, v)| v.first())
+        .map(String::as_str)
+        .filter(|v| !v.trim().is_empty())
+}
+
 /// The `DC=` suffix of a DN (the domain object).
 pub(super) fn domain_root(dn: &str) -> String {
     let parts: Vec<&str> = dn.split(',').map(str::trim).collect();
@@ -537,11 +548,7 @@ impl LdapDirectory {
             let own = self
                 .find_dn(&mut service, &user.username, vec!["pwdPolicySubentry"])
                 .await?
-                .and_then(|e| {
-                    e.attrs
-                        .get("pwdPolicySubentry")
-                        .and_then(|v| v.first().cloned())
-                });
+                .and_then(|e| first(&e, "pwdPolicySubentry").map(str::to_string));
             own.or_else(|| self.config.password_policy_dn.clone())
         };
         let Some(dn) = policy else {
@@ -571,8 +578,7 @@ impl LdapDirectory {
         let e = entries.into_iter().next().map(SearchEntry::construct);
         let num = |attr: &str| {
             e.as_ref()
-                .and_then(|e| e.attrs.iter().find(|(k, _)| k.eq_ignore_ascii_case(attr)))
-                .and_then(|(_, v)| v.first())
+                .and_then(|e| first(e, attr))
                 .and_then(|v| v.parse::<u32>().ok())
                 .unwrap_or(0)
         };

@@ -14,7 +14,7 @@
 //! run (`modifyTimestamp` / `uSNChanged`) and cannot see deletions, so a full run happens at
 //! least every `full_sync_hours`. A run never half-applies: it is one transaction.
 
-use super::{domain_root, normalize_dn, LdapDirectory, Preset};
+use super::{domain_root, first, normalize_dn, LdapDirectory, Preset};
 use crate::domain::audit::{event, AuditEntry};
 use crate::domain::error::DomainError;
 use crate::domain::users::{
@@ -70,6 +70,13 @@ struct Found {
     external_id: Option<String>,
 }
 
+/// The configured groups' newest change mark, and whether one of them is gone.
+#[derive(Default)]
+struct GroupsMark {
+    mark: Option<String>,
+    missing: bool,
+}
+
 enum Change {
     Create(UserProfile),
     Update(Box<User>, UserProfile),
@@ -91,12 +98,23 @@ impl SyncService<'_> {
         let mut full = opts.full
             || high_water.is_none()
             || last_full.is_none_or(|t| now - t >= cfg.full_sync_seconds);
-        if !full {
-            // membership changes do not reliably touch the member's entry (OpenLDAP's memberof
-            // overlay leaves modifyTimestamp alone on a re-add): a changed group means a full run
-            if let Some(mark) = &high_water {
-                full = self.groups_changed_since(mark).await?;
-            }
+        // the groups' own marks, read before the entries. Membership changes do not reliably
+        // touch the member's entry (OpenLDAP's memberof overlay leaves modifyTimestamp alone on
+        // a re-add; AD's memberOf is a back link): a group changed (or gone) since the last run
+        // means a full run. The marks then join the position: a group changed after its members
+        // (AD's uSNChanged is one counter for the whole domain) would otherwise look newer than
+        // every mark, making every run a full one; a change after this read is newer.
+        // (A failed read stops a would-be incremental run before it starts; a full run records
+        // the failure.)
+        let groups = match self.groups_mark().await {
+            Err(e) if !full => return Err(e),
+            groups => groups,
+        };
+        if let (false, Ok(g), Some(mark)) = (full, &groups, &high_water) {
+            full = g.missing
+                || g.mark
+                    .as_deref()
+                    .is_some_and(|m| newer(cfg.preset, m, mark));
         }
         let mut run = SyncRun {
             id: uuid::Uuid::new_v4().to_string(),
@@ -129,9 +147,13 @@ impl SyncService<'_> {
                 }
             })
         };
-        let applied = self
-            .read_and_apply(&mut run, opts, (high_water, full), now)
-            .await;
+        let applied = match groups {
+            Ok(g) => {
+                self.read_and_apply(&mut run, opts, (high_water, g.mark, full), now)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
         heartbeat.abort();
         record_run(&run, applied.is_ok(), started.elapsed().as_secs_f64());
         match applied {
@@ -150,28 +172,19 @@ impl SyncService<'_> {
         &self,
         run: &mut SyncRun,
         opts: &SyncOptions,
-        (position, full): (Option<String>, bool),
+        (position, groups_mark, full): (Option<String>, Option<String>, bool),
         now: i64,
     ) -> Result<(), DomainError> {
         let since = position.clone().filter(|_| !full);
-        // the groups' own marks, read before the entries: a group changed after its members
-        // (AD's uSNChanged is one counter for the whole domain) would otherwise look newer than
-        // every mark, making the next run a full one; a change after this read is newer
-        let groups_mark = self.groups_mark().await?;
         let (found, high_water, mut report) = self.read(opts, since.as_deref()).await?;
         run.seen = found.len() as i64;
-        let preset = self.ldap.config.preset;
-        let high_water = match (high_water, groups_mark) {
-            (Some(h), Some(g)) if newer(preset, &g, &h) => Some(g),
-            (None, g) => g,
-            (h, _) => h,
-        };
-        // the position never moves back (a full run may see only older entries)
-        run.high_water = match (high_water, position) {
-            (Some(h), Some(p)) if newer(preset, &p, &h) => p,
-            (Some(h), _) => h,
-            (None, p) => p.unwrap_or_default(),
-        };
+        // the newest of the entries', the groups' and the old position: the position never
+        // moves back (a full run may see only older entries)
+        let mut newest = None;
+        for mark in [high_water, groups_mark, position].iter().flatten() {
+            keep_newest(self.ldap.config.preset, &mut newest, mark);
+        }
+        run.high_water = newest.unwrap_or_default();
         let cfg = &self.ldap.config;
         let names: Vec<String> = found
             .iter()
@@ -466,9 +479,7 @@ impl SyncService<'_> {
         {
             let entry = SearchEntry::construct(entry);
             if let Some(mark) = first(&entry, &a.changed) {
-                if high.as_deref().is_none_or(|h| newer(cfg.preset, mark, h)) {
-                    high = Some(mark.to_string());
-                }
+                keep_newest(cfg.preset, &mut high, mark);
             }
             match self.parse_entry(&entry, &nested) {
                 Ok(f) => {
@@ -621,7 +632,6 @@ impl SyncService<'_> {
         })
     }
 
-    /// Whether any configured group (scope, administrators, helpdesk) changed after `mark`.
     /// The configured groups (scope, admin, helpdesk).
     fn groups(&self) -> HashSet<&String> {
         let cfg = &self.ldap.config;
@@ -632,19 +642,18 @@ impl SyncService<'_> {
             .collect()
     }
 
-    /// The newest change mark among the configured groups (and, on AD, the groups nested in
-    /// them): a group changed after its members would otherwise look newer than the mark and
-    /// make the next run a full one.
-    async fn groups_mark(&self) -> Result<Option<String>, DomainError> {
+    /// The newest change mark among the configured groups (scope, administrators, helpdesk)
+    /// and, on AD, the groups nested in them; and whether a configured group is gone.
+    async fn groups_mark(&self) -> Result<GroupsMark, DomainError> {
         let cfg = &self.ldap.config;
         let groups = self.groups();
+        let mut out = GroupsMark::default();
         if groups.is_empty() {
-            return Ok(None);
+            return Ok(out);
         }
         let mut ldap = self.ldap.service().await?;
-        let mut mark: Option<String> = None;
         for g in groups {
-            let mut entries = ldap
+            let res = ldap
                 .search(
                     g,
                     Scope::Base,
@@ -652,8 +661,10 @@ impl SyncService<'_> {
                     vec![cfg.attrs.changed.as_str()],
                 )
                 .await
-                .map_err(|e| DomainError::Directory(format!("group check: {e}")))?
-                .0;
+                .map_err(|e| DomainError::Directory(format!("group check: {e}")))?;
+            // 32: noSuchObject — a configured group that is gone changed the scope too
+            out.missing |= res.1.rc == 32;
+            let mut entries = res.0;
             // and every group nested in it, wherever it lives in the domain
             if cfg.preset == Preset::ActiveDirectory {
                 let nested = format!("(&(objectClass=group){})", in_chain(g));
@@ -671,51 +682,12 @@ impl SyncService<'_> {
             }
             for e in entries.into_iter().map(SearchEntry::construct) {
                 if let Some(v) = first(&e, &cfg.attrs.changed) {
-                    if mark.as_deref().is_none_or(|m| newer(cfg.preset, v, m)) {
-                        mark = Some(v.to_string());
-                    }
+                    keep_newest(cfg.preset, &mut out.mark, v);
                 }
             }
         }
         let _ = ldap.unbind().await;
-        Ok(mark)
-    }
-
-    async fn groups_changed_since(&self, mark: &str) -> Result<bool, DomainError> {
-        let cfg = &self.ldap.config;
-        let groups = self.groups();
-        if groups.is_empty() {
-            return Ok(false);
-        }
-        let mut ldap = self.ldap.service().await?;
-        // strictly later than the mark: a group changed in the mark's own second was seen by
-        // that run (or is caught by the next full run)
-        let (attr, mark) = (&cfg.attrs.changed, ldap3::ldap_escape(mark));
-        let filter = format!("(&({attr}>={mark})(!({attr}={mark})))");
-        for g in groups {
-            let res = ldap
-                .search(g, Scope::Base, &filter, vec!["1.1"])
-                .await
-                .map_err(|e| DomainError::Directory(format!("group check: {e}")))?;
-            // 32: noSuchObject — a configured group that is gone changed the scope too
-            let mut changed = !res.0.is_empty() || res.1.rc == 32;
-            if !changed && cfg.preset == Preset::ActiveDirectory {
-                // a group nested in it changed (a member added to a subgroup)
-                let nested = format!("(&(objectClass=group){}{filter})", in_chain(g));
-                changed = !ldap
-                    .search(&domain_root(g), Scope::Subtree, &nested, vec!["1.1"])
-                    .await
-                    .map_err(|e| DomainError::Directory(format!("group check: {e}")))?
-                    .0
-                    .is_empty();
-            }
-            if changed {
-                let _ = ldap.unbind().await;
-                return Ok(true);
-            }
-        }
-        let _ = ldap.unbind().await;
-        Ok(false)
+        Ok(out)
     }
 
     /// For `converge check-config`: binds as the service account and shows what the first user
@@ -928,18 +900,15 @@ fn in_chain(group: &str) -> String {
     )
 }
 
-fn first<'e>(e: &'e SearchEntry, attr: &str) -> Option<&'e str> {
-    // attribute names are case-insensitive; the server answers in its own spelling
-    e.attrs
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case(attr))
-        .and_then(|(_, v)| v.first())
-        .map(String::as_str)
-        .filter(|v| !v.trim().is_empty())
-}
-
 /// Is change mark `a` later than `b`? (`uSNChanged` is a number, `modifyTimestamp` a
 /// GeneralizedTime that sorts as text.)
+/// Keeps in `slot` the newer of it and `mark`.
+fn keep_newest(preset: Preset, slot: &mut Option<String>, mark: &str) {
+    if slot.as_deref().is_none_or(|s| newer(preset, mark, s)) {
+        *slot = Some(mark.to_string());
+    }
+}
+
 fn newer(preset: Preset, a: &str, b: &str) -> bool {
     match preset {
         Preset::ActiveDirectory => a.parse::<u64>().unwrap_or(0) > b.parse::<u64>().unwrap_or(0),
