@@ -159,7 +159,13 @@ pub struct LdapSettings {
     pub attr_mobile: String,
     pub attr_phone: String,
     pub attr_member_of: String,
+    /// A second sign-in name (AD: `userPrincipalName`; OpenLDAP: none unless set, e.g. `mail`).
+    pub attr_principal: String,
     pub page_size: u32,
+    /// Bound service-account connections kept open for reuse.
+    pub pool_size: u32,
+    /// User binds (sign-ins) in flight at once; more wait up to `timeout_seconds`.
+    pub max_concurrent_binds: u32,
     /// Minutes between scheduled runs (0: only `converge sync`).
     pub sync_interval_minutes: u32,
     /// Incremental runs in between; a full run at least this often.
@@ -179,6 +185,9 @@ pub struct LdapSettings {
     /// page shows (slapd's `ppolicy_default`; a user's own `pwdPolicySubentry` wins). Active
     /// Directory's domain policy is read from the domain object without it.
     pub password_policy_dn: String,
+    /// Follow nested groups for `groups`, `admin_groups`, `helpdesk_groups` (AD: the in-chain
+    /// matching rule; OpenLDAP: groups that are members, through the memberof overlay).
+    pub nested_groups: bool,
 }
 
 impl Default for LdapSettings {
@@ -205,7 +214,10 @@ impl Default for LdapSettings {
             attr_mobile: String::new(),
             attr_phone: String::new(),
             attr_member_of: String::new(),
+            attr_principal: String::new(),
             page_size: 500,
+            pool_size: 4,
+            max_concurrent_binds: 32,
             sync_interval_minutes: 60,
             full_sync_hours: 24,
             disable_threshold: 5,
@@ -214,6 +226,7 @@ impl Default for LdapSettings {
             directory_lockout_threshold: 0,
             password_writeback: true,
             password_policy_dn: String::new(),
+            nested_groups: true,
         }
     }
 }

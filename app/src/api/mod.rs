@@ -91,10 +91,12 @@ pub enum ErrorCode {
     TokenResyncFailed,
     TokenUnavailable,
     RecoveryInvalid,
+    /// The right password, but the directory wants it changed first (expired, must change).
+    PasswordExpired,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 67] = [
+    pub const ALL: [ErrorCode; 68] = [
         ErrorCode::SigninFailed,
         ErrorCode::NotSignedIn,
         ErrorCode::RequestBlocked,
@@ -162,6 +164,7 @@ impl ErrorCode {
         ErrorCode::TokenResyncFailed,
         ErrorCode::TokenUnavailable,
         ErrorCode::RecoveryInvalid,
+        ErrorCode::PasswordExpired,
     ];
 
     /// The code shown to users and written in logs, e.g. `SIG-001`.
@@ -234,6 +237,7 @@ impl ErrorCode {
             ErrorCode::TokenResyncFailed => "TOK-002",
             ErrorCode::TokenUnavailable => "TOK-003",
             ErrorCode::RecoveryInvalid => "REC-001",
+            ErrorCode::PasswordExpired => "SIG-002",
         }
     }
 

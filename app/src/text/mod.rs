@@ -181,6 +181,7 @@ pub const EN: Texts = Texts {
         ("TOK-001", "That serial number and code don't match a hardware token that can be added. Check the serial number on the back of the token, press its button and type the code it shows."),
         ("TOK-002", "Those two codes don't follow each other on this token. Press the button twice and type both codes, in order."),
         ("TOK-003", "That hardware token can't be assigned: it is not in the inventory, or it already belongs to someone. Check the serial number, or release the token first."),
+        ("SIG-002", "Your password has expired, or your organisation requires you to change it before you sign in. Choose a new one with \u{201c}Can't access your account?\u{201d} below: you will confirm it's you with your security info."),
         ("REC-001", "That recovery code is not valid: it is wrong or has already been used. Each recovery code works once."),
         ("TAP-001", "That Temporary Access Pass is not valid: it is wrong, expired or already used. Ask your helpdesk for a new one."),
         ("DIR-503", "The directory that stores your password can't be reached right now. Nothing was changed; please try again in a few minutes."),

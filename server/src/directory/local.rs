@@ -58,6 +58,7 @@ impl Directory for LocalDirectory {
             user,
             verified,
             detail: None,
+            expired: false,
         })
     }
 

@@ -20,6 +20,9 @@ pub struct Authentication {
     pub verified: bool,
     /// Why the directory refused, for the audit log only (`directory: account locked`).
     pub detail: Option<String>,
+    /// The directory took the password but it has expired or must be changed first (AD
+    /// `data 532` / `data 773`, ppolicy passwordExpired): the user is told to reset it.
+    pub expired: bool,
 }
 
 /// The directory's own password rules, as far as it tells them: shown on the new-password
@@ -126,6 +129,7 @@ impl Directory for Directories {
                 user,
                 verified: local_ok,
                 detail: None,
+                expired: false,
             });
         };
         // the directory sees a real bind only for a portal user the portal would let in
@@ -138,6 +142,11 @@ impl Directory for Directories {
             .await?;
         Ok(Authentication {
             verified: user.is_some() && verdict.is_ok(),
+            expired: real
+                && verdict
+                    .as_ref()
+                    .err()
+                    .is_some_and(|d| ldap::errors::means_expired(d)),
             detail: verdict.err(),
             user,
         })

@@ -2,13 +2,15 @@
 
 use std::fmt;
 
-/// A sign-in name: trimmed, lower-cased, 1–64 of `a-z 0-9 . _ - @`.
+/// A sign-in name: trimmed, Unicode NFC, lower-cased, 1–64 letters (any script), digits and
+/// `. _ - @` — so `zoë` typed precomposed or decomposed is one name, and `Zoë` is `zoë`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Username(String);
 
 impl Username {
     pub fn parse(s: &str) -> Result<Username, String> {
-        let s = s.trim().to_lowercase();
+        use unicode_normalization::UnicodeNormalization;
+        let s: String = s.trim().nfc().collect::<String>().to_lowercase();
         if s.is_empty() {
             return Err("username is empty".into());
         }
@@ -17,7 +19,7 @@ impl Username {
         }
         if let Some(c) = s
             .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')))
+            .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')))
         {
             return Err(format!(
                 "username contains `{c}` (allowed: letters, digits, . _ - @)"

@@ -9,7 +9,7 @@ use super::AppState;
 use crate::domain::error::DomainError;
 use crate::domain::flows::session::hash_token;
 use crate::domain::flows::session::{self, Client};
-use crate::domain::flows::signin::{self, SigninDeps, SigninInput, SigninOutcome};
+use crate::domain::flows::signin::{self, RejectReason, SigninDeps, SigninInput, SigninOutcome};
 use converge_app::api::{ActivityItem, ApiError, ErrorCode, ReportCheck, SecurityInfo};
 use converge_app::ssr::{
     AccountRequest, AccountStatus, Backend, ReportRequest, RequestCtx, SigninRequest, SigninStatus,
@@ -91,6 +91,10 @@ impl Backend for PortalBackend {
                             },
                             Err(e) => SigninStatus::Failed(unavailable(e).code()),
                         }
+                    }
+                    Ok(SigninOutcome::Rejected(RejectReason::PasswordExpired)) => {
+                        s.metrics.signin(SigninResult::Rejected);
+                        SigninStatus::Failed(ErrorCode::PasswordExpired)
                     }
                     Ok(SigninOutcome::Rejected(reason)) => {
                         s.metrics.signin(SigninResult::Rejected);

@@ -182,22 +182,23 @@ impl Store {
         Ok(())
     }
 
-    /// Every user of `source` with a directory id: external id → (user id, username).
-    pub async fn external_ids(
-        &self,
-        source: &str,
-    ) -> Result<HashMap<String, (String, String)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT external_id, id, username FROM users WHERE source = $1 AND external_id IS NOT NULL",
-        )
-        .bind(source)
-        .fetch_all(self.pool())
-        .await?;
+    /// How every user of `source` is known to the directory: username → (user id, directory
+    /// id, second sign-in name).
+    pub async fn identities(&self, source: &str) -> Result<HashMap<String, Identity>, StoreError> {
+        let rows =
+            sqlx::query("SELECT id, username, external_id, principal FROM users WHERE source = $1")
+                .bind(source)
+                .fetch_all(self.pool())
+                .await?;
         rows.iter()
             .map(|r| {
                 Ok((
-                    r.try_get("external_id")?,
-                    (r.try_get("id")?, r.try_get("username")?),
+                    r.try_get("username")?,
+                    Identity {
+                        id: r.try_get("id")?,
+                        external_id: r.try_get("external_id")?,
+                        principal: r.try_get("principal")?,
+                    },
                 ))
             })
             .collect()
@@ -340,6 +341,30 @@ pub async fn rename_user_in(
         .bind(username)
         .bind(now)
         .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A directory user's ids (`Store::identities`).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub id: String,
+    pub external_id: Option<String>,
+    pub principal: Option<String>,
+}
+
+/// Records a user's second sign-in name (None: the directory has none any more).
+pub async fn set_principal_in(
+    conn: &mut AnyConnection,
+    source: &str,
+    username: &str,
+    principal: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE users SET principal = $1 WHERE source = $2 AND username = $3")
+        .bind(principal)
+        .bind(source)
+        .bind(username)
         .execute(&mut *conn)
         .await?;
     Ok(())

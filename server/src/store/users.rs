@@ -37,6 +37,30 @@ impl Store {
         }
     }
 
+    /// The username a typed name stands for: the typed name itself when it is a username, else
+    /// the one user whose directory principal (AD `userPrincipalName`) — or, with `email`, whose
+    /// stored address — it is; otherwise the typed name unchanged. Throttles count against what
+    /// this returns, so every name of one account shares one budget.
+    pub async fn canonical_name(&self, typed: &str, email: bool) -> Result<String, StoreError> {
+        let typed = typed.trim().to_lowercase();
+        let rows = sqlx::query(if email {
+            "SELECT username FROM users WHERE username = $1 OR principal = $1 OR LOWER(email) = $1 LIMIT 3"
+        } else {
+            "SELECT username FROM users WHERE username = $1 OR principal = $1 LIMIT 3"
+        })
+        .bind(&typed)
+        .fetch_all(self.pool())
+        .await?;
+        let names: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("username"))
+            .collect::<Result<_, _>>()?;
+        Ok(match names.as_slice() {
+            [one] => one.clone(),
+            _ => typed,
+        })
+    }
+
     pub async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         let mut conn = self.pool().acquire().await?;
         let row = sqlx::query(&format!(

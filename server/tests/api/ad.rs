@@ -1,8 +1,10 @@
 //! Active Directory for real: a Samba AD domain controller (end2end/ad/samba-dc, Debian's
 //! samba-ad-dc) provisioned per test on its own loopback address (AD's ports are fixed), over
-//! LDAPS with a private CA: sync by `uSNChanged`, sign-in by bind with AD's refusals (disabled
-//! `data 533`, must change `data 773`, locked `data 775`), `unicodePwd` writeback with the
-//! directory's refusals mapped, and unlock by `lockoutTime = 0`.
+//! LDAPS with a private CA: sync by `uSNChanged`, nested groups, sign-in by bind with the
+//! sAMAccountName or the userPrincipalName (one budget) and AD's refusals (disabled `data 533`,
+//! must change `data 773`, locked `data 775`), a non-ASCII name, `unicodePwd` writeback with
+//! the directory's refusals mapped, the domain's and a fine-grained password policy, unlock by
+//! `lockoutTime = 0`, renamed and re-created accounts.
 
 use crate::helpers::*;
 use crate::ldap::{audit_reasons, external_id};
@@ -204,7 +206,42 @@ async fn a_samba_domain_controller(db: Db) {
         "{run:?}"
     );
 
+    // a name in another script: zoë typed precomposed, decomposed or capitalised is one user
+    let zoe = "zo\u{eb}";
+    dc.tool(&[
+        "user",
+        "create",
+        zoe,
+        PASSWORD,
+        "--userou=OU=Staff",
+        "--use-username-as-cn",
+    ]);
+    dc.tool(&["group", "addmembers", "mfa-users", zoe]);
+    let run = sync(false).await.expect("after zoë");
+    assert_eq!(run.created, 1, "{run:?}");
+    user(zoe).await;
+    for typed in ["zo\u{eb}", "zoe\u{308}", "Zo\u{cb}"] {
+        let res = app.sign_in(typed, PASSWORD, None).await;
+        assert_eq!(location(&res), "/setup", "{typed:?}");
+    }
+
     // sign-in by bind: the right password (no methods yet: the wizard), a wrong one
+    let res = app.sign_in("ann", PASSWORD, None).await;
+    assert_eq!(location(&res), "/setup");
+    // the userPrincipalName is a second name of the same account, with the same budget: a
+    // failure under it counts against ann
+    let res = app.sign_in("Ann@Example.Test", PASSWORD, None).await;
+    assert_eq!(location(&res), "/setup", "UPN sign-in");
+    let res = app.sign_in("ann@example.test", "Wrong-Pass-1", None).await;
+    assert!(location(&res).contains("error=SIG-001"));
+    let spent = app
+        .state
+        .store
+        .throttle(converge::domain::flows::signin::SCOPE_ACCOUNT, "ann")
+        .await
+        .expect("db")
+        .expect("counted under the username");
+    assert_eq!(spent.consecutive, 1);
     let res = app.sign_in("ann", PASSWORD, None).await;
     assert_eq!(location(&res), "/setup");
     let res = app.sign_in("ann", "Wrong-Pass-1", None).await;
@@ -228,10 +265,24 @@ async fn a_samba_domain_controller(db: Db) {
     let res = app.sign_in("cat", PASSWORD, None).await;
     let cat = user("cat").await;
     let reasons = audit_reasons(&app, &cat.id).await;
-    assert!(location(&res).contains("error="), "{}", location(&res));
+    // the right password that must be changed: told so (SIG-002, go and reset it); a wrong
+    // one stays the one answer for everything
     assert!(
-        reasons.iter().any(|r| r.contains("must be changed")),
+        location(&res).contains("error=SIG-002"),
+        "{}",
+        location(&res)
+    );
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("password_expired; directory: password must be changed")),
         "{reasons:?}"
+    );
+    let res = app.sign_in("cat", "Wrong-Pass-1", None).await;
+    assert!(
+        location(&res).contains("error=SIG-001"),
+        "{}",
+        location(&res)
     );
 
     // the domain's password policy, read for the new-password page
@@ -241,6 +292,13 @@ async fn a_samba_domain_controller(db: Db) {
     assert_eq!(
         (rules.min_length, rules.complexity, rules.history),
         (12, true, 24),
+        "{rules:?}"
+    );
+    // dan's fine-grained policy (through contractors) wins over the domain's
+    let rules = dir.password_rules(&user("dan").await).await.expect("pso");
+    assert_eq!(
+        (rules.min_length, rules.complexity, rules.history),
+        (14, true, 5),
         "{rules:?}"
     );
 
@@ -305,6 +363,46 @@ async fn a_samba_domain_controller(db: Db) {
     let run = sync(true).await.expect("full");
     assert_eq!((run.created, run.disabled), (0, 0), "{run:?}");
     assert!(user("anna").await.enabled);
+    let res = app.sign_in("ann@example.test", new, None).await;
+    assert_eq!(location(&res), "/setup", "the UPN follows the rename");
+
+    // deleted and created again under the same name: a new person, not the old cat with her
+    // methods; the old one is kept disabled under a retired name
+    dc.tool(&["user", "delete", "cat"]);
+    dc.tool(&[
+        "user",
+        "create",
+        "cat",
+        PASSWORD,
+        "--userou=OU=Staff",
+        "--use-username-as-cn",
+    ]);
+    dc.tool(&["group", "addmembers", "mfa-users", "cat"]);
+    let run = sync(false).await.expect("after the re-creation");
+    assert_eq!((run.created, run.disabled), (1, 1), "{run:?}");
+    let new_cat = user("cat").await;
+    assert_ne!(new_cat.id, cat.id);
+    assert_ne!(
+        external_id(&app, &new_cat.id).await,
+        external_id(&app, &cat.id).await
+    );
+    let old = app
+        .state
+        .store
+        .find_user(&cat.id)
+        .await
+        .expect("db")
+        .expect("kept");
+    assert!(!old.enabled && old.username.starts_with("cat#"), "{old:?}");
+    let reasons = audit_reasons(&app, &cat.id).await;
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("deleted and created again")),
+        "{reasons:?}"
+    );
+    let run = sync(true).await.expect("full after the re-creation");
+    assert_eq!((run.created, run.disabled), (0, 0), "{run:?}");
 }
 
 /// Sets one attribute as Administrator over LDAPS.

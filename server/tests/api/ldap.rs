@@ -526,6 +526,47 @@ async fn full_and_incremental_sync(db: Db) {
         events.contains(&("user_created".into(), "sync:test".into())),
         "{events:?}"
     );
+
+    // nested groups (memberOf through the memberof overlay): a group inside the scope group
+    // brings its members, at any depth
+    next_second().await;
+    let contractors = "cn=contractors,ou=groups,dc=example,dc=org";
+    let temps = "cn=temps,ou=groups,dc=example,dc=org";
+    slapd.modify(
+        "ldapadd",
+        &(person("pia", "Pia Peters", None, "pia-directory-pw")
+            + &person("quin", "Quin Quist", None, "quin-directory-pw")
+            + &format!(
+                "dn: {temps}\nobjectClass: groupOfNames\ncn: temps\nmember: {}\n\n\
+                 dn: {contractors}\nobjectClass: groupOfNames\ncn: contractors\nmember: {temps}\n\n",
+                dn("pia")
+            )),
+    );
+    slapd.modify(
+        "ldapmodify",
+        &format!("dn: {GROUP}\nchangetype: modify\nadd: member\nmember: {contractors}\n"),
+    );
+    let run = sync(&app, false, false).await.expect("nested");
+    assert_eq!((run.kind.as_str(), run.created), ("full", 1), "{run:?}");
+    let pia = user(&app, "pia").await.expect("pia through two levels");
+    assert!(
+        pia.groups.contains(&normalize_dn(GROUP)),
+        "{:?}",
+        pia.groups
+    );
+    assert!(user(&app, "quin").await.is_none());
+    // a member added deep down changes only the innermost group: noticed all the same
+    next_second().await;
+    slapd.modify(
+        "ldapmodify",
+        &format!(
+            "dn: {temps}\nchangetype: modify\nadd: member\nmember: {}\n",
+            dn("quin")
+        ),
+    );
+    let run = sync(&app, false, false).await.expect("deep change");
+    assert_eq!((run.kind.as_str(), run.created), ("full", 1), "{run:?}");
+    assert!(user(&app, "quin").await.is_some());
 }
 
 async fn threshold_holds_and_approval(db: Db) {
@@ -629,15 +670,36 @@ async fn threshold_holds_and_approval(db: Db) {
 
 async fn sign_in_by_bind(db: Db) {
     // the directory locks after 3 failures: the portal must lock first (after 2)
-    let (app, slapd) = ldap_app(db, |s| s.ldap.directory_lockout_threshold = 3).await;
+    let (app, slapd) = ldap_app(db, |s| {
+        s.ldap.directory_lockout_threshold = 3;
+        s.ldap.max_concurrent_binds = 1;
+    })
+    .await;
     assert_eq!(app.state.config.policy.signin.lockout_threshold, 2);
     sync(&app, false, false).await.expect("sync");
+    let directory = app.state.ldap.clone().expect("ldap");
 
     // right password: signed in (and, without security info, the wizard)
     let res = app
         .sign_in("lena", "quiet harbour lantern nine", None)
         .await;
     assert_eq!(location(&res), "/setup");
+    // the service account's connection is kept and reused, not opened per sign-in
+    assert_eq!(directory.idle_connections(), 1);
+    // a burst above the bind bound waits its turn: every sign-in still gets its answer
+    // (three people: one account's parallel tries are the throttle's to refuse)
+    let burst = futures::future::join_all(
+        [
+            ("lena", "quiet harbour lantern nine"),
+            ("mark", "mark-directory-pw"),
+            ("olga", "olga-directory-pw"),
+        ]
+        .map(|(name, pw)| app.sign_in(name, pw, None)),
+    )
+    .await;
+    let answers: Vec<_> = burst.iter().map(location).collect();
+    assert!(answers.iter().all(|l| l == "/setup"), "{answers:?}");
+    assert!((1..=4).contains(&directory.idle_connections()));
     // wrong password, unknown names and filter injection all get the same answer
     for (name, pw) in [
         ("lena", "wrong-password"),

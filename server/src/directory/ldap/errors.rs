@@ -89,12 +89,21 @@ pub fn ad_data_code(text: &str) -> Option<&str> {
         .filter(|c| (1..=4).contains(&c.len()) && c.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+const EXPIRED: &str = "directory: password expired";
+const MUST_CHANGE: &str = "directory: password must be changed";
+
+/// Whether a bind failure (`bind_failure`) means the password was right but has expired or
+/// must be changed first (the directory says so only for the right password).
+pub fn means_expired(detail: &str) -> bool {
+    detail == EXPIRED || detail == MUST_CHANGE
+}
+
 /// Why a bind failed, for the audit log (never shown to the user).
 pub fn bind_failure(res: &LdapResult) -> String {
     if let Some(p) = ppolicy_error(res) {
         return match p {
             PpolicyError::AccountLocked => "directory: account locked".into(),
-            PpolicyError::PasswordExpired => "directory: password expired".into(),
+            PpolicyError::PasswordExpired => EXPIRED.into(),
             other => format!("directory: {other:?}"),
         };
     }
@@ -103,10 +112,10 @@ pub fn bind_failure(res: &LdapResult) -> String {
         Some("52e") => "directory: wrong password".into(),
         Some("530") => "directory: not permitted at this time".into(),
         Some("531") => "directory: not permitted from this workstation".into(),
-        Some("532") => "directory: password expired".into(),
+        Some("532") => EXPIRED.into(),
         Some("533") => "directory: account disabled".into(),
         Some("701") => "directory: account expired".into(),
-        Some("773") => "directory: password must be changed".into(),
+        Some("773") => MUST_CHANGE.into(),
         Some("775") => "directory: account locked".into(),
         Some(other) => format!("directory: refused (data {other})"),
         None => format!("directory: refused (rc {})", res.rc),

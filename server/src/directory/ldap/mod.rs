@@ -51,6 +51,8 @@ pub struct AttributeMap {
     pub lock: String,
     /// The entry's immutable id: `entryUUID` or `objectGUID` (binary).
     pub external_id: String,
+    /// A second sign-in name: `userPrincipalName` on AD; empty (none) on OpenLDAP.
+    pub principal: String,
 }
 
 impl Preset {
@@ -67,6 +69,7 @@ impl Preset {
                 changed: s("modifyTimestamp"),
                 lock: s("pwdAccountLockedTime"),
                 external_id: s("entryUUID"),
+                principal: String::new(),
             },
             Preset::ActiveDirectory => AttributeMap {
                 username: s("sAMAccountName"),
@@ -78,6 +81,7 @@ impl Preset {
                 changed: s("uSNChanged"),
                 lock: s("lockoutTime"),
                 external_id: s("objectGUID"),
+                principal: s("userPrincipalName"),
             },
         }
     }
@@ -127,6 +131,9 @@ pub struct LdapConfig {
     pub directory_lockout_threshold: u32,
     pub password_writeback: bool,
     pub password_policy_dn: Option<String>,
+    pub nested_groups: bool,
+    pub pool_size: usize,
+    pub max_concurrent_binds: usize,
 }
 
 /// DNs compare case-insensitively and without the spaces around `,` and `=`.
@@ -223,6 +230,12 @@ impl LdapConfig {
         if !(1..=5000).contains(&s.page_size) {
             problems.push("ldap.page_size: 1 to 5000".into());
         }
+        if s.pool_size > 64 {
+            problems.push("ldap.pool_size: 0 to 64".into());
+        }
+        if !(1..=1024).contains(&s.max_concurrent_binds) {
+            problems.push("ldap.max_concurrent_binds: 1 to 1024".into());
+        }
         if s.timeout_seconds == 0 || s.timeout_seconds > 300 {
             problems.push("ldap.timeout_seconds: 1 to 300".into());
         }
@@ -234,6 +247,7 @@ impl LdapConfig {
             (&s.attr_mobile, &mut attrs.mobile),
             (&s.attr_phone, &mut attrs.phone),
             (&s.attr_member_of, &mut attrs.member_of),
+            (&s.attr_principal, &mut attrs.principal),
         ] {
             if !value.is_empty() {
                 if !value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
@@ -273,6 +287,9 @@ impl LdapConfig {
             password_writeback: s.password_writeback,
             password_policy_dn: Some(s.password_policy_dn.trim().to_string())
                 .filter(|d| !d.is_empty()),
+            nested_groups: s.nested_groups,
+            pool_size: s.pool_size as usize,
+            max_concurrent_binds: s.max_concurrent_binds as usize,
         })
     }
 
@@ -312,17 +329,26 @@ fn directory_error(context: &str, e: impl fmt::Display) -> DomainError {
     DomainError::Directory(format!("{context}: {e}"))
 }
 
-/// The LDAP directory: connections are opened per operation (the service account's for
-/// lookups and writes, a separate one for each user bind) and tried in `urls` order.
+/// The LDAP directory. The service account's connections (lookups, writes, sync) are kept in a
+/// small pool, bound, and checked before reuse; each user bind gets a short-lived connection of
+/// its own, at most `max_concurrent_binds` at once. Servers are tried in `urls` order.
 pub struct LdapDirectory {
     pub config: LdapConfig,
     tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// The domain's / default policy's password rules, read at most every five minutes.
-    rules: std::sync::Mutex<Option<(std::time::Instant, String, DirectoryRules)>>,
+    rules:
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, DirectoryRules)>>,
+    /// Idle bound service connections (with when they were last used), newest last.
+    pool: std::sync::Mutex<Vec<(std::time::Instant, Ldap)>>,
+    /// User binds in flight.
+    binds: tokio::sync::Semaphore,
 }
 
 /// How long the directory's password rules are kept before they are read again.
 const RULES_KEPT: Duration = Duration::from_secs(300);
+/// An idle service connection older than this is closed rather than reused (directories
+/// close idle connections themselves: AD after 900 s by default).
+const POOL_IDLE: Duration = Duration::from_secs(60);
 
 impl LdapDirectory {
     pub fn new(config: LdapConfig) -> anyhow::Result<LdapDirectory> {
@@ -353,10 +379,13 @@ impl LdapDirectory {
                 ))
             }
         };
+        let binds = tokio::sync::Semaphore::new(config.max_concurrent_binds);
         Ok(LdapDirectory {
             config,
             tls,
             rules: Default::default(),
+            pool: Default::default(),
+            binds,
         })
     }
 
@@ -416,8 +445,26 @@ impl LdapDirectory {
         (url.to_string(), answer)
     }
 
-    /// A connection bound as the service account.
+    /// A connection bound as the service account: a pooled one that still answers, else a new
+    /// one. Give it back with `release` after a successful operation (after a failed one, let
+    /// it drop).
     pub async fn service(&self) -> Result<Ldap, DomainError> {
+        while let Some((used, mut ldap)) = self.pool.lock().ok().and_then(|mut p| p.pop()) {
+            if used.elapsed() >= POOL_IDLE {
+                close(ldap);
+                continue;
+            }
+            // a cheap round trip (the root DSE's name only): the server may have gone away
+            let alive = ldap
+                .with_timeout(self.config.timeout)
+                .search("", Scope::Base, "(objectClass=*)", vec!["1.1"])
+                .await
+                .is_ok_and(|r| r.success().is_ok());
+            if alive {
+                return Ok(ldap);
+            }
+            close(ldap);
+        }
         let started = std::time::Instant::now();
         let bound = self.service_bind().await;
         let result = if bound.is_ok() { "ok" } else { "error" };
@@ -427,6 +474,33 @@ impl LdapDirectory {
             started.elapsed().as_secs_f64(),
         );
         bound
+    }
+
+    /// Idle service connections in the pool.
+    pub fn idle_connections(&self) -> usize {
+        self.pool.lock().map(|p| p.len()).unwrap_or(0)
+    }
+
+    /// Returns a service connection to the pool (or closes it when the pool is full).
+    pub fn release(&self, ldap: Ldap) {
+        let Ok(mut pool) = self.pool.lock() else {
+            return close(ldap);
+        };
+        if pool.len() < self.config.pool_size {
+            pool.push((std::time::Instant::now(), ldap));
+        } else {
+            drop(pool);
+            close(ldap);
+        }
+    }
+
+    /// Returns the connection after an operation that answered; closes it after one that did
+    /// not (the connection may be broken).
+    fn settle<T>(&self, ldap: Ldap, res: &Result<T, LdapError>) {
+        match res {
+            Ok(_) => self.release(ldap),
+            Err(_) => close(ldap),
+        }
     }
 
     async fn service_bind(&self) -> Result<Ldap, DomainError> {
@@ -493,7 +567,7 @@ impl LdapDirectory {
         }
         let mut service = self.service().await?;
         let entry = self.find_dn(&mut service, username, vec![]).await?;
-        let _ = service.unbind().await;
+        self.release(service);
         let dn = match entry.filter(|_| real) {
             Some(e) => e.dn,
             None => format!(
@@ -503,6 +577,17 @@ impl LdapDirectory {
                 self.config.base_dn
             ),
         };
+        // a burst of sign-ins waits its turn (as long as one directory operation may take)
+        // rather than opening a connection each at once
+        let _permit = tokio::time::timeout(self.config.timeout, self.binds.acquire())
+            .await
+            .map_err(|_| {
+                DomainError::Directory(format!(
+                    "{} user binds in flight for longer than the directory timeout",
+                    self.config.max_concurrent_binds
+                ))
+            })?
+            .map_err(|e| directory_error("user bind", e))?;
         let started = std::time::Instant::now();
         let mut ldap = self.connect().await?;
         let res = ldap
@@ -536,69 +621,114 @@ impl LdapDirectory {
         }
     }
 
-    /// The directory's password rules for `user`: AD's domain policy (`minPwdLength`,
-    /// `pwdProperties` complexity, `pwdHistoryLength` on the domain object); OpenLDAP's ppolicy
-    /// entry (`pwdPolicySubentry` of the user, else `password_policy_dn`; `pwdMinLength`,
-    /// `pwdInHistory`). Unknown rules are 0 / false; the directory still has the last word.
+    /// The directory's password rules for `user`. AD: the user's fine-grained policy
+    /// (`msDS-ResultantPSO`, where the service account may read it: `msDS-MinimumPasswordLength`,
+    /// `msDS-PasswordComplexityEnabled`, `msDS-PasswordHistoryLength`), else the domain policy
+    /// (`minPwdLength`, `pwdProperties` complexity, `pwdHistoryLength` on the domain object).
+    /// OpenLDAP: the ppolicy entry (`pwdPolicySubentry` of the user, else
+    /// `password_policy_dn`; `pwdMinLength`, `pwdInHistory`). Each policy is read at most every
+    /// five minutes. Unknown rules are 0 / false; the directory still has the last word.
     pub async fn password_rules_for(&self, user: &User) -> Result<DirectoryRules, DomainError> {
         let mut service = self.service().await?;
-        let policy = if self.is_ad() {
+        let own_attr = if self.is_ad() {
+            "msDS-ResultantPSO"
+        } else {
+            "pwdPolicySubentry"
+        };
+        let own = self
+            .find_dn(&mut service, &user.username, vec![own_attr])
+            .await?
+            .and_then(|e| first(&e, own_attr).map(str::to_string));
+        let fallback = if self.is_ad() {
             Some(domain_root(&self.config.base_dn))
         } else {
-            let own = self
-                .find_dn(&mut service, &user.username, vec!["pwdPolicySubentry"])
-                .await?
-                .and_then(|e| first(&e, "pwdPolicySubentry").map(str::to_string));
-            own.or_else(|| self.config.password_policy_dn.clone())
+            self.config.password_policy_dn.clone()
         };
-        let Some(dn) = policy else {
-            let _ = service.unbind().await;
-            return Ok(DirectoryRules::default());
-        };
-        let kept = self.rules.lock().ok().and_then(|c| c.clone());
-        if let Some((_, _, rules)) =
-            kept.filter(|(at, of, _)| at.elapsed() < RULES_KEPT && *of == dn)
-        {
-            let _ = service.unbind().await;
-            return Ok(rules);
+        let mut rules = None;
+        for dn in own.into_iter().chain(fallback) {
+            match self.policy_rules(&mut service, &dn).await? {
+                Some(r) => {
+                    rules = Some(r);
+                    break;
+                }
+                // a policy the service account may not read: the next one
+                None => tracing::debug!(policy = %dn, "password policy not readable"),
+            }
         }
-        let attrs = if self.is_ad() {
-            vec!["minPwdLength", "pwdProperties", "pwdHistoryLength"]
-        } else {
-            vec!["pwdMinLength", "pwdInHistory"]
+        self.release(service);
+        Ok(rules.unwrap_or_default())
+    }
+
+    /// One policy entry's rules (kept five minutes); None when it cannot be read.
+    async fn policy_rules(
+        &self,
+        service: &mut Ldap,
+        dn: &str,
+    ) -> Result<Option<DirectoryRules>, DomainError> {
+        let key = normalize_dn(dn);
+        if let Some((_, rules)) = self
+            .rules
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).copied())
+            .filter(|(at, _)| at.elapsed() < RULES_KEPT)
+        {
+            return Ok(Some(rules));
+        }
+        let pso = self.is_ad() && !key.starts_with("dc=");
+        let attrs = match (self.is_ad(), pso) {
+            (true, true) => vec![
+                "msDS-MinimumPasswordLength",
+                "msDS-PasswordComplexityEnabled",
+                "msDS-PasswordHistoryLength",
+            ],
+            (true, false) => vec!["minPwdLength", "pwdProperties", "pwdHistoryLength"],
+            _ => vec!["pwdMinLength", "pwdInHistory"],
         };
-        let (entries, _) = service
+        let ldap3::SearchResult(entries, res) = service
             .with_timeout(self.config.timeout)
-            .search(&dn, Scope::Base, "(objectClass=*)", attrs)
+            .search(dn, Scope::Base, "(objectClass=*)", attrs)
             .await
-            .map_err(|e| directory_error("password policy", e))?
-            .success()
             .map_err(|e| directory_error("password policy", e))?;
-        let _ = service.unbind().await;
-        let e = entries.into_iter().next().map(SearchEntry::construct);
+        // 32 noSuchObject / 50 insufficientAccessRights: not readable for the service account
+        if res.rc == 32 || res.rc == 50 {
+            return Ok(None);
+        }
+        if res.rc != 0 {
+            return Err(directory_error("password policy", res));
+        }
+        let Some(e) = entries.into_iter().next().map(SearchEntry::construct) else {
+            return Ok(None);
+        };
         let num = |attr: &str| {
-            e.as_ref()
-                .and_then(|e| first(e, attr))
+            first(&e, attr)
                 .and_then(|v| v.parse::<u32>().ok())
                 .unwrap_or(0)
         };
-        let rules = if self.is_ad() {
-            DirectoryRules {
+        let rules = match (self.is_ad(), pso) {
+            // an entry the account may see but not read the attributes of (AD hides them)
+            (true, true) if first(&e, "msDS-MinimumPasswordLength").is_none() => return Ok(None),
+            (true, true) => DirectoryRules {
+                min_length: num("msDS-MinimumPasswordLength") as usize,
+                complexity: first(&e, "msDS-PasswordComplexityEnabled")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("TRUE")),
+                history: num("msDS-PasswordHistoryLength"),
+            },
+            (true, false) => DirectoryRules {
                 min_length: num("minPwdLength") as usize,
                 complexity: num("pwdProperties") & 1 == 1,
                 history: num("pwdHistoryLength"),
-            }
-        } else {
-            DirectoryRules {
+            },
+            _ => DirectoryRules {
                 min_length: num("pwdMinLength") as usize,
                 complexity: false,
                 history: num("pwdInHistory"),
-            }
+            },
         };
         if let Ok(mut c) = self.rules.lock() {
-            *c = Some((std::time::Instant::now(), dn, rules));
+            c.insert(key, (std::time::Instant::now(), rules));
         }
-        Ok(rules)
+        Ok(Some(rules))
     }
 
     fn is_ad(&self) -> bool {
@@ -619,6 +749,13 @@ impl LdapDirectory {
             })?;
         Ok((ldap, entry))
     }
+}
+
+/// Unbinds and closes a connection in the background.
+fn close(mut ldap: Ldap) {
+    tokio::spawn(async move {
+        let _ = ldap.unbind().await;
+    });
 }
 
 /// `"password"` as UTF-16LE, what AD's `unicodePwd` takes.
@@ -659,6 +796,10 @@ impl Directory for LdapDirectory {
         Ok(Authentication {
             user: None,
             verified: verdict.is_ok(),
+            expired: verdict
+                .as_ref()
+                .err()
+                .is_some_and(|d| errors::means_expired(d)),
             detail: verdict.err(),
         })
     }
@@ -701,7 +842,7 @@ impl Directory for LdapDirectory {
             .await
             .map(|r| r.1)
         };
-        let _ = ldap.unbind().await;
+        self.settle(ldap, &res);
         let res = res.map_err(|e| directory_error("password write", e))?;
         match write_refusal(&res) {
             None => Ok(()),
@@ -720,7 +861,7 @@ impl Directory for LdapDirectory {
             .cloned()
             .unwrap_or_default();
         if !lock_value_means_locked(self.config.preset, &value) {
-            let _ = ldap.unbind().await;
+            self.release(ldap);
             return Ok(());
         }
         let change: Mod<String> = if self.is_ad() {
@@ -729,7 +870,7 @@ impl Directory for LdapDirectory {
             Mod::Delete(lock.clone(), HashSet::new())
         };
         let res = ldap.modify(&entry.dn, vec![change]).await;
-        let _ = ldap.unbind().await;
+        self.settle(ldap, &res);
         let res = res.map_err(|e| directory_error("unlock", e))?;
         // 16: noSuchAttribute (unlocked meanwhile)
         if res.rc != 0 && res.rc != 16 {
@@ -743,8 +884,8 @@ impl Directory for LdapDirectory {
 
     async fn is_locked(&self, user: &User) -> Result<bool, DomainError> {
         let lock = self.config.attrs.lock.clone();
-        let (mut ldap, entry) = self.entry_for_write(user, vec![lock.as_str()]).await?;
-        let _ = ldap.unbind().await;
+        let (ldap, entry) = self.entry_for_write(user, vec![lock.as_str()]).await?;
+        self.release(ldap);
         Ok(entry
             .attrs
             .get(&lock)

@@ -24,7 +24,8 @@ use crate::notify::messages::Notice;
 use crate::notify::Notifier;
 use crate::store::audit::append_audit_in;
 use crate::store::sync::{
-    disable_user_in, rename_user_in, stamp_external_id_in, sync_run_finish_in, SyncRun,
+    disable_user_in, rename_user_in, set_principal_in, stamp_external_id_in, sync_run_finish_in,
+    SyncRun,
 };
 use crate::store::users::{upsert_user_in, Upserted};
 use crate::store::Store;
@@ -68,6 +69,8 @@ struct Found {
     in_scope: bool,
     /// The entry's immutable id (objectGUID as a UUID, entryUUID), when the directory gives it.
     external_id: Option<String>,
+    /// A second sign-in name (`userPrincipalName`), lower-cased.
+    principal: Option<String>,
 }
 
 /// The configured groups' newest change mark, and whether one of them is gone.
@@ -82,6 +85,9 @@ enum Change {
     Update(Box<User>, UserProfile),
     /// The same directory entry under a new name: (user id, old name, profile).
     Rename(String, String, UserProfile),
+    /// A new directory entry under the name of an earlier one (deleted and created again: a
+    /// new objectGUID / entryUUID): the earlier portal user is retired, the new one created.
+    Recreate(Box<User>, UserProfile),
 }
 
 impl SyncService<'_> {
@@ -204,8 +210,13 @@ impl SyncService<'_> {
             .collect();
 
         // users are matched by the directory's id first: a renamed entry is the same person
-        let known_ids = self.store.external_ids(&cfg.source).await?;
+        let identities = self.store.identities(&cfg.source).await?;
+        let known_ids: HashMap<&str, (&String, &String)> = identities
+            .iter()
+            .filter_map(|(name, i)| i.external_id.as_deref().map(|x| (x, (&i.id, name))))
+            .collect();
         let mut stamps: Vec<(&str, &str)> = Vec::new();
+        let mut principals: Vec<(&str, Option<&str>)> = Vec::new();
 
         // plan
         let mut changes = Vec::new();
@@ -214,7 +225,14 @@ impl SyncService<'_> {
         for f in &found {
             let name = f.profile.username.as_str();
             let known = f.external_id.as_deref().and_then(|x| known_ids.get(x));
-            if let Some((id, old)) = known.filter(|(_, old)| old != name) {
+            // the second sign-in name follows the entry (to its new name after a rename)
+            let held = identities
+                .get(known.map_or(name, |(_, old)| old.as_str()))
+                .and_then(|i| i.principal.as_deref());
+            if f.in_scope && f.principal.as_deref() != held {
+                principals.push((name, f.principal.as_deref()));
+            }
+            if let Some((id, old)) = known.filter(|(_, old)| *old != name) {
                 if !f.in_scope {
                     continue; // renamed and out of scope: a full run disables the old name
                 }
@@ -224,11 +242,32 @@ impl SyncService<'_> {
                         "{name}: renamed from {old} in the directory, but another user has this name; not renamed"
                     ));
                 } else {
-                    changes.push(Change::Rename(id.clone(), old.clone(), f.profile.clone()));
+                    changes.push(Change::Rename(
+                        id.to_string(),
+                        old.to_string(),
+                        f.profile.clone(),
+                    ));
                 }
                 continue;
             }
             if let (Some(x), None) = (f.external_id.as_deref(), known) {
+                // the name's portal user came from another entry: this is someone new
+                let earlier = existing.get(name).filter(|_| {
+                    identities
+                        .get(name)
+                        .and_then(|i| i.external_id.as_deref())
+                        .is_some_and(|old| old != x)
+                });
+                if let (Some(earlier), true) = (earlier, f.in_scope) {
+                    in_scope.insert(name);
+                    changes.push(Change::Recreate(
+                        Box::new(earlier.clone()),
+                        f.profile.clone(),
+                    ));
+                    stamps.push((name, x));
+                    principals.push((name, f.principal.as_deref()));
+                    continue;
+                }
                 stamps.push((name, x));
             }
             if !f.in_scope {
@@ -270,6 +309,10 @@ impl SyncService<'_> {
                     Change::Rename(_, old, p) => {
                         report.push(format!("would rename {old} to {}", p.username))
                     }
+                    Change::Recreate(_, p) => report.push(format!(
+                        "would retire the earlier {0} (a new directory entry is named {0})",
+                        p.username
+                    )),
                 }
             }
             for u in &to_disable {
@@ -285,7 +328,7 @@ impl SyncService<'_> {
             }
             run.created = changes
                 .iter()
-                .filter(|c| matches!(c, Change::Create(_)))
+                .filter(|c| matches!(c, Change::Create(_) | Change::Recreate(..)))
                 .count() as i64;
             run.updated = changes.len() as i64 - run.created;
             run.disabled = if held { 0 } else { to_disable.len() as i64 };
@@ -305,8 +348,38 @@ impl SyncService<'_> {
         let mut mails = false;
         for (i, change) in changes.iter().enumerate() {
             let profile = match change {
-                Change::Create(p) | Change::Update(_, p) | Change::Rename(_, _, p) => p,
+                Change::Create(p)
+                | Change::Update(_, p)
+                | Change::Rename(_, _, p)
+                | Change::Recreate(_, p) => p,
             };
+            if let Change::Recreate(earlier, _) = change {
+                // kept (history, audit) under a name nobody can sign in with, disabled
+                let retired = format!(
+                    "{}#{}",
+                    earlier.username,
+                    earlier.id.chars().take(8).collect::<String>()
+                );
+                rename_user_in(&mut tx, &earlier.id, &retired, now).await?;
+                set_principal_in(&mut tx, &cfg.source, &retired, None).await?;
+                let retired_user = User {
+                    username: retired.clone(),
+                    ..(**earlier).clone()
+                };
+                disable_in(
+                    &mut tx,
+                    &retired_user,
+                    &format!("sync:{}", opts.actor),
+                    &format!(
+                        "{} sync: {} was deleted and created again in the directory (a new \
+                         entry id): the new account starts afresh, this one is kept as {retired}",
+                        cfg.source, earlier.username
+                    ),
+                    now,
+                )
+                .await?;
+                run.disabled += 1;
+            }
             if let Change::Rename(id, old, p) = change {
                 rename_user_in(&mut tx, id, p.username.as_str(), now).await?;
                 let mut e = AuditEntry::new(event::USER_UPDATED, true, now);
@@ -344,7 +417,9 @@ impl SyncService<'_> {
             let user = user_of(&id, profile, &cfg.source, now);
             let notice = match change {
                 // a new directory user has registered nothing yet: invite them to
-                Change::Create(_) if cfg.mail_new_users => Some(Notice::UserEnrollment),
+                Change::Create(_) | Change::Recreate(..) if cfg.mail_new_users => {
+                    Some(Notice::UserEnrollment)
+                }
                 Change::Update(before, _) if cfg.mail_updated_users => {
                     let changes = phone_changes(before, profile);
                     Some(Notice::UpdatedUser {
@@ -419,6 +494,9 @@ impl SyncService<'_> {
         for (name, external_id) in &stamps {
             stamp_external_id_in(&mut tx, &cfg.source, name, external_id).await?;
         }
+        for (name, principal) in &principals {
+            set_principal_in(&mut tx, &cfg.source, name, *principal).await?;
+        }
         run.finished_at = now;
         let mut e = AuditEntry::new(event::SYNC_RUN, true, now);
         e.actor = Some(format!("sync:{}", opts.actor));
@@ -447,6 +525,7 @@ impl SyncService<'_> {
     ) -> Result<(Vec<Found>, Option<String>, Vec<String>), DomainError> {
         let cfg = &self.ldap.config;
         let a = &cfg.attrs;
+        let nested = self.nested_members().await?;
         let filter = match since {
             // incremental: every changed entry; scope is decided here, so leavers are seen
             Some(mark) => format!(
@@ -455,10 +534,9 @@ impl SyncService<'_> {
                 a.changed,
                 ldap3::ldap_escape(mark)
             ),
-            None => format!("(&{}{})", cfg.user_filter, self.scope_filter()),
+            None => format!("(&{}{})", cfg.user_filter, self.scope_filter(&nested)),
         };
         let attrs = self.attributes();
-        let nested = self.nested_members().await?;
         let mut ldap = self.ldap.service().await?;
         let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
             Box::new(EntriesOnly::new()),
@@ -510,21 +588,33 @@ impl SyncService<'_> {
         }
         done.success()
             .map_err(|e| DomainError::Directory(format!("sync search: {e}")))?;
-        let _ = ldap.unbind().await;
+        self.ldap.release(ldap);
         self.progress(opts, "read", found.len() as u64);
         Ok((found, high, errors))
     }
 
-    /// AD: the members (DNs) of each configured group through any depth of nesting, one
-    /// DN-only paged search per group with LDAP_MATCHING_RULE_IN_CHAIN; empty elsewhere
-    /// (OpenLDAP's memberOf lists direct memberships).
+    /// With `nested_groups`, what each configured group holds through nesting (normalised
+    /// DNs): on AD its members at any depth (one DN-only paged search per group with
+    /// LDAP_MATCHING_RULE_IN_CHAIN); on OpenLDAP the groups nested in it (memberOf lists
+    /// direct memberships only; see `subgroups`). Empty without `nested_groups`.
     async fn nested_members(&self) -> Result<HashMap<String, HashSet<String>>, DomainError> {
         let cfg = &self.ldap.config;
         let mut out = HashMap::new();
-        if cfg.preset != Preset::ActiveDirectory {
+        if !cfg.nested_groups {
             return Ok(out);
         }
         let mut ldap = self.ldap.service().await?;
+        if cfg.preset == Preset::OpenLdap {
+            for g in self.groups() {
+                let inside = self.subgroups(&mut ldap, g, vec!["1.1"]).await?;
+                out.insert(
+                    g.clone(),
+                    inside.iter().map(|e| normalize_dn(&e.dn)).collect(),
+                );
+            }
+            self.ldap.release(ldap);
+            return Ok(out);
+        }
         for g in self.groups() {
             let filter = format!("(&{}{})", cfg.user_filter, in_chain(g));
             let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
@@ -550,7 +640,52 @@ impl SyncService<'_> {
                 .map_err(|e| DomainError::Directory(format!("nested groups: {e}")))?;
             out.insert(normalize_dn(g), members);
         }
-        let _ = ldap.unbind().await;
+        self.ldap.release(ldap);
+        Ok(out)
+    }
+
+    /// OpenLDAP: the groups nested in `group` at any depth, found through the memberOf the
+    /// memberof overlay keeps on member groups too: one search per level (at most 16 levels).
+    async fn subgroups(
+        &self,
+        ldap: &mut ldap3::Ldap,
+        group: &str,
+        attrs: Vec<&str>,
+    ) -> Result<Vec<SearchEntry>, DomainError> {
+        let cfg = &self.ldap.config;
+        let mut seen = HashSet::from([normalize_dn(group)]);
+        let mut level = vec![group.to_string()];
+        let mut out = Vec::new();
+        for _ in 0..16 {
+            if level.is_empty() {
+                break;
+            }
+            let any: String = level
+                .iter()
+                .map(|g| {
+                    format!(
+                        "({}={})",
+                        cfg.attrs.member_of,
+                        ldap3::ldap_escape(g.as_str())
+                    )
+                })
+                .collect();
+            let filter =
+                format!("(&(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))(|{any}))");
+            let (entries, _) = ldap
+                .with_timeout(cfg.timeout)
+                .search(&domain_root(group), Scope::Subtree, &filter, attrs.clone())
+                .await
+                .and_then(|r| r.success())
+                .map_err(|e| DomainError::Directory(format!("nested groups: {e}")))?;
+            level.clear();
+            for e in entries.into_iter().map(SearchEntry::construct) {
+                if seen.insert(normalize_dn(&e.dn)) {
+                    level.push(e.dn.clone());
+                    out.push(e);
+                }
+            }
+        }
         Ok(out)
     }
 
@@ -579,14 +714,17 @@ impl SyncService<'_> {
             .get(&a.member_of)
             .map(|v| v.iter().map(|d| normalize_dn(d)).collect())
             .unwrap_or_default();
-        // a configured group the entry belongs to through nesting counts as a membership
+        // a configured group the entry belongs to through nesting counts as a membership: it is
+        // among the group's members at any depth (AD), or in a group nested in it (OpenLDAP)
         let dn = normalize_dn(&e.dn);
-        memberships.extend(
-            nested
-                .iter()
-                .filter(|(_, members)| members.contains(&dn))
-                .map(|(g, _)| g.clone()),
-        );
+        let through: Vec<String> = nested
+            .iter()
+            .filter(|(_, inside)| {
+                inside.contains(&dn) || memberships.iter().any(|m| inside.contains(m))
+            })
+            .map(|(g, _)| g.clone())
+            .collect();
+        memberships.extend(through);
         let in_scope = cfg.groups.is_empty() || memberships.iter().any(|g| cfg.groups.contains(g));
         let role = if memberships.iter().any(|g| cfg.admin_groups.contains(g)) {
             Role::Admin
@@ -615,8 +753,16 @@ impl SyncService<'_> {
                 .map(|b| uuid::Uuid::from_bytes_le(b).to_string()),
             Preset::OpenLdap => first(e, &a.external_id).map(|v| v.to_ascii_lowercase()),
         };
+        // a principal that is no valid sign-in name is left out (the username still works)
+        let principal = Some(a.principal.as_str())
+            .filter(|p| !p.is_empty())
+            .and_then(|p| first(e, p))
+            .and_then(|v| Username::parse(v).ok())
+            .map(|u| u.as_str().to_string())
+            .filter(|p| p != username.as_str());
         Ok(Found {
             external_id,
+            principal,
             profile: UserProfile {
                 username,
                 display_name,
@@ -664,9 +810,16 @@ impl SyncService<'_> {
                 .map_err(|e| DomainError::Directory(format!("group check: {e}")))?;
             // 32: noSuchObject — a configured group that is gone changed the scope too
             out.missing |= res.1.rc == 32;
-            let mut entries = res.0;
+            let mut entries: Vec<SearchEntry> =
+                res.0.into_iter().map(SearchEntry::construct).collect();
             // and every group nested in it, wherever it lives in the domain
-            if cfg.preset == Preset::ActiveDirectory {
+            if cfg.nested_groups && cfg.preset == Preset::OpenLdap {
+                entries.extend(
+                    self.subgroups(&mut ldap, g, vec![cfg.attrs.changed.as_str()])
+                        .await?,
+                );
+            }
+            if cfg.nested_groups && cfg.preset == Preset::ActiveDirectory {
                 let nested = format!("(&(objectClass=group){})", in_chain(g));
                 entries.extend(
                     ldap.search(
@@ -677,16 +830,18 @@ impl SyncService<'_> {
                     )
                     .await
                     .map_err(|e| DomainError::Directory(format!("group check: {e}")))?
-                    .0,
+                    .0
+                    .into_iter()
+                    .map(SearchEntry::construct),
                 );
             }
-            for e in entries.into_iter().map(SearchEntry::construct) {
+            for e in entries {
                 if let Some(v) = first(&e, &cfg.attrs.changed) {
                     keep_newest(cfg.preset, &mut out.mark, v);
                 }
             }
         }
-        let _ = ldap.unbind().await;
+        self.ldap.release(ldap);
         Ok(out)
     }
 
@@ -694,8 +849,8 @@ impl SyncService<'_> {
     /// in scope maps to.
     pub async fn check(&self) -> Result<Vec<String>, DomainError> {
         let cfg = &self.ldap.config;
-        let mut ldap = self.ldap.service().await?;
-        let _ = ldap.unbind().await;
+        let ldap = self.ldap.service().await?;
+        self.ldap.release(ldap);
         let mut lines = vec![format!(
             "ldap: bound as {} ({} preset), base {}",
             cfg.bind_dn,
@@ -737,13 +892,14 @@ impl SyncService<'_> {
     async fn read_first(&self) -> Result<Option<(String, Result<Found, String>)>, DomainError> {
         let cfg = &self.ldap.config;
         let mut ldap = self.ldap.service().await?;
-        let filter = format!("(&{}{})", cfg.user_filter, self.scope_filter());
+        let nested = self.nested_members().await?;
+        let filter = format!("(&{}{})", cfg.user_filter, self.scope_filter(&nested));
         let res = ldap
             .with_search_options(ldap3::SearchOptions::new().sizelimit(1))
             .search(&cfg.base_dn, Scope::Subtree, &filter, self.attributes())
             .await
             .map_err(|e| DomainError::Directory(format!("search: {e}")))?;
-        let _ = ldap.unbind().await;
+        self.ldap.release(ldap);
         // 4: sizeLimitExceeded is expected with a limit of one
         if res.1.rc != 0 && res.1.rc != 4 {
             return Err(DomainError::Directory(format!(
@@ -753,26 +909,29 @@ impl SyncService<'_> {
         }
         Ok(res.0.into_iter().next().map(|e| {
             let e = SearchEntry::construct(e);
-            let parsed = self.parse_entry(&e, &HashMap::new());
+            let parsed = self.parse_entry(&e, &nested);
             (e.dn, parsed)
         }))
     }
 
-    fn scope_filter(&self) -> String {
+    /// Members of a scope group: through nesting on AD (the matching rule), of the group or
+    /// a group nested in it on OpenLDAP (`nested`), directly without `nested_groups`.
+    fn scope_filter(&self, nested: &HashMap<String, HashSet<String>>) -> String {
         let cfg = &self.ldap.config;
         if cfg.groups.is_empty() {
             return String::new();
         }
+        let member = |g: &str| format!("({}={})", cfg.attrs.member_of, ldap3::ldap_escape(g));
         let any: String = cfg
             .groups
             .iter()
             .map(|g| match cfg.preset {
-                Preset::ActiveDirectory => in_chain(g),
-                Preset::OpenLdap => format!(
-                    "({}={})",
-                    cfg.attrs.member_of,
-                    ldap3::ldap_escape(g.as_str())
-                ),
+                Preset::ActiveDirectory if cfg.nested_groups => in_chain(g),
+                Preset::ActiveDirectory => member(g),
+                Preset::OpenLdap => std::iter::once(g)
+                    .chain(nested.get(g).into_iter().flatten())
+                    .map(|d| member(d))
+                    .collect(),
             })
             .collect();
         format!("(|{any})")
@@ -792,8 +951,10 @@ impl SyncService<'_> {
             &a.changed,
             &a.lock,
             &a.external_id,
+            &a.principal,
         ]
         .iter()
+        .filter(|s| !s.is_empty())
         .map(|s| s.to_string())
         .collect();
         if cfg.preset == Preset::ActiveDirectory {

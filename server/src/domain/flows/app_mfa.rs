@@ -176,7 +176,7 @@ impl AppMfa {
     ) -> Result<Started, DomainError> {
         let now = self.clock.now();
         let store = &self.security.store;
-        let name = username.trim().to_lowercase();
+        let name = store.canonical_name(username, false).await?;
         let user = store
             .find_user_by_username(&name)
             .await?

@@ -167,10 +167,9 @@ impl Reset {
             return Err(DomainError::Refused(ErrorCode::ResetCheckFailed));
         }
         let login: String = login.trim().chars().take(256).collect();
-        let subject = self
-            .security
-            .sealer
-            .mac("reset-subject", &login.to_lowercase());
+        // the account's username, email address and directory principal share one budget
+        let canonical = self.store().canonical_name(&login, true).await?;
+        let subject = self.security.sealer.mac("reset-subject", &canonical);
         // anti-automation: the same limits for any name, counted before any work; leaky
         // buckets, so a refused request extends nothing and a slow trickle never locks the name
         let store = self.store();
@@ -204,7 +203,7 @@ impl Reset {
             store.append_audit(&e).await?;
             return Err(DomainError::Refused(ErrorCode::TooManyAttempts));
         }
-        let user = store.find_user_by_login(&login).await?;
+        let user = store.find_user_by_login(&canonical).await?;
         let methods = self
             .security
             .methods(user.as_ref().map(|u| u.id.as_str()).unwrap_or(""))

@@ -56,6 +56,8 @@ pub enum RejectReason {
     Locked,
     /// A fraud report blocked the account.
     Blocked,
+    /// The right password, but the directory says it has expired or must be changed.
+    PasswordExpired,
 }
 
 impl RejectReason {
@@ -69,6 +71,7 @@ impl RejectReason {
             RejectReason::Disabled => "disabled",
             RejectReason::Locked => "locked",
             RejectReason::Blocked => "blocked_after_fraud_report",
+            RejectReason::PasswordExpired => "password_expired",
         }
     }
 }
@@ -245,6 +248,12 @@ pub async fn check_password(
         store.append_audit(&audit).await?;
         return Ok(PasswordCheck::Rejected(RejectReason::Malformed));
     };
+    // a second name of the account (AD's userPrincipalName) is the account: one budget, one
+    // device cookie, one directory bind whichever name was typed
+    let username = match store.canonical_name(username.as_str(), false).await? {
+        name if name == username.as_str() => username,
+        name => Username::parse(&name).map_err(DomainError::Invalid)?,
+    };
 
     // 1. count the attempt before any work: the account's bucket (this device's own, when the
     //    browser holds this account's device cookie and the device has not itself failed
@@ -305,6 +314,8 @@ pub async fn check_password(
     let detail = auth.detail.clone();
     let verdict = match &auth.user {
         None => Err(RejectReason::UnknownUser),
+        // (only for a user the portal lets in: the directory saw a real bind)
+        Some(_) if auth.expired => Err(RejectReason::PasswordExpired),
         Some(_) if !auth.verified => Err(RejectReason::WrongPassword),
         Some(u) if !u.enabled => Err(RejectReason::Disabled),
         // the lock keeps strangers out; the user's own devices still come in
@@ -325,6 +336,17 @@ pub async fn check_password(
                 device,
                 audit: Box::new(audit),
             })
+        }
+        (Err(RejectReason::PasswordExpired), _) => {
+            // the password was right: no guess to count, nothing to lock; the page sends the
+            // user to the reset
+            attempt.succeeded(store).await?;
+            audit.reason = Some(match &detail {
+                Some(d) => format!("{}; {d}", RejectReason::PasswordExpired.as_str()),
+                None => RejectReason::PasswordExpired.as_str().into(),
+            });
+            store.append_audit(&audit).await?;
+            Ok(PasswordCheck::Rejected(RejectReason::PasswordExpired))
         }
         (verdict, user) => {
             let reason = verdict.err().unwrap_or(RejectReason::UnknownUser);
