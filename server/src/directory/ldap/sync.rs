@@ -8,11 +8,14 @@
 //!  plan against the stored users ──► would disable > threshold? ──► disable none, run "held",
 //!      │                                                           administrators mailed
 //!      ▼
-//!  one transaction: creates, updates, disables, audit lines, mails, the run's report
+//!  slices of ≤ 40 ms (SQLite: 25 ms apart, so sign-ins get the one writer's lock): creates,
+//!  updates, each with its audit line and mail; the last slice: disables, the run's report
 //! ```
 //! Full runs see the whole scope; incremental runs ask only for entries changed since the last
 //! run (`modifyTimestamp` / `uSNChanged`) and cannot see deletions, so a full run happens at
-//! least every `full_sync_hours`. A run never half-applies: it is one transaction.
+//! least every `full_sync_hours`. A run whose directory read fails applies nothing; one whose
+//! database write fails part-way leaves every user either as before or wholly changed,
+//! disables nobody (disables come last), and the next run, planned afresh, does the rest.
 
 use super::{domain_root, first, normalize_dn, LdapDirectory, Preset};
 use crate::domain::audit::{event, AuditEntry};
@@ -165,7 +168,7 @@ impl SyncService<'_> {
         match applied {
             Ok(()) => Ok(run),
             Err(e) => {
-                tracing::warn!(run = %run.id, error = %e, "directory sync failed; nothing was changed");
+                tracing::warn!(run = %run.id, error = %e, "directory sync failed; nobody was disabled");
                 self.store
                     .sync_run_failed(&run.id, &e.to_string(), now)
                     .await?;
@@ -342,8 +345,9 @@ impl SyncService<'_> {
             return Ok(());
         }
 
-        // apply: one transaction
-        let mut tx = self.store.begin().await?;
+        // apply: in slices of at most SLICE each (a user's change, audit line and mail always
+        // in one), disables and the run's record in the last one (a failed run disables nobody)
+        let mut tx = Slices::begin(self.store).await?;
         let total = changes.len() as u64;
         let mut mails = false;
         for (i, change) in changes.iter().enumerate() {
@@ -360,14 +364,14 @@ impl SyncService<'_> {
                     earlier.username,
                     earlier.id.chars().take(8).collect::<String>()
                 );
-                rename_user_in(&mut tx, &earlier.id, &retired, now).await?;
-                set_principal_in(&mut tx, &cfg.source, &retired, None).await?;
+                rename_user_in(tx.conn(), &earlier.id, &retired, now).await?;
+                set_principal_in(tx.conn(), &cfg.source, &retired, None).await?;
                 let retired_user = User {
                     username: retired.clone(),
                     ..(**earlier).clone()
                 };
                 disable_in(
-                    &mut tx,
+                    tx.conn(),
                     &retired_user,
                     &format!("sync:{}", opts.actor),
                     &format!(
@@ -381,15 +385,15 @@ impl SyncService<'_> {
                 run.disabled += 1;
             }
             if let Change::Rename(id, old, p) = change {
-                rename_user_in(&mut tx, id, p.username.as_str(), now).await?;
+                rename_user_in(tx.conn(), id, p.username.as_str(), now).await?;
                 let mut e = AuditEntry::new(event::USER_UPDATED, true, now);
                 e.user_id = Some(id.clone());
                 e.username = Some(p.username.as_str().to_string());
                 e.actor = Some(format!("sync:{}", opts.actor));
                 e.reason = Some(format!("{} sync: renamed from {old}", cfg.source));
-                append_audit_in(&mut tx, &e).await?;
+                append_audit_in(tx.conn(), &e).await?;
             }
-            let (id, outcome) = upsert_user_in(&mut tx, profile, None, &cfg.source, now).await?;
+            let (id, outcome) = upsert_user_in(tx.conn(), profile, None, &cfg.source, now).await?;
             let outcome = match (change, outcome) {
                 (Change::Rename(..), Upserted::Unchanged) => Upserted::Updated,
                 (_, o) => o,
@@ -413,7 +417,7 @@ impl SyncService<'_> {
             e.username = Some(profile.username.as_str().to_string());
             e.actor = Some(format!("sync:{}", opts.actor));
             e.reason = Some(format!("{} sync", cfg.source));
-            append_audit_in(&mut tx, &e).await?;
+            append_audit_in(tx.conn(), &e).await?;
             let user = user_of(&id, profile, &cfg.source, now);
             let notice = match change {
                 // a new directory user has registered nothing yet: invite them to
@@ -435,7 +439,7 @@ impl SyncService<'_> {
             if let Some(notice) = notice {
                 mails |= self
                     .notifier
-                    .email_user_in(&mut tx, &user, &notice, now)
+                    .email_user_in(tx.conn(), &user, &notice, now)
                     .await?
                     .is_some();
             }
@@ -443,6 +447,7 @@ impl SyncService<'_> {
             if done.is_multiple_of(1000) || done == total {
                 self.progress(opts, "applied", done);
             }
+            tx.next().await?;
         }
         if held {
             run.held_disables = to_disable.iter().map(|u| u.id.clone()).collect();
@@ -462,7 +467,7 @@ impl SyncService<'_> {
             for admin in &admins {
                 mails |= self
                     .notifier
-                    .email_user_in(&mut tx, admin, &notice, now)
+                    .email_user_in(tx.conn(), admin, &notice, now)
                     .await?
                     .is_some();
             }
@@ -475,11 +480,11 @@ impl SyncService<'_> {
                 cfg.disable_threshold,
                 run.id
             ));
-            append_audit_in(&mut tx, &e).await?;
+            append_audit_in(tx.conn(), &e).await?;
         } else {
             for u in &to_disable {
                 disable_in(
-                    &mut tx,
+                    tx.conn(),
                     u,
                     &format!("sync:{}", opts.actor),
                     "left the directory scope",
@@ -492,10 +497,12 @@ impl SyncService<'_> {
         }
         // the directory's ids of users that had none (new ones, or the first run after an upgrade)
         for (name, external_id) in &stamps {
-            stamp_external_id_in(&mut tx, &cfg.source, name, external_id).await?;
+            stamp_external_id_in(tx.conn(), &cfg.source, name, external_id).await?;
+            tx.next().await?;
         }
         for (name, principal) in &principals {
-            set_principal_in(&mut tx, &cfg.source, name, *principal).await?;
+            set_principal_in(tx.conn(), &cfg.source, name, *principal).await?;
+            tx.next().await?;
         }
         run.finished_at = now;
         let mut e = AuditEntry::new(event::SYNC_RUN, true, now);
@@ -504,12 +511,11 @@ impl SyncService<'_> {
             "{} {} run {}: {} created, {} updated, {} disabled, {} errors",
             cfg.source, run.kind, run.id, run.created, run.updated, run.disabled, run.errors
         ));
-        append_audit_in(&mut tx, &e).await?;
+        append_audit_in(tx.conn(), &e).await?;
         report.truncate(REPORT_LINES);
         run.report = report;
-        sync_run_finish_in(&mut tx, run).await?;
-        crate::faults::point(crate::faults::SYNC_BEFORE_COMMIT).await;
-        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        sync_run_finish_in(tx.conn(), run).await?;
+        tx.commit().await?;
         if mails {
             self.notifier.wake();
         }
@@ -1059,6 +1065,61 @@ fn in_chain(group: &str) -> String {
         "(memberOf:1.2.840.113556.1.4.1941:={})",
         ldap3::ldap_escape(group)
     )
+}
+
+/// How long one slice of a sync's writes may hold the database, and (SQLite) the pause after
+/// it: SQLite has one writer at a time, and a sign-in waiting for it polls at most every 25 ms
+/// in its first 100 ms of waiting, so it gets its turn in the pause.
+const SLICE: std::time::Duration = std::time::Duration::from_millis(40);
+const SLICE_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
+
+/// The apply phase's transactions, one slice after another.
+struct Slices<'s> {
+    store: &'s Store,
+    tx: Option<sqlx::Transaction<'static, sqlx::Any>>,
+    since: std::time::Instant,
+}
+
+impl<'s> Slices<'s> {
+    async fn begin(store: &'s Store) -> Result<Slices<'s>, DomainError> {
+        Ok(Slices {
+            store,
+            tx: Some(store.begin().await?),
+            since: std::time::Instant::now(),
+        })
+    }
+
+    fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        self.tx
+            .as_deref_mut()
+            .expect("a transaction is open between slices")
+    }
+
+    /// Commits the slice and opens the next once this one has held the database long enough.
+    async fn next(&mut self) -> Result<(), DomainError> {
+        if self.since.elapsed() < SLICE {
+            return Ok(());
+        }
+        self.commit_slice().await?;
+        if self.store.dialect() == crate::store::Dialect::Sqlite {
+            tokio::time::sleep(SLICE_PAUSE).await;
+        }
+        self.tx = Some(self.store.begin().await?);
+        self.since = std::time::Instant::now();
+        Ok(())
+    }
+
+    async fn commit_slice(&mut self) -> Result<(), DomainError> {
+        crate::faults::point(crate::faults::SYNC_BEFORE_COMMIT).await;
+        if let Some(tx) = self.tx.take() {
+            tx.commit().await.map_err(crate::store::StoreError::from)?;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self) -> Result<(), DomainError> {
+        self.commit_slice().await
+    }
 }
 
 /// Is change mark `a` later than `b`? (`uSNChanged` is a number, `modifyTimestamp` a
