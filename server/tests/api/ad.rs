@@ -205,6 +205,19 @@ async fn a_samba_domain_controller(db: Db) {
         ("incremental", 0, 0),
         "{run:?}"
     );
+    // uSNChanged counts per domain controller: the mark is kept with the DC's invocationId, and
+    // a mark from another DC (failover) means a full run
+    let (usn, dc_id) = run.high_water.split_once('@').expect("usn@invocationId");
+    assert_eq!(dc_id.len(), 36, "{}", run.high_water);
+    sqlx::query("UPDATE sync_runs SET high_water = $1 WHERE id = $2")
+        .bind(format!("{usn}@00000000-0000-0000-0000-000000000001"))
+        .bind(&run.id)
+        .execute(app.state.store.pool())
+        .await
+        .expect("another DC's mark");
+    let run = sync(false).await.expect("after a failover");
+    assert_eq!(run.kind, "full", "{run:?}");
+    assert_eq!(sync(false).await.expect("then").kind, "incremental");
 
     // a name in another script: zoë typed precomposed, decomposed or capitalised is one user
     let zoe = "zo\u{eb}";

@@ -476,6 +476,51 @@ impl LdapDirectory {
         bound
     }
 
+    /// AD: the invocationId of the domain controller that answers (its NTDS Settings object,
+    /// named by the root DSE's `dsServiceName`), as a UUID; None elsewhere or when unreadable.
+    pub async fn dc_identity(&self) -> Result<Option<String>, DomainError> {
+        if !self.is_ad() {
+            return Ok(None);
+        }
+        let mut ldap = self.service().await?;
+        let root = ldap
+            .with_timeout(self.config.timeout)
+            .search("", Scope::Base, "(objectClass=*)", vec!["dsServiceName"])
+            .await
+            .and_then(|r| r.success())
+            .map_err(|e| directory_error("root DSE", e))?;
+        let Some(ntds) = root
+            .0
+            .into_iter()
+            .next()
+            .map(SearchEntry::construct)
+            .and_then(|e| first(&e, "dsServiceName").map(str::to_string))
+        else {
+            self.release(ldap);
+            return Ok(None);
+        };
+        let found = ldap
+            .with_timeout(self.config.timeout)
+            .search(&ntds, Scope::Base, "(objectClass=*)", vec!["invocationId"])
+            .await
+            .and_then(|r| r.success())
+            .map_err(|e| directory_error("domain controller id", e))?;
+        self.release(ldap);
+        Ok(found
+            .0
+            .into_iter()
+            .next()
+            .map(SearchEntry::construct)
+            .and_then(|e| {
+                e.bin_attrs
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("invocationId"))
+                    .and_then(|(_, v)| v.first())
+                    .and_then(|b| <[u8; 16]>::try_from(b.as_slice()).ok())
+            })
+            .map(|b| uuid::Uuid::from_bytes_le(b).to_string()))
+    }
+
     /// Idle service connections in the pool.
     pub fn idle_connections(&self) -> usize {
         self.pool.lock().map(|p| p.len()).unwrap_or(0)

@@ -103,8 +103,17 @@ impl SyncService<'_> {
     /// Runs one sync and returns its report (also kept in the database).
     pub async fn run(&self, opts: &SyncOptions, now: i64) -> Result<SyncRun, DomainError> {
         let cfg = &self.ldap.config;
-        let (high_water, last_full) = self.store.sync_position(&cfg.source).await?;
+        let (stored, last_full) = self.store.sync_position(&cfg.source).await?;
+        // AD: uSNChanged counts per domain controller, so a mark is kept with the DC's
+        // invocationId (`<usn>@<id>`); another DC (failover, a restored one) means a full run
+        let (high_water, marked_by) = split_mark(stored.as_deref());
+        let dc = self.ldap.dc_identity().await?;
+        let other_dc = matches!((&marked_by, &dc), (Some(a), Some(b)) if a != b);
+        if other_dc {
+            tracing::info!(source = %cfg.source, "another domain controller answers: a full run");
+        }
         let mut full = opts.full
+            || other_dc
             || high_water.is_none()
             || last_full.is_none_or(|t| now - t >= cfg.full_sync_seconds);
         // the groups' own marks, read before the entries. Membership changes do not reliably
@@ -158,8 +167,14 @@ impl SyncService<'_> {
         };
         let applied = match groups {
             Ok(g) => {
-                self.read_and_apply(&mut run, opts, (high_water, g.mark, full), now)
-                    .await
+                self.read_and_apply(
+                    &mut run,
+                    opts,
+                    (high_water, g.mark, full),
+                    dc.as_deref(),
+                    now,
+                )
+                .await
             }
             Err(e) => Err(e),
         };
@@ -182,6 +197,7 @@ impl SyncService<'_> {
         run: &mut SyncRun,
         opts: &SyncOptions,
         (position, groups_mark, full): (Option<String>, Option<String>, bool),
+        dc: Option<&str>,
         now: i64,
     ) -> Result<(), DomainError> {
         let since = position.clone().filter(|_| !full);
@@ -193,7 +209,10 @@ impl SyncService<'_> {
         for mark in [high_water, groups_mark, position].iter().flatten() {
             keep_newest(self.ldap.config.preset, &mut newest, mark);
         }
-        run.high_water = newest.unwrap_or_default();
+        run.high_water = match (newest, dc) {
+            (Some(mark), Some(dc)) => format!("{mark}@{dc}"),
+            (mark, _) => mark.unwrap_or_default(),
+        };
         let cfg = &self.ldap.config;
         let names: Vec<String> = found
             .iter()
@@ -1119,6 +1138,17 @@ impl<'s> Slices<'s> {
 
     async fn commit(mut self) -> Result<(), DomainError> {
         self.commit_slice().await
+    }
+}
+
+/// A stored position: the change mark and, on AD, the invocationId of the DC that gave it.
+fn split_mark(stored: Option<&str>) -> (Option<String>, Option<String>) {
+    match stored.map(|s| s.split_once('@').unwrap_or((s, ""))) {
+        None => (None, None),
+        Some((mark, dc)) => (
+            Some(mark.to_string()),
+            Some(dc.to_string()).filter(|d| !d.is_empty()),
+        ),
     }
 }
 
