@@ -81,6 +81,9 @@ struct Found {
 struct GroupsMark {
     mark: Option<String>,
     missing: bool,
+    /// OpenLDAP with `nested_groups`: the groups nested in each configured group, found while
+    /// reading their marks (what `nested_members` would find again).
+    subgroups: Option<HashMap<String, HashSet<String>>>,
 }
 
 enum Change {
@@ -171,7 +174,7 @@ impl SyncService<'_> {
                     &mut run,
                     opts,
                     (high_water, g.mark, full),
-                    dc.as_deref(),
+                    (dc.as_deref(), g.subgroups),
                     now,
                 )
                 .await
@@ -197,11 +200,11 @@ impl SyncService<'_> {
         run: &mut SyncRun,
         opts: &SyncOptions,
         (position, groups_mark, full): (Option<String>, Option<String>, bool),
-        dc: Option<&str>,
+        (dc, subgroups): (Option<&str>, Option<HashMap<String, HashSet<String>>>),
         now: i64,
     ) -> Result<(), DomainError> {
         let since = position.clone().filter(|_| !full);
-        let (found, high_water, mut report) = self.read(opts, since.as_deref()).await?;
+        let (found, high_water, mut report) = self.read(opts, since.as_deref(), subgroups).await?;
         run.seen = found.len() as i64;
         // the newest of the entries', the groups' and the old position: the position never
         // moves back (a full run may see only older entries)
@@ -543,14 +546,19 @@ impl SyncService<'_> {
 
     /// Reads the users from the directory: every entry in scope (full) or every entry changed
     /// since `since` (incremental). Returns them, the new high-water mark and error lines.
+    /// `subgroups`: the nested groups `groups_mark` found already (OpenLDAP).
     async fn read(
         &self,
         opts: &SyncOptions,
         since: Option<&str>,
+        subgroups: Option<HashMap<String, HashSet<String>>>,
     ) -> Result<(Vec<Found>, Option<String>, Vec<String>), DomainError> {
         let cfg = &self.ldap.config;
         let a = &cfg.attrs;
-        let nested = self.nested_members().await?;
+        let nested = match subgroups {
+            Some(found) => found,
+            None => self.nested_members().await?,
+        };
         let filter = match since {
             // incremental: every changed entry; scope is decided here, so leavers are seen
             Some(mark) => format!(
@@ -814,7 +822,8 @@ impl SyncService<'_> {
     }
 
     /// The newest change mark among the configured groups (scope, administrators, helpdesk)
-    /// and, on AD, the groups nested in them; and whether a configured group is gone.
+    /// and, with `nested_groups`, the groups nested in them; and whether a configured group is
+    /// gone.
     async fn groups_mark(&self) -> Result<GroupsMark, DomainError> {
         let cfg = &self.ldap.config;
         let groups = self.groups();
@@ -839,10 +848,14 @@ impl SyncService<'_> {
                 res.0.into_iter().map(SearchEntry::construct).collect();
             // and every group nested in it, wherever it lives in the domain
             if cfg.nested_groups && cfg.preset == Preset::OpenLdap {
-                entries.extend(
-                    self.subgroups(&mut ldap, g, vec![cfg.attrs.changed.as_str()])
-                        .await?,
+                let inside = self
+                    .subgroups(&mut ldap, g, vec![cfg.attrs.changed.as_str()])
+                    .await?;
+                out.subgroups.get_or_insert_with(HashMap::new).insert(
+                    g.clone(),
+                    inside.iter().map(|e| normalize_dn(&e.dn)).collect(),
                 );
+                entries.extend(inside);
             }
             if cfg.nested_groups && cfg.preset == Preset::ActiveDirectory {
                 let nested = format!("(&(objectClass=group){})", in_chain(g));
@@ -1022,6 +1035,7 @@ impl SyncService<'_> {
                     actor: actor.into(),
                     progress: None,
                 },
+                None,
                 None,
             )
             .await?;
